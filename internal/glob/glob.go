@@ -1,0 +1,74 @@
+// Package glob matches forward-slash paths against patterns in which "*"
+// and "?" and "[...]" work as in path.Match within one segment and "**" as a
+// whole segment matches zero or more segments. Matching is case-sensitive.
+package glob
+
+import (
+	"fmt"
+	"path"
+	"strings"
+)
+
+// Validate reports a malformed pattern.
+func Validate(pattern string) error {
+	if pattern == "" {
+		return fmt.Errorf("empty pattern")
+	}
+	if strings.HasPrefix(pattern, "/") {
+		return fmt.Errorf("pattern %q must be relative (no leading /)", pattern)
+	}
+	for _, seg := range strings.Split(pattern, "/") {
+		if seg == "**" {
+			continue
+		}
+		if strings.Contains(seg, "**") {
+			return fmt.Errorf("pattern %q: ** must be a whole path segment", pattern)
+		}
+		if _, err := path.Match(seg, ""); err != nil {
+			return fmt.Errorf("pattern %q: %w", pattern, err)
+		}
+	}
+	return nil
+}
+
+// Match reports whether name matches pattern. A malformed pattern matches
+// nothing; call Validate when the pattern comes from a user.
+func Match(pattern, name string) bool {
+	return match(strings.Split(pattern, "/"), strings.Split(name, "/"))
+}
+
+// MatchPrefix reports whether pattern matches name or one of its parent
+// directories, so "addons" and "addons/**" both cover "addons/x/y".
+func MatchPrefix(pattern, name string) bool {
+	segs := strings.Split(name, "/")
+	ps := strings.Split(pattern, "/")
+	for i := 1; i <= len(segs); i++ {
+		if match(ps, segs[:i]) {
+			return true
+		}
+	}
+	return false
+}
+
+func match(ps, ns []string) bool {
+	for len(ps) > 0 {
+		if ps[0] == "**" {
+			rest := ps[1:]
+			for i := 0; i <= len(ns); i++ {
+				if match(rest, ns[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(ns) == 0 {
+			return false
+		}
+		ok, err := path.Match(ps[0], ns[0])
+		if err != nil || !ok {
+			return false
+		}
+		ps, ns = ps[1:], ns[1:]
+	}
+	return len(ns) == 0
+}
