@@ -1,0 +1,438 @@
+// Package cache is the content-addressed store of step results. An entry is
+// a directory of output files plus meta.json recording each file's SHA-256;
+// entries are built in a private temp directory and renamed into place, so
+// a reader never sees a partial entry, and every entry is verified before
+// it is served. Per-key lock files make concurrent builds (threads or
+// processes) of the same key build it once.
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/relcue/release/pipeline/step"
+)
+
+const (
+	layout   = "v1"
+	metaName = "meta.json"
+	outName  = "out"
+)
+
+// ErrNotFound means the key has no entry.
+var ErrNotFound = errors.New("not in cache")
+
+// CorruptError means an entry exists but does not verify.
+type CorruptError struct {
+	Key    string
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("cache entry %s is corrupt (%s)", short(e.Key), e.Reason)
+}
+
+// Store is a cache directory.
+type Store struct {
+	root string
+
+	mu       sync.Mutex
+	verified map[string]bool
+}
+
+// DefaultDir is the cache used when --cache is not given.
+func DefaultDir() (string, error) {
+	if d := os.Getenv("RELEASE_CACHE"); d != "" {
+		return d, nil
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no user cache directory (%w); pass --cache DIR", err)
+	}
+	return filepath.Join(base, "release"), nil
+}
+
+// Open creates the cache layout below dir if needed.
+func Open(dir string) (*Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	root := filepath.Join(abs, layout)
+	for _, d := range []string{"entries", "tmp", "locks", "blobs/sha256"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return nil, fmt.Errorf("cache %s: %w", dir, err)
+		}
+	}
+	return &Store{root: root, verified: map[string]bool{}}, nil
+}
+
+// Root is the versioned cache directory.
+func (s *Store) Root() string { return s.root }
+
+// BlobDir is where downloads are kept, named by their SHA-256.
+func (s *Store) BlobDir() string { return filepath.Join(s.root, "blobs", "sha256") }
+
+// TempDir is a scratch directory on the cache's filesystem, so renames out
+// of it are atomic.
+func (s *Store) TempDir() string { return filepath.Join(s.root, "tmp") }
+
+func (s *Store) entryDir(key string) string {
+	return filepath.Join(s.root, "entries", key[:2], key)
+}
+
+func validKey(key string) error {
+	if len(key) != 64 || strings.Trim(key, "0123456789abcdef") != "" {
+		return fmt.Errorf("invalid cache key %q", key)
+	}
+	return nil
+}
+
+// Info describes what an entry was built for.
+type Info struct {
+	Target      string `json:"target"`
+	Kind        string `json:"kind"`
+	StepVersion string `json:"stepVersion"`
+}
+
+// FileMeta is one output file of an entry.
+type FileMeta struct {
+	Path   string `json:"path"`
+	Kind   string `json:"kind"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// Meta is an entry's meta.json.
+type Meta struct {
+	Format  int        `json:"format"`
+	Key     string     `json:"key"`
+	Info               // target, kind, step version
+	Created time.Time  `json:"created"`
+	Files   []FileMeta `json:"files"`
+}
+
+// Entry is a verified cache entry, shared-locked until Release so that a
+// concurrent gc cannot delete it while it is being read.
+type Entry struct {
+	Key  string
+	Dir  string
+	Meta Meta
+	lock *os.File
+}
+
+// Result is the entry as a step dependency.
+func (e *Entry) Result() step.Result {
+	r := step.Result{Dir: e.Dir}
+	for _, f := range e.Meta.Files {
+		r.Artifacts = append(r.Artifacts, step.Artifact{Path: f.Path, Kind: f.Kind})
+	}
+	return r
+}
+
+// Release drops the entry's lock.
+func (e *Entry) Release() {
+	if e != nil && e.lock != nil {
+		unlockFile(e.lock)
+		e.lock.Close()
+		e.lock = nil
+	}
+}
+
+// Has reports whether an entry exists, without verifying it.
+func (s *Store) Has(key string) bool {
+	if validKey(key) != nil {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(s.entryDir(key), metaName))
+	return err == nil
+}
+
+// Get returns the verified entry for key, ErrNotFound, or a *CorruptError.
+func (s *Store) Get(ctx context.Context, key string, workers int) (*Entry, error) {
+	if err := validKey(key); err != nil {
+		return nil, err
+	}
+	lk, err := s.lock(ctx, key, false)
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.open(ctx, key, workers)
+	if err != nil {
+		unlockFile(lk)
+		lk.Close()
+		return nil, err
+	}
+	e.lock = lk
+	return e, nil
+}
+
+// open reads and verifies an entry; the caller holds its lock.
+func (s *Store) open(ctx context.Context, key string, workers int) (*Entry, error) {
+	dir := s.entryDir(key)
+	raw, err := os.ReadFile(filepath.Join(dir, metaName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, &CorruptError{Key: key, Reason: err.Error()}
+	}
+	var m Meta
+	if err := json.Unmarshal(raw, &m); err != nil || m.Key != key || m.Format != 1 {
+		return nil, &CorruptError{Key: key, Reason: "unreadable meta.json"}
+	}
+	e := &Entry{Key: key, Dir: filepath.Join(dir, outName), Meta: m}
+	s.mu.Lock()
+	done := s.verified[key]
+	s.mu.Unlock()
+	if !done {
+		if err := verifyFiles(ctx, e.Dir, m.Files, workers); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, &CorruptError{Key: key, Reason: err.Error()}
+		}
+		s.mu.Lock()
+		s.verified[key] = true
+		s.mu.Unlock()
+	}
+	now := time.Now()
+	_ = os.Chtimes(filepath.Join(dir, metaName), now, now) // last use, for gc
+	return e, nil
+}
+
+func verifyFiles(ctx context.Context, dir string, files []FileMeta, workers int) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(workers, 1))
+	for _, f := range files {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			sum, n, err := hashFile(filepath.Join(dir, filepath.FromSlash(f.Path)))
+			if err != nil {
+				return fmt.Errorf("%s: %w", f.Path, err)
+			}
+			if n != f.Size || sum != f.SHA256 {
+				return fmt.Errorf("%s: content does not match its recorded sha256", f.Path)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func hashFile(p string) (string, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	return hex.EncodeToString(h.Sum(nil)), n, err
+}
+
+// BuildFunc writes a step's outputs into outDir and names its artifacts.
+type BuildFunc func(ctx context.Context, outDir string) ([]step.Artifact, error)
+
+// Build returns the verified entry for key, running fn to create it when it
+// is missing or corrupt. Only one builder per key runs at a time, across
+// processes; a builder that finds the entry made by another returns it
+// (built=false). A failing or cancelled fn leaves nothing behind.
+func (s *Store) Build(ctx context.Context, key string, info Info, workers int, fn BuildFunc) (e *Entry, built bool, err error) {
+	if err := validKey(key); err != nil {
+		return nil, false, err
+	}
+	lk, err := s.lock(ctx, key, true)
+	if err != nil {
+		return nil, false, err
+	}
+	defer func() {
+		if err != nil {
+			unlockFile(lk)
+			lk.Close()
+		}
+	}()
+	e, err = s.open(ctx, key, workers)
+	switch {
+	case err == nil:
+		return s.downgrade(e, lk)
+	case errors.Is(err, ErrNotFound):
+	case errors.As(err, new(*CorruptError)):
+		if rmErr := os.RemoveAll(s.entryDir(key)); rmErr != nil {
+			return nil, false, fmt.Errorf("evict %w: %v", err, rmErr)
+		}
+	default:
+		return nil, false, err
+	}
+
+	tmp, err := os.MkdirTemp(s.TempDir(), key[:16]+"-")
+	if err != nil {
+		return nil, false, err
+	}
+	defer os.RemoveAll(tmp) // after a successful rename this is a no-op
+	out := filepath.Join(tmp, outName)
+	if err := os.Mkdir(out, 0o755); err != nil {
+		return nil, false, err
+	}
+	arts, err := fn(ctx, out)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	files, err := checkOutputs(ctx, out, arts, workers)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", info.Target, err)
+	}
+	meta := Meta{Format: 1, Key: key, Info: info, Created: time.Now().UTC().Truncate(time.Second), Files: files}
+	raw, _ := json.MarshalIndent(meta, "", "  ")
+	if err := writeSync(filepath.Join(tmp, metaName), raw); err != nil {
+		return nil, false, err
+	}
+	dst := s.entryDir(key)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return nil, false, err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return nil, false, fmt.Errorf("commit cache entry %s: %w", short(key), err)
+	}
+	s.mu.Lock()
+	s.verified[key] = true
+	s.mu.Unlock()
+	e = &Entry{Key: key, Dir: filepath.Join(dst, outName), Meta: meta}
+	e, _, err = s.downgrade(e, lk)
+	return e, true, err
+}
+
+// downgrade turns the builder's exclusive lock into the reader's shared one.
+func (s *Store) downgrade(e *Entry, lk *os.File) (*Entry, bool, error) {
+	if _, err := lockFile(lk, false, true); err != nil {
+		return nil, false, err
+	}
+	e.lock = lk
+	return e, false, nil
+}
+
+// checkOutputs makes sure the step wrote exactly the artifacts it declared,
+// as regular files inside outDir, and hashes them.
+func checkOutputs(ctx context.Context, outDir string, arts []step.Artifact, workers int) ([]FileMeta, error) {
+	declared := map[string]string{}
+	for _, a := range arts {
+		if a.Path == "" || path.IsAbs(a.Path) || path.Clean(a.Path) != a.Path || strings.HasPrefix(a.Path, "../") || a.Path == ".." || strings.Contains(a.Path, "\\") {
+			return nil, fmt.Errorf("step declared an invalid artifact path %q", a.Path)
+		}
+		if a.Kind == "" {
+			return nil, fmt.Errorf("step declared artifact %s without a kind", a.Path)
+		}
+		if _, dup := declared[a.Path]; dup {
+			return nil, fmt.Errorf("step declared artifact %s twice", a.Path)
+		}
+		declared[a.Path] = a.Kind
+	}
+	var files []FileMeta
+	err := filepath.WalkDir(outDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(outDir, p)
+		rel = filepath.ToSlash(rel)
+		kind, ok := declared[rel]
+		if !ok {
+			return fmt.Errorf("step wrote %s but did not declare it as an artifact", rel)
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("artifact %s is not a regular file", rel)
+		}
+		files = append(files, FileMeta{Path: rel, Kind: kind})
+		delete(declared, rel)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for p := range declared {
+		return nil, fmt.Errorf("step declared artifact %s but did not write it", p)
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(workers, 1))
+	for i := range files {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			sum, n, err := hashFile(filepath.Join(outDir, filepath.FromSlash(files[i].Path)))
+			files[i].SHA256, files[i].Size = sum, n
+			return err
+		})
+	}
+	return files, g.Wait()
+}
+
+func writeSync(p string, data []byte) error {
+	f, err := os.Create(p)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// lock takes the per-key lock, polling so that ctx cancellation is honoured
+// while another process holds it.
+func (s *Store) lock(ctx context.Context, key string, exclusive bool) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(s.root, "locks", key+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("cache lock: %w", err)
+	}
+	wait := 10 * time.Millisecond
+	for {
+		ok, err := lockFile(f, exclusive, false)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("cache lock %s: %w", short(key), err)
+		}
+		if ok {
+			return f, nil
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 500*time.Millisecond)
+	}
+}
+
+func short(key string) string {
+	if len(key) > 12 {
+		return key[:12]
+	}
+	return key
+}

@@ -1,0 +1,205 @@
+// Package fetch resolves a target's external sources to verified local
+// paths: downloads (http, https, file URLs) land in a content-addressed blob
+// directory after their SHA-256 matched; local files with a declared
+// SHA-256 are checked before any step may read them.
+package fetch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/relcue/release/pipeline/digest"
+	"github.com/relcue/release/pipeline/step"
+)
+
+// Resolver turns sources into local paths.
+type Resolver struct {
+	// BlobDir keeps downloads by SHA-256; TempDir must be on the same
+	// filesystem.
+	BlobDir, TempDir string
+	Client           *http.Client
+	// Attempts per download (transient failures are retried with backoff).
+	Attempts int
+	// Progress, if set, receives downloaded bytes.
+	Progress func(n int64)
+
+	mu   sync.Mutex
+	memo map[string]*result
+}
+
+type result struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// ChecksumError says a file's content does not match its declared digest.
+type ChecksumError struct {
+	What      string
+	Got, Want string
+}
+
+func (e *ChecksumError) Error() string {
+	return fmt.Sprintf("sha256 mismatch for %s: content is %s but the config declares %s; if the file changed on purpose, update its sha256", e.What, e.Got, e.Want)
+}
+
+// Resolve returns a local path holding the source's verified content.
+func (r *Resolver) Resolve(ctx context.Context, s step.Source) (string, error) {
+	if s.URL == "" && s.SHA256 == "" {
+		return s.Path, nil // digested by the planner; nothing declared to check
+	}
+	k := s.URL + "|" + s.Path + "|" + s.SHA256
+	r.mu.Lock()
+	if r.memo == nil {
+		r.memo = map[string]*result{}
+	}
+	res, ok := r.memo[k]
+	if !ok {
+		res = &result{}
+		r.memo[k] = res
+	}
+	r.mu.Unlock()
+	res.once.Do(func() {
+		if s.URL != "" {
+			res.path, res.err = r.download(ctx, s.URL, s.SHA256)
+			return
+		}
+		res.path, res.err = s.Path, checkLocal(s.Path, s.SHA256)
+	})
+	return res.path, res.err
+}
+
+func checkLocal(p, want string) error {
+	got, _, err := digest.File(p)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return &ChecksumError{What: p, Got: got, Want: want}
+	}
+	return nil
+}
+
+// permanentError stops retries.
+type permanentError struct{ error }
+
+func (r *Resolver) download(ctx context.Context, rawURL, want string) (string, error) {
+	if want == "" {
+		return "", fmt.Errorf("%s: no sha256 declared; downloads must be pinned", rawURL)
+	}
+	dst := filepath.Join(r.BlobDir, want)
+	if got, _, err := digest.File(dst); err == nil {
+		if got == want {
+			return dst, nil
+		}
+		os.Remove(dst) // a damaged blob is fetched again, never served
+	}
+	attempts := max(r.Attempts, 1)
+	var err error
+	for i := 0; i < attempts; i++ {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return "", ctx.Err()
+			case <-time.After(time.Duration(1<<i) * 250 * time.Millisecond):
+			}
+		}
+		err = r.once(ctx, rawURL, want, dst)
+		if err == nil {
+			return dst, nil
+		}
+		var perm permanentError
+		if errors.As(err, &perm) || ctx.Err() != nil {
+			break
+		}
+	}
+	return "", fmt.Errorf("fetch %s: %w", rawURL, err)
+}
+
+func (r *Resolver) once(ctx context.Context, rawURL, want, dst string) error {
+	body, err := r.open(ctx, rawURL)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	tmp, err := os.CreateTemp(r.TempDir, "fetch-*")
+	if err != nil {
+		return permanentError{err}
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	w := io.Writer(io.MultiWriter(tmp, h))
+	if r.Progress != nil {
+		w = io.MultiWriter(w, progressWriter(r.Progress))
+	}
+	if _, err := io.Copy(w, body); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return permanentError{err}
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return permanentError{&ChecksumError{What: rawURL, Got: got, Want: want}}
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return permanentError{err}
+	}
+	return nil
+}
+
+func (r *Resolver) open(ctx context.Context, rawURL string) (io.ReadCloser, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, permanentError{err}
+	}
+	switch u.Scheme {
+	case "file":
+		f, err := os.Open(u.Path)
+		if err != nil {
+			return nil, permanentError{err}
+		}
+		return f, nil
+	case "http", "https":
+	default:
+		return nil, permanentError{fmt.Errorf("unsupported URL scheme %q (use https, http or file)", u.Scheme)}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, permanentError{err}
+	}
+	c := r.Client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		err := fmt.Errorf("server answered %s", resp.Status)
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+			return nil, err
+		}
+		return nil, permanentError{err}
+	}
+	return resp.Body, nil
+}
+
+type progressWriter func(int64)
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	p(int64(len(b)))
+	return len(b), nil
+}

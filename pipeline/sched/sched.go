@@ -1,0 +1,269 @@
+// Package sched executes a planned graph: dependencies first, at most Jobs
+// steps at a time, each result taken from the cache when it verifies and
+// built through the engine otherwise.
+package sched
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/relcue/release/pipeline/cache"
+	"github.com/relcue/release/pipeline/engine"
+	"github.com/relcue/release/pipeline/plan"
+	"github.com/relcue/release/pipeline/progress"
+	"github.com/relcue/release/pipeline/step"
+)
+
+// Options configures a run.
+type Options struct {
+	Jobs      int
+	KeepGoing bool
+	Engine    engine.Engine
+	Cache     *cache.Store
+	// Resolve turns a source into a verified local path.
+	Resolve  func(ctx context.Context, s step.Source) (string, error)
+	Progress progress.Reporter
+}
+
+// Status of a target after a run.
+const (
+	Cached   = "cached"
+	Built    = "built"
+	Failed   = "failed"
+	Skipped  = "skipped"  // a dependency failed
+	Canceled = "canceled" // the run stopped first
+)
+
+// Outcome is what happened to one target.
+type Outcome struct {
+	ID       string
+	Status   string
+	Err      error
+	Entry    *cache.Entry
+	Duration time.Duration
+}
+
+// Result holds every outcome of a run.
+type Result struct {
+	Order    []string
+	Outcomes map[string]*Outcome
+}
+
+// Release unlocks every cache entry the run holds.
+func (r *Result) Release() {
+	for _, o := range r.Outcomes {
+		o.Entry.Release()
+	}
+}
+
+// Count returns how many targets ended with status.
+func (r *Result) Count(status string) int {
+	n := 0
+	for _, o := range r.Outcomes {
+		if o.Status == status {
+			n++
+		}
+	}
+	return n
+}
+
+// BuildError lists the targets that failed.
+type BuildError struct {
+	Failed []*Outcome
+}
+
+func (e *BuildError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d target(s) failed:", len(e.Failed))
+	for _, o := range e.Failed {
+		fmt.Fprintf(&b, "\n  %s: %v", o.ID, o.Err)
+	}
+	return b.String()
+}
+
+// Run builds ids (which must be closed under dependencies, in graph order).
+// With KeepGoing, independent targets keep building after a failure and
+// only dependents of failed targets are skipped; otherwise the first
+// failure cancels the rest.
+func Run(ctx context.Context, g *plan.Graph, ids []string, opts Options) (*Result, error) {
+	res := &Result{Order: ids, Outcomes: make(map[string]*Outcome, len(ids))}
+	selected := map[string]bool{}
+	for _, id := range ids {
+		selected[id] = true
+		res.Outcomes[id] = &Outcome{ID: id, Status: Canceled}
+	}
+	pending := map[string]int{}
+	users := map[string][]string{}
+	for _, id := range ids {
+		for _, d := range g.Nodes[id].Deps {
+			if !selected[d] {
+				return nil, fmt.Errorf("target %s needs %s, which is not selected", id, d)
+			}
+			pending[id]++
+			users[d] = append(users[d], id)
+		}
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	eg := new(errgroup.Group)
+	eg.SetLimit(max(opts.Jobs, 1))
+	done := make(chan string, len(ids))
+	var mu sync.Mutex // guards outcomes' Status/Err/Entry across goroutines
+
+	launch := func(id string) {
+		eg.Go(func() error {
+			o := res.Outcomes[id]
+			deps := map[string]step.Result{}
+			mu.Lock()
+			for _, d := range g.Nodes[id].Deps {
+				deps[d] = res.Outcomes[d].Entry.Result()
+			}
+			mu.Unlock()
+			start := time.Now()
+			entry, status, err := runOne(runCtx, g.Nodes[id], deps, opts)
+			mu.Lock()
+			o.Duration = time.Since(start)
+			o.Entry, o.Status, o.Err = entry, status, err
+			if err != nil && runCtx.Err() != nil && errors.Is(err, context.Canceled) {
+				o.Status = Canceled
+			}
+			mu.Unlock()
+			if err != nil && !opts.KeepGoing {
+				cancel()
+			}
+			done <- id
+			return nil
+		})
+	}
+	var skip func(id string)
+	skip = func(id string) {
+		o := res.Outcomes[id]
+		if o.Status == Skipped {
+			return
+		}
+		o.Status = Skipped
+		for _, u := range users[id] {
+			skip(u)
+		}
+	}
+
+	running := 0
+	for _, id := range ids {
+		if pending[id] == 0 {
+			running++
+			launch(id)
+		}
+	}
+	for running > 0 {
+		id := <-done
+		running--
+		mu.Lock()
+		failed := res.Outcomes[id].Status != Cached && res.Outcomes[id].Status != Built
+		mu.Unlock()
+		for _, u := range users[id] {
+			if failed {
+				if res.Outcomes[id].Status == Failed {
+					skip(u)
+				}
+				continue
+			}
+			pending[u]--
+			if pending[u] == 0 && res.Outcomes[u].Status == Canceled && runCtx.Err() == nil {
+				running++
+				launch(u)
+			}
+		}
+	}
+	eg.Wait()
+
+	var failed []*Outcome
+	for _, id := range ids {
+		if o := res.Outcomes[id]; o.Status == Failed {
+			failed = append(failed, o)
+		}
+	}
+	if len(failed) > 0 {
+		return res, &BuildError{Failed: failed}
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func runOne(ctx context.Context, n *plan.Node, deps map[string]step.Result, opts Options) (*cache.Entry, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, Canceled, err
+	}
+	rep := opts.Progress
+	workers := max(opts.Jobs, 1)
+	if opts.Cache.Has(n.Key) {
+		t := rep.Start(n.ID, "verify")
+		e, err := opts.Cache.Get(ctx, n.Key, workers)
+		if err == nil {
+			t.Done(Cached, nil)
+			return e, Cached, nil
+		}
+		var corrupt *cache.CorruptError
+		if !errors.As(err, &corrupt) && !errors.Is(err, cache.ErrNotFound) {
+			t.Done("", err)
+			return nil, Failed, err
+		}
+		t.Done("rebuilding", nil)
+		if corrupt != nil {
+			rep.Printf("warning: %s: %v; rebuilding it", n.ID, corrupt)
+		}
+	}
+	t := rep.Start(n.ID, "build")
+	info := cache.Info{Target: n.ID, Kind: n.Kind, StepVersion: n.StepVersion}
+	e, built, err := opts.Cache.Build(ctx, n.Key, info, workers, func(ctx context.Context, outDir string) ([]step.Artifact, error) {
+		sources := make(map[string]string, len(n.Sources))
+		for _, s := range n.Sources {
+			p, err := opts.Resolve(ctx, s.Source)
+			if err != nil {
+				return nil, fmt.Errorf("input %s: %w", s.Name, err)
+			}
+			sources[s.Name] = p
+		}
+		in := &step.Input{
+			Target: n.ID, Spec: n.Spec, Sources: sources, Deps: deps, OutDir: outDir,
+			Workers: workers, Progress: t, Log: t.Log(),
+		}
+		return opts.Engine.Run(ctx, n.Kind, in)
+	})
+	if err != nil {
+		t.Done("", err)
+		if ctx.Err() != nil {
+			return nil, Canceled, err
+		}
+		return nil, Failed, err
+	}
+	if !built {
+		t.Done(Cached, nil) // another build made it while we waited
+		return e, Cached, nil
+	}
+	t.Done(Built, nil)
+	return e, Built, nil
+}
+
+// Summary is a one-line account of a run.
+func (r *Result) Summary() string {
+	counts := map[string]int{}
+	for _, o := range r.Outcomes {
+		counts[o.Status]++
+	}
+	var parts []string
+	for _, s := range []string{Built, Cached, Failed, Skipped, Canceled} {
+		if counts[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+		}
+	}
+	return fmt.Sprintf("%d targets: %s", len(r.Outcomes), strings.Join(parts, ", "))
+}

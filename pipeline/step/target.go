@@ -1,0 +1,21 @@
+package step
+
+// Target is a node of the build graph as a module describes it.
+type Target struct {
+	ID      string   // stable, e.g. "package/1.5.0"
+	Kind    string   // step kind that builds it
+	Spec    any      // marshalled to canonical JSON by the planner
+	Sources []Source // external inputs, digested by the planner
+	Deps    []string // target IDs whose results this step reads
+	Pos     string   // config position ("file:line:col") for messages
+}
+
+// Source is an external input of a target.
+type Source struct {
+	Name   string // key in step.Input.Sources
+	Path   string // absolute local file or directory
+	URL    string // fetched by the pipeline when set (SHA256 required)
+	SHA256 string // declared digest; for local paths computed when empty
+	Dir    bool   // Path is a directory tree
+	Pos    string // config position for messages
+}
