@@ -1,0 +1,302 @@
+package pkgzip
+
+import (
+	"archive/zip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/flate"
+	"golang.org/x/sync/errgroup"
+)
+
+// Reader is an open package zip. Open rejects, with an error that names the
+// zip and the entry: unreadable/truncated zips, entries with "..", absolute
+// paths or drive letters, and duplicate names (also case-insensitively).
+type Reader struct {
+	Path string
+	// Entries are the regular files, sorted by Name.
+	Entries []*Entry
+
+	file *os.File
+}
+
+// Open opens and validates the package zip at path.
+func Open(path string) (*Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open package: %w", err)
+	}
+	r, err := newReader(path, f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func newReader(path string, f *os.File) (*Reader, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("open package: %w", err)
+	}
+	zr, err := zip.NewReader(f, st.Size())
+	// ErrInsecurePath comes with a usable reader; names get our own,
+	// stricter, checks below.
+	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
+		return nil, fmt.Errorf("%s: not a readable zip (truncated or corrupt?): %w", path, err)
+	}
+	zr.RegisterDecompressor(zip.Deflate, newFlateReader)
+	entries, err := collectEntries(path, zr.File)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{Path: path, Entries: entries, file: f}, nil
+}
+
+func collectEntries(zipPath string, files []*zip.File) ([]*Entry, error) {
+	var names NameSet
+	entries := make([]*Entry, 0, len(files))
+	for _, f := range files {
+		e, err := newEntry(zipPath, f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: entry %q %w", zipPath, f.Name, err)
+		}
+		if e == nil {
+			continue
+		}
+		if err := names.Add(e.Name, fmt.Sprintf("entry %q", f.Name)); err != nil {
+			return nil, fmt.Errorf("%s: %w", zipPath, err)
+		}
+		entries = append(entries, e)
+	}
+	slices.SortFunc(entries, func(a, b *Entry) int { return strings.Compare(a.Name, b.Name) })
+	return entries, nil
+}
+
+// newEntry validates one zip entry; it returns nil for directory entries,
+// which carry nothing a package needs (directories are implied by paths).
+func newEntry(zipPath string, f *zip.File) (*Entry, error) {
+	name, dir, err := normalizeName(f.Name)
+	if err != nil {
+		return nil, err
+	}
+	mode := f.Mode()
+	if dir || mode.IsDir() {
+		return nil, nil
+	}
+	if t := mode.Type(); t != 0 {
+		return nil, fmt.Errorf("is a %s, not a regular file; packages may contain regular files only", describeType(t))
+	}
+	if f.Flags&0x1 != 0 {
+		return nil, errors.New("is encrypted; packages must not be encrypted")
+	}
+	if f.Method != zip.Store && f.Method != zip.Deflate {
+		return nil, fmt.Errorf("uses compression method %d; only store (0) and deflate (8) are supported, re-create the zip with deflate", f.Method)
+	}
+	if f.UncompressedSize64 > math.MaxInt64 || f.CompressedSize64 > math.MaxInt64 {
+		return nil, errors.New("claims an impossible size; the zip is corrupt")
+	}
+	return &Entry{
+		Name:    name,
+		Mode:    entryMode(f),
+		Size:    int64(f.UncompressedSize64),
+		File:    f,
+		zipPath: zipPath,
+	}, nil
+}
+
+// entryMode keeps only the executable bit, and only where the zip can carry
+// it: unix permissions in the upper half of the external attributes.
+func entryMode(f *zip.File) os.FileMode {
+	const creatorUnix, creatorMacOSX = 3, 19
+	switch f.CreatorVersion >> 8 {
+	case creatorUnix, creatorMacOSX:
+		return NormalMode(os.FileMode(f.ExternalAttrs >> 16))
+	}
+	return ModeFile
+}
+
+func describeType(t os.FileMode) string {
+	switch {
+	case t&os.ModeSymlink != 0:
+		return "symbolic link"
+	case t&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case t&os.ModeSocket != 0:
+		return "socket"
+	case t&os.ModeDevice != 0:
+		return "device"
+	}
+	return "special file (" + t.String() + ")"
+}
+
+// Close releases the zip file.
+func (r *Reader) Close() error {
+	if r.file == nil {
+		return nil
+	}
+	err := r.file.Close()
+	r.file = nil
+	return err
+}
+
+// Lookup returns the entry with exactly this normalized name, or nil.
+func (r *Reader) Lookup(name string) *Entry {
+	i, ok := slices.BinarySearchFunc(r.Entries, name, func(e *Entry, n string) int { return strings.Compare(e.Name, n) })
+	if !ok {
+		return nil
+	}
+	return r.Entries[i]
+}
+
+// Open decompresses the entry; the CRC-32 is checked at EOF. Read errors
+// name the zip and the entry.
+func (e *Entry) Open() (io.ReadCloser, error) {
+	rc, err := e.File.Open()
+	if err != nil {
+		return nil, e.wrap(err)
+	}
+	return &entryReader{rc: rc, e: e}, nil
+}
+
+func (e *Entry) wrap(err error) error {
+	hint := "the zip is corrupt; obtain a fresh copy"
+	if errors.Is(err, zip.ErrChecksum) {
+		hint = "CRC-32 mismatch: " + hint
+	}
+	if e.zipPath == "" {
+		return fmt.Errorf("entry %q: %w (%s)", e.Name, err, hint)
+	}
+	return fmt.Errorf("%s: entry %q: %w (%s)", e.zipPath, e.Name, err, hint)
+}
+
+type entryReader struct {
+	rc io.ReadCloser
+	e  *Entry
+}
+
+func (r *entryReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	if err != nil && err != io.EOF {
+		err = r.e.wrap(err)
+	}
+	return n, err
+}
+
+func (r *entryReader) Close() error { return r.rc.Close() }
+
+// HashAll streams every entry (in parallel, at most workers at a time)
+// through SHA-256 without extracting anything to disk. progress gets
+// uncompressed bytes as they are hashed; it may be nil. Calls to progress
+// are serialized.
+func (r *Reader) HashAll(ctx context.Context, workers int, progress func(n int64)) (map[string]Digest, error) {
+	var mu sync.Mutex
+	report := func(n int64) {
+		if progress != nil && n > 0 {
+			mu.Lock()
+			progress(n)
+			mu.Unlock()
+		}
+	}
+	digests := make([]Digest, len(r.Entries))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(workers, 1))
+	for i, e := range r.Entries {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			d, err := e.hash(gctx, report)
+			digests[i] = d
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: hashing: %w", r.Path, err)
+	}
+	out := make(map[string]Digest, len(r.Entries))
+	for i, e := range r.Entries {
+		out[e.Name] = digests[i]
+	}
+	return out, nil
+}
+
+const copyBufSize = 256 << 10
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+func (e *Entry) hash(ctx context.Context, progress func(int64)) (Digest, error) {
+	rc, err := e.Open()
+	if err != nil {
+		return Digest{}, err
+	}
+	defer rc.Close()
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	h := sha256.New()
+	var size int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return Digest{}, fmt.Errorf("hashing entry %q: %w", e.Name, err)
+		}
+		n, err := rc.Read(*bp)
+		h.Write((*bp)[:n])
+		size += int64(n)
+		progress(int64(n))
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return Digest{}, err
+		}
+	}
+	return Digest{SHA256: hex.EncodeToString(h.Sum(nil)), Size: size}, nil
+}
+
+// flateReaders recycles decompressors: their window and tables dominate the
+// cost of opening a small entry.
+var flateReaders sync.Pool
+
+func newFlateReader(r io.Reader) io.ReadCloser {
+	if fr, ok := flateReaders.Get().(io.ReadCloser); ok {
+		if err := fr.(flate.Resetter).Reset(r, nil); err == nil {
+			return &pooledFlateReader{fr: fr}
+		}
+	}
+	return &pooledFlateReader{fr: flate.NewReader(r)}
+}
+
+type pooledFlateReader struct {
+	fr io.ReadCloser
+}
+
+var errReadAfterClose = errors.New("read after close")
+
+func (p *pooledFlateReader) Read(b []byte) (int, error) {
+	if p.fr == nil {
+		return 0, errReadAfterClose
+	}
+	return p.fr.Read(b)
+}
+
+func (p *pooledFlateReader) Close() error {
+	if p.fr == nil {
+		return nil
+	}
+	err := p.fr.Close()
+	flateReaders.Put(p.fr)
+	p.fr = nil
+	return err
+}
