@@ -93,6 +93,8 @@ func checkLocal(p, want string) error {
 // permanentError stops retries.
 type permanentError struct{ error }
 
+func (e permanentError) Unwrap() error { return e.error }
+
 func (r *Resolver) download(ctx context.Context, rawURL, want string) (string, error) {
 	if want == "" {
 		return "", fmt.Errorf("%s: no sha256 declared; downloads must be pinned", rawURL)

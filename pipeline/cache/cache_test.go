@@ -1,0 +1,156 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relcue/release/pipeline/step"
+)
+
+func key(c byte) string { return strings.Repeat(string(c), 64) }
+
+func write(files map[string]string) BuildFunc {
+	return func(_ context.Context, out string) ([]step.Artifact, error) {
+		var arts []step.Artifact
+		for p, c := range files {
+			full := filepath.Join(out, p)
+			os.MkdirAll(filepath.Dir(full), 0o755)
+			if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+				return nil, err
+			}
+			arts = append(arts, step.Artifact{Path: p, Kind: "k"})
+		}
+		return arts, nil
+	}
+}
+
+func TestBuildGetVerify(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	ctx := context.Background()
+	if _, err := s.Get(ctx, key('a'), 1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get of missing key: %v", err)
+	}
+	e, built, err := s.Build(ctx, key('a'), Info{Target: "t"}, 2, write(map[string]string{"x/a.zip": "hello"}))
+	if err != nil || !built {
+		t.Fatalf("Build: %v built=%v", err, built)
+	}
+	if e.Meta.Files[0].SHA256 != "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824" {
+		t.Fatalf("meta %+v", e.Meta)
+	}
+	e.Release()
+	// A second Build finds it and does not run fn.
+	e, built, err = s.Build(ctx, key('a'), Info{Target: "t"}, 2, func(context.Context, string) ([]step.Artifact, error) {
+		t.Fatal("fn ran for a cached key")
+		return nil, nil
+	})
+	if err != nil || built {
+		t.Fatalf("rebuild: %v built=%v", err, built)
+	}
+	e.Release()
+
+	// Tamper, then a fresh Store (another process) must notice.
+	os.WriteFile(filepath.Join(e.Dir, "x/a.zip"), []byte("hellO"), 0o644)
+	s2, _ := Open(filepath.Dir(s.Root()))
+	_, err = s2.Get(ctx, key('a'), 1)
+	var ce *CorruptError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "x/a.zip: content does not match") {
+		t.Fatalf("Get of tampered entry: %v", err)
+	}
+	e, built, err = s2.Build(ctx, key('a'), Info{Target: "t"}, 2, write(map[string]string{"x/a.zip": "hello"}))
+	if err != nil || !built {
+		t.Fatalf("rebuild of corrupt entry: %v built=%v", err, built)
+	}
+	e.Release()
+}
+
+func TestBuildRejectsBadOutputs(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	ctx := context.Background()
+	cases := map[string]BuildFunc{
+		"did not declare it": func(_ context.Context, out string) ([]step.Artifact, error) {
+			os.WriteFile(filepath.Join(out, "stray"), nil, 0o644)
+			return nil, nil
+		},
+		"did not write it": func(context.Context, string) ([]step.Artifact, error) {
+			return []step.Artifact{{Path: "ghost", Kind: "k"}}, nil
+		},
+		"invalid artifact path": func(context.Context, string) ([]step.Artifact, error) {
+			return []step.Artifact{{Path: "../x", Kind: "k"}}, nil
+		},
+		"boom": func(_ context.Context, out string) ([]step.Artifact, error) {
+			os.WriteFile(filepath.Join(out, "half"), []byte("x"), 0o644)
+			return nil, errors.New("boom")
+		},
+	}
+	for want, fn := range cases {
+		_, _, err := s.Build(ctx, key('b'), Info{Target: "t"}, 1, fn)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want %q", err, want)
+		}
+		if s.Has(key('b')) {
+			t.Fatalf("%s: a failed build left an entry", want)
+		}
+	}
+	if ents, _ := os.ReadDir(s.TempDir()); len(ents) != 0 {
+		t.Fatalf("temp not cleaned: %v", ents)
+	}
+}
+
+func TestGCAgeSizeAndInUse(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	ctx := context.Background()
+	now := time.Now()
+	for i, c := range []byte{'1', '2', '3'} {
+		e, _, err := s.Build(ctx, key(c), Info{Target: string(c)}, 1, write(map[string]string{"f": strings.Repeat("x", 1000)}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Release()
+		used := now.Add(-time.Duration(3-i) * 24 * time.Hour) // 1 oldest
+		os.Chtimes(filepath.Join(s.entryDir(key(c)), metaName), used, used)
+	}
+	held, err := s.Get(ctx, key('1'), 1) // in use by "another build"
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := now.Add(-72 * time.Hour)
+	os.Chtimes(filepath.Join(s.entryDir(key('1')), metaName), old, old)
+
+	rep, err := s.GC(GCOptions{MaxAge: 36 * time.Hour, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Removed) != 1 || rep.Removed[0].Key != key('2') || len(rep.SkippedInUse) != 1 {
+		t.Fatalf("age gc: %+v", rep)
+	}
+	held.Release()
+	rep, err = s.GC(GCOptions{MaxSize: 1500, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Removed) != 1 || rep.Removed[0].Key != key('1') || !s.Has(key('3')) {
+		t.Fatalf("size gc should drop the least recently used: %+v", rep)
+	}
+	list, _ := s.List()
+	if len(list) != 1 {
+		t.Fatalf("left %d entries", len(list))
+	}
+	dry, _ := s.GC(GCOptions{All: true, DryRun: true})
+	if len(dry.Removed) != 1 || !s.Has(key('3')) {
+		t.Fatalf("dry run removed something: %+v", dry)
+	}
+}
+
+func TestGCRemovesStaleTemp(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	os.MkdirAll(filepath.Join(s.TempDir(), key('c')[:16]+"-123", "out"), 0o755)
+	rep, err := s.GC(GCOptions{})
+	if err != nil || rep.TempRemoved != 1 {
+		t.Fatalf("rep %+v err %v", rep, err)
+	}
+}
