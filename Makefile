@@ -1,0 +1,48 @@
+# release — build, test and benchmark entry points. `make test` is what CI runs.
+GO       ?= go
+GOFLAGS  ?=
+BIN      := bin/release
+PKGS     := ./...
+FUZZTIME ?= 30s
+
+.PHONY: all build test test-short lint vet fmt-check race demo bench fuzz clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/release
+
+## test: formatting, vet (linux and windows), unit + end-to-end tests, race detector on the concurrent core
+test: fmt-check vet
+	$(GO) test -count=1 $(PKGS)
+	$(GO) test -count=1 -race ./pipeline/...
+
+test-short: fmt-check vet
+	$(GO) test -short -count=1 $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+	GOOS=windows $(GO) vet $(PKGS)
+
+## demo: build the bundled sample with the embedded engine
+demo:
+	$(GO) run ./cmd/release build -C fixtures/sample
+
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+## bench: benchmarks against their baselines; writes docs/BENCHMARKS.md
+bench: build
+	$(GO) run ./bench/cmd/releasebench -release $(BIN) -out docs/BENCHMARKS.md
+
+clean:
+	rm -rf bin fixtures/sample/dist

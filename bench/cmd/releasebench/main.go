@@ -1,0 +1,307 @@
+// Command releasebench runs the benchmarks of docs/BENCHMARKS.md: each
+// release operation side by side with its baseline, in the same run, on
+// the same generated data, and writes the figures as Markdown.
+//
+//	go run ./bench/cmd/releasebench -release bin/release -out docs/BENCHMARKS.md
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io/fs"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/relcue/release/bench/gen"
+)
+
+type result struct {
+	Name    string
+	Wall    time.Duration
+	MaxRSS  int64 // bytes
+	Scratch int64 // bytes of temporary disk at the end of the run
+	Output  int64 // bytes of the produced artifact
+	Note    string
+}
+
+type section struct {
+	Title, Intro string
+	Rows         []result
+}
+
+func main() {
+	releaseBin := flag.String("release", "bin/release", "release binary to measure")
+	out := flag.String("out", "docs/BENCHMARKS.md", "Markdown file to write")
+	work := flag.String("work", ".bench", "scratch directory (deleted and recreated)")
+	scale := flag.Float64("scale", 1.0, "size of the large package pair relative to ~1 GiB")
+	flag.Parse()
+	log.SetFlags(0)
+
+	bin, err := filepath.Abs(*releaseBin)
+	check(err)
+	check(os.RemoveAll(*work))
+	check(os.MkdirAll(*work, 0o755))
+	w, err := filepath.Abs(*work)
+	check(err)
+	for _, tool := range []string{"zip", "unzip", "sha256sum"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			log.Fatalf("baseline needs %s on PATH", tool)
+		}
+	}
+
+	shape := gen.GiB
+	shape.Small = int(float64(shape.Small) * *scale)
+	shape.Medium = max(1, int(float64(shape.Medium)**scale))
+	shape.Large = max(1, int(float64(shape.Large)**scale))
+
+	log.Printf("generating package trees in %s", w)
+	a := gen.Layout(1, shape)
+	b := gen.Next(a, 2, 0.10)
+	treeA, treeB := filepath.Join(w, "tree-1.0.0"), filepath.Join(w, "tree-1.1.0")
+	check(gen.Write(treeA, "1.0.0", a))
+	check(gen.Write(treeB, "1.1.0", b))
+	sizeA, countA := dirSize(treeA)
+	sizeB, _ := dirSize(treeB)
+	changed := changedBytes(a, b)
+
+	var sections []section
+	sections = append(sections, assembly(bin, w, treeA, sizeA, countA))
+	sections = append(sections, deltas(bin, w, treeA, treeB, sizeA, sizeB, changed))
+	sections = append(sections, manyReleases(bin, w))
+	check(writeReport(*out, sections, sizeA, countA, changed))
+	log.Printf("wrote %s", *out)
+}
+
+func writeReport(path string, sections []section, size int64, count int, changed int64) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (bench/cmd/releasebench) on %s: %d CPUs, %s/%s, %s.\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	fmt.Fprintf(&b, "Every figure is measured in the same run as its baseline, on the same generated data.\n")
+	fmt.Fprintf(&b, "Generated package: %d files, %s; the next version changes %s (%.0f%%), adds and removes about 1%% of the files.\n",
+		count, human(size), human(changed), 100*float64(changed)/float64(size))
+	fmt.Fprintf(&b, "Peak RSS is the maximum resident set of the process and its children (wait4 rusage); scratch is temporary disk in use at the end of the run, outputs excluded.\n")
+	for _, s := range sections {
+		fmt.Fprintf(&b, "\n## %s\n\n%s\n\n", s.Title, s.Intro)
+		b.WriteString("| run | wall | peak RSS | scratch disk | output | note |\n|---|---:|---:|---:|---:|---|\n")
+		for _, r := range s.Rows {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", r.Name, r.Wall.Round(10*time.Millisecond), human(r.MaxRSS), human(r.Scratch), human(r.Output), r.Note)
+		}
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// measure runs argv in dir and reports wall time and peak RSS.
+func measure(name, dir string, env []string, argv ...string) result {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.Stdout = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	if err != nil {
+		log.Fatalf("%s: %v\n%s", name, err, stderr.String())
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	log.Printf("  %-44s %8s  %s RSS", name, wall.Round(10*time.Millisecond), human(ru.Maxrss*1024))
+	return result{Name: name, Wall: wall, MaxRSS: ru.Maxrss * 1024}
+}
+
+func assembly(bin, w, tree string, size int64, count int) section {
+	log.Printf("full package assembly")
+	cfg := filepath.Join(w, "cfg-assembly")
+	check(os.MkdirAll(cfg, 0o755))
+	check(os.WriteFile(filepath.Join(cfg, "release.cue"), []byte(fmt.Sprintf(`package release
+product: name: "bench"
+build: date: "2025-01-01T00:00:00Z"
+releases: "1.0.0": inputs: [{dir: %q}]
+`, tree)), 0o644))
+	s := section{Title: "Full package assembly (1 GiB tree)", Intro: fmt.Sprintf(
+		"`release build --target package/1.0.0` with an empty cache (includes hashing the input tree for the cache key and writing package-manifest.json) against `zip -r -q -6` of the same %d-file tree.", count)}
+	zipOut := filepath.Join(w, "zip-r.zip")
+	r := measure("zip -r -6 (baseline)", tree, nil, "zip", "-r", "-q", "-6", zipOut, ".")
+	r.Output = fileSize(zipOut)
+	s.Rows = append(s.Rows, r)
+	for _, j := range []int{runtime.NumCPU(), 1} {
+		cache := filepath.Join(w, fmt.Sprintf("cache-asm-%d", j))
+		dist := filepath.Join(w, fmt.Sprintf("dist-asm-%d", j))
+		r := measure(fmt.Sprintf("release build -j %d", j), w, nil, bin, "build", "-q", "-C", cfg, "--cache", cache, "--dist", dist, "-j", fmt.Sprint(j), "--target", "package/1.0.0")
+		r.Output = fileSize(filepath.Join(dist, "packages/bench-1.0.0.zip"))
+		r.Note = fmt.Sprintf("%.2fx zip -r", float64(s.Rows[0].Wall)/float64(r.Wall))
+		s.Rows = append(s.Rows, r)
+	}
+	return s
+}
+
+func deltas(bin, w, treeA, treeB string, sizeA, sizeB, changed int64) section {
+	log.Printf("delta packages")
+	cfg := filepath.Join(w, "cfg-delta")
+	check(os.MkdirAll(cfg, 0o755))
+	check(os.WriteFile(filepath.Join(cfg, "release.cue"), []byte(fmt.Sprintf(`package release
+product: name: "bench"
+build: date: "2025-01-01T00:00:00Z"
+releases: "1.0.0": inputs: [{dir: %q}]
+releases: "1.1.0": inputs: [{dir: %q}]
+`, treeA, treeB)), 0o644))
+	dist := filepath.Join(w, "dist-delta")
+	measure("(setup) release build both packages", w, nil, bin, "build", "-q", "-C", cfg, "--cache", filepath.Join(w, "cache-delta"), "--dist", dist)
+	zipA, zipB := filepath.Join(dist, "packages/bench-1.0.0.zip"), filepath.Join(dist, "packages/bench-1.1.0.zip")
+	// Zips without package-manifest.json, as another tool would make them.
+	plainA, plainB := filepath.Join(w, "plain-1.0.0.zip"), filepath.Join(w, "plain-1.1.0.zip")
+	measure("(setup) zip -r tree 1.0.0", treeA, nil, "zip", "-r", "-q", "-6", plainA, ".")
+	measure("(setup) zip -r tree 1.1.0", treeB, nil, "zip", "-r", "-q", "-6", plainB, ".")
+
+	s := section{Title: "Delta package between two 1 GiB packages", Intro: fmt.Sprintf(
+		"`release delta` against a K2s-style baseline script (unzip both packages, `sha256sum` every file, `zip -6` the changed and added files), on the same pair of packages. %s of %s changed.", human(changed), human(sizeB))}
+	scratch := filepath.Join(w, "baseline-scratch")
+	script := `set -euo pipefail
+S="$1"; A="$2"; B="$3"; OUT="$4"
+mkdir -p "$S/a" "$S/b"
+unzip -q "$A" -d "$S/a"
+unzip -q "$B" -d "$S/b"
+(cd "$S/a" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$S/a.sum"
+(cd "$S/b" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$S/b.sum"
+comm -13 <(sort "$S/a.sum") <(sort "$S/b.sum") | cut -c67- > "$S/changed.txt"
+(cd "$S/b" && zip -q -6 "$OUT" -@ < "$S/changed.txt")
+`
+	base := filepath.Join(w, "delta-baseline.zip")
+	r := measure("K2s-style baseline (unzip, sha256sum, zip)", w, nil, "bash", "-c", script, "bash", scratch, zipA, zipB, base)
+	r.Scratch, _ = dirSize(scratch)
+	r.Output = fileSize(base)
+	s.Rows = append(s.Rows, r)
+	check(os.RemoveAll(scratch))
+
+	for _, c := range []struct{ name, a, b string }{
+		{"release delta (packages with manifests)", zipA, zipB},
+		{"release delta (plain zips: entries hashed streaming)", plainA, plainB},
+	} {
+		out := filepath.Join(w, "delta-"+fmt.Sprint(len(s.Rows))+".zip")
+		tmpDir := filepath.Join(w, "tmp-delta")
+		check(os.MkdirAll(tmpDir, 0o755))
+		r := measure(c.name, w, []string{"TMPDIR=" + tmpDir}, bin, "delta", "-q", "--from", c.a, "--to", c.b, "-o", out, "--date", "2025-01-01T00:00:00Z")
+		r.Scratch, _ = dirSize(tmpDir)
+		r.Output = fileSize(out)
+		r.Note = fmt.Sprintf("%.1fx faster than baseline", float64(s.Rows[0].Wall)/float64(r.Wall))
+		s.Rows = append(s.Rows, r)
+	}
+	return s
+}
+
+func manyReleases(bin, w string) section {
+	log.Printf("30 releases: plan and no-op build")
+	cfg := filepath.Join(w, "cfg-30")
+	common := filepath.Join(cfg, "payload/common")
+	check(gen.Write(common, "", gen.Layout(7, gen.Small)))
+	var rel strings.Builder
+	n := 0
+	for minor := 0; minor < 3; minor++ {
+		for patch := 0; patch < 10; patch++ {
+			v := fmt.Sprintf("1.%d.%d", minor, patch)
+			dir := filepath.Join(cfg, "payload", v)
+			own := gen.Layout(uint64(100+n), gen.Shape{Small: 20, SmallMax: 4 << 10})
+			for i := range own {
+				own[i].Path = "release-files/" + own[i].Path // disjoint from the shared tree
+			}
+			check(gen.Write(dir, v, own))
+			fmt.Fprintf(&rel, "releases: %q: inputs: [{dir: \"payload/common\"}, {dir: \"payload/%s\"}]\n", v, v)
+			n++
+		}
+	}
+	check(os.WriteFile(filepath.Join(cfg, "release.cue"), []byte(`package release
+product: name: "bench"
+build: date: "2025-01-01T00:00:00Z"
+deltas: policies: [{from: "previous-minor"}, {from: "same-minor"}]
+`+rel.String()), 0o644))
+	cache := filepath.Join(w, "cache-30")
+	dist := filepath.Join(w, "dist-30")
+	args := func(cmd string) []string {
+		return []string{bin, cmd, "-q", "-C", cfg, "--cache", cache, "--dist", dist}
+	}
+	s := section{Title: "Planning and no-op builds: 30 releases and their delta paths", Intro: "A generated configuration with 30 releases (3 minors x 10 patches, each assembled from a shared tree of ~70 files plus 20 files of its own) and two delta policies (previous minor and same minor to the newest release, 19 paths). The cold build is the reference; plan and the no-op build are the median of 5 runs."}
+	cold := measure("release build (cold cache)", w, nil, args("build")...)
+	cold.Output, _ = dirSize(dist)
+	s.Rows = append(s.Rows, cold)
+	planArgs := []string{bin, "plan", "-C", cfg, "--cache", cache}
+	s.Rows = append(s.Rows, median("release plan", 5, w, planArgs))
+	noop := median("release build (no-op, all cached)", 5, w, args("build"))
+	noop.Note = fmt.Sprintf("%.1f%% of the cold build", 100*float64(noop.Wall)/float64(cold.Wall))
+	s.Rows = append(s.Rows, noop)
+	return s
+}
+
+func median(name string, n int, dir string, argv []string) result {
+	var rs []result
+	for i := 0; i < n; i++ {
+		rs = append(rs, measure(fmt.Sprintf("%s #%d", name, i+1), dir, nil, argv...))
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].Wall < rs[j].Wall })
+	m := rs[n/2]
+	m.Name = name
+	return m
+}
+
+func changedBytes(a, b []gen.File) int64 {
+	old := map[string]uint64{}
+	for _, f := range a {
+		old[f.Path] = f.Seed
+	}
+	var n int64
+	for _, f := range b {
+		if s, ok := old[f.Path]; !ok || s != f.Seed {
+			n += f.Size
+		}
+	}
+	return n
+}
+
+func dirSize(dir string) (int64, int) {
+	var n int64
+	count := 0
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+				count++
+			}
+		}
+		return nil
+	})
+	return n, count
+}
+
+func fileSize(p string) int64 {
+	st, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+func human(n int64) string {
+	switch {
+	case n <= 0:
+		return "0"
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
