@@ -1,0 +1,181 @@
+// Package delta builds cluster delta packages: the files that changed
+// between two full packages, the wholesale directories complete, and a
+// K2s-compatible delta-manifest.json extended with the hashes that
+// modules/apply verifies.
+package delta
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+	"path/filepath"
+	"time"
+
+	"github.com/relcue/release/pipeline/config"
+	"github.com/relcue/release/pipeline/step"
+)
+
+// Kind is the step kind and ArtifactKind the kind of the artifact it makes.
+const (
+	Kind         = "delta"
+	ArtifactKind = "delta"
+	// StepVersion changes whenever Build's bytes could change for the same
+	// inputs, so that cached deltas stop matching.
+	StepVersion = "1"
+)
+
+// packageArtifactKind and packageTargetPrefix mirror modules/fullpkg (its
+// artifact kind and "package/<version>" target IDs).
+const (
+	packageArtifactKind = "package"
+	packageTargetPrefix = "package/"
+)
+
+// TargetID is the stable ID of the delta from one version to another.
+func TargetID(from, to string) string { return "delta/" + from + ".." + to }
+
+// OutputPath is where the delta goes, relative to dist/.
+func OutputPath(product, from, to string) string {
+	return "deltas/" + product + "-delta-" + from + "-to-" + to + ".zip"
+}
+
+// Spec is the canonical JSON spec of a delta target; every field affects the
+// output bytes.
+type Spec struct {
+	Product          string   `json:"product"`
+	From             string   `json:"from"`
+	To               string   `json:"to"`
+	Output           string   `json:"output"`
+	Date             string   `json:"date"`
+	Level            int      `json:"level"`
+	Mode             string   `json:"mode"`
+	WholeDirectories []string `json:"wholeDirectories"`
+	Skip             []string `json:"skip"`
+}
+
+// Targets plans one target per delta path of the model.
+func Targets(m *config.Model) ([]step.Target, error) {
+	var out []step.Target
+	seen := map[string]string{}
+	for _, d := range m.Deltas {
+		where := d.Pos.String()
+		if where != "" {
+			where += ": "
+		}
+		if _, ok := m.Releases[d.From]; !ok {
+			return nil, fmt.Errorf("%sdelta %s..%s: release %s is not defined; add it under releases or remove the delta path", where, d.From, d.To, d.From)
+		}
+		if _, ok := m.Releases[d.To]; !ok {
+			return nil, fmt.Errorf("%sdelta %s..%s: release %s is not defined; add it under releases or remove the delta path", where, d.From, d.To, d.To)
+		}
+		if d.From == d.To {
+			return nil, fmt.Errorf("%sdelta %s..%s: from and to are the same version", where, d.From, d.To)
+		}
+		mode := d.Mode
+		if mode == "" {
+			mode = "file"
+		}
+		if mode != "file" {
+			return nil, fmt.Errorf("%sdelta %s..%s: mode %q is not supported yet; use mode \"file\"", where, d.From, d.To, d.Mode)
+		}
+		whole, err := normalizeWholeDirs(d.WholeDirectories)
+		if err != nil {
+			return nil, fmt.Errorf("%sdelta %s..%s: %w", where, d.From, d.To, err)
+		}
+		skip, err := normalizeSkip(d.Skip)
+		if err != nil {
+			return nil, fmt.Errorf("%sdelta %s..%s: %w", where, d.From, d.To, err)
+		}
+		id := TargetID(d.From, d.To)
+		if prev, ok := seen[id]; ok {
+			return nil, fmt.Errorf("%sdelta %s..%s is also defined at %s", where, d.From, d.To, prev)
+		}
+		seen[id] = d.Pos.String()
+		out = append(out, step.Target{
+			ID:   id,
+			Kind: Kind,
+			Spec: Spec{
+				Product:          m.Product.Name,
+				From:             d.From,
+				To:               d.To,
+				Output:           OutputPath(m.Product.Name, d.From, d.To),
+				Date:             m.Build.Date.UTC().Format(time.RFC3339),
+				Level:            m.Build.CompressionLevel,
+				Mode:             mode,
+				WholeDirectories: whole,
+				Skip:             skip,
+			},
+			Deps: []string{packageTargetPrefix + d.From, packageTargetPrefix + d.To},
+			Pos:  d.Pos.String(),
+		})
+	}
+	return out, nil
+}
+
+// Step builds delta targets.
+type Step struct{}
+
+var _ step.Step = Step{}
+
+func (Step) Kind() string    { return Kind }
+func (Step) Version() string { return StepVersion }
+
+// Run builds the delta named by the spec from the two package dependencies.
+func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
+	var s Spec
+	dec := json.NewDecoder(bytes.NewReader(in.Spec))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("%s: bad spec: %w", in.Target, err)
+	}
+	if s.Mode != "file" {
+		return nil, fmt.Errorf("%s: mode %q is not supported", in.Target, s.Mode)
+	}
+	if s.Output == "" || path.IsAbs(s.Output) || path.Clean(s.Output) != s.Output || s.Output == ".." || len(s.Output) > 2 && s.Output[:3] == "../" {
+		return nil, fmt.Errorf("%s: spec output %q must be a clean path relative to the output directory", in.Target, s.Output)
+	}
+	date, err := time.Parse(time.RFC3339, s.Date)
+	if err != nil {
+		return nil, fmt.Errorf("%s: spec date %q: %w", in.Target, s.Date, err)
+	}
+	base, err := packageZip(in, s.From)
+	if err != nil {
+		return nil, err
+	}
+	target, err := packageZip(in, s.To)
+	if err != nil {
+		return nil, err
+	}
+	in.Progress.SetTotal(0)
+	_, err = Build(ctx, Options{
+		Base:             base,
+		Target:           target,
+		Output:           filepath.Join(in.OutDir, filepath.FromSlash(s.Output)),
+		WholeDirectories: s.WholeDirectories,
+		Skip:             s.Skip,
+		Date:             date,
+		Level:            s.Level,
+		Workers:          in.Workers,
+		Progress:         in.Progress.Add,
+		Log:              in.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return []step.Artifact{{Path: s.Output, Kind: ArtifactKind}}, nil
+}
+
+func packageZip(in *step.Input, version string) (string, error) {
+	id := packageTargetPrefix + version
+	r, ok := in.Deps[id]
+	if !ok {
+		return "", fmt.Errorf("%s: dependency %s was not provided; the plan is inconsistent", in.Target, id)
+	}
+	a, ok := r.Find(packageArtifactKind)
+	if !ok {
+		return "", fmt.Errorf("%s: dependency %s has no %q artifact", in.Target, id, packageArtifactKind)
+	}
+	return filepath.Join(r.Dir, filepath.FromSlash(a.Path)), nil
+}
