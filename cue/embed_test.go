@@ -1,0 +1,118 @@
+package cueschema
+
+import (
+	"io/fs"
+	"strings"
+	"testing"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/cuecontext"
+	"cuelang.org/go/cue/errors"
+
+	"github.com/relcue/release/internal/glob"
+)
+
+func schema(t *testing.T) (*cue.Context, cue.Value) {
+	t.Helper()
+	ctx := cuecontext.New()
+	def, err := Config(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, def
+}
+
+// A user may omit these fields, so their defaults must be concrete and be
+// the documented ones.
+func TestDefaults(t *testing.T) {
+	_, def := schema(t)
+	for path, want := range map[string]string{
+		"build.dist":                       `"dist"`,
+		"build.compression.level":          `6`,
+		"deltas.defaults.mode":             `"file"`,
+		"deltas.defaults.wholeDirectories": `["bin/cni"]`,
+		"deltas.defaults.skip":             `["config","etc/kubernetes/bootstrap-kubelet.conf","etc/kubernetes/pki/**","var/lib/kubelet/config.yaml","var/lib/kubelet/pki/**","addons/*/*.tar"]`,
+	} {
+		v, _ := def.LookupPath(cue.ParsePath(path)).Default()
+		b, err := v.MarshalJSON()
+		if err != nil || string(b) != want {
+			t.Errorf("%s: default %s (err %v), want %s", path, b, err, want)
+		}
+	}
+}
+
+// Every delta uses the default skip patterns unless told otherwise, so a
+// malformed one would break every configuration.
+func TestDefaultSkipAreValidGlobs(t *testing.T) {
+	_, def := schema(t)
+	var skip []string
+	v, _ := def.LookupPath(cue.ParsePath("deltas.defaults.skip")).Default()
+	if err := v.Decode(&skip); err != nil {
+		t.Fatal(err)
+	}
+	if len(skip) == 0 {
+		t.Fatal("no default skip patterns")
+	}
+	for _, p := range skip {
+		if err := glob.Validate(p); err != nil {
+			t.Errorf("default skip %q: %v", p, err)
+		}
+	}
+}
+
+func TestClosed(t *testing.T) {
+	for name, src := range map[string]string{
+		"top level":  `product: name: "k2s", releases: {}, bogus: 1`,
+		"nested":     `product: {name: "k2s", colour: "red"}, releases: {}`,
+		"in release": `product: name: "k2s", releases: "1.0.0": {zip: {path: "a.zip"}, note: "x"}`,
+		"in list":    `product: name: "k2s", releases: {}, deltas: policies: [{from: "same-minor", extra: true}]`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx, def := schema(t)
+			err := def.Unify(ctx.CompileString(src)).Validate(cue.Concrete(true))
+			if err == nil || !strings.Contains(err.Error(), "field not allowed") {
+				t.Fatalf("got %v, want a field not allowed error", err)
+			}
+		})
+	}
+}
+
+func TestMinimalConfigIsValid(t *testing.T) {
+	ctx, def := schema(t)
+	v := def.Unify(ctx.CompileString(`product: name: "k2s", releases: "1.0.0": zip: path: "a.zip"`))
+	if err := v.Validate(cue.Concrete(true)); err != nil {
+		t.Fatal(errors.Details(err, nil))
+	}
+}
+
+// Schema positions must not look like local files, or a caller would point
+// a user at a file they do not have.
+func TestSchemaPositionsNameTheModule(t *testing.T) {
+	ctx, def := schema(t)
+	err := def.Unify(ctx.CompileString(`product: name: "K2s", releases: {}`)).Validate(cue.Concrete(true))
+	if err == nil {
+		t.Fatal("upper-case product name accepted")
+	}
+	var schemaFiles []string
+	for _, p := range errors.Positions(errors.Errors(err)[0]) {
+		if f := p.Filename(); strings.HasPrefix(f, FilePrefix) {
+			schemaFiles = append(schemaFiles, f)
+		}
+	}
+	if len(schemaFiles) == 0 || schemaFiles[0] != FilePrefix+"schema/config.cue" {
+		t.Fatalf("schema positions %v, want %sschema/config.cue", schemaFiles, FilePrefix)
+	}
+}
+
+func TestFSHoldsModule(t *testing.T) {
+	for _, name := range []string{"cue.mod/module.cue", "schema/config.cue", "schema/release.cue", "schema/deltas.cue"} {
+		b, err := fs.ReadFile(FS(), name)
+		if err != nil || len(b) == 0 {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	b, _ := fs.ReadFile(FS(), "cue.mod/module.cue")
+	if !strings.Contains(string(b), `"`+Module+`"`) {
+		t.Errorf("module.cue does not declare %s:\n%s", Module, b)
+	}
+}
