@@ -20,7 +20,9 @@ type Model struct {
 	Releases map[string]*Release
 	Versions []string
 	// Deltas is the expanded, de-duplicated list of delta paths (explicit
-	// paths plus those produced by policies), sorted by (From, To).
+	// paths plus those produced by policies), sorted by (From, To) in
+	// version order. An explicit path wins over the same path from a
+	// policy, an earlier policy over a later one.
 	Deltas []DeltaPath
 }
 
@@ -86,9 +88,11 @@ type DeltaPath struct {
 	// Skip are glob patterns (see internal/glob) of paths excluded from the
 	// delta entirely, such as cluster-local configuration.
 	Skip []string
-	// Origin says where the path came from: "explicit" or "policy <n>".
+	// Origin says where the path came from: "explicit" (OriginExplicit)
+	// or "policy <n>", n being the index in deltas.policies.
 	Origin string
-	Pos    Pos
+	// Pos is the explicit path, or the policy that produced it.
+	Pos Pos
 }
 
 // Pos is a place in a configuration file, for error messages.

@@ -1,0 +1,260 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/cuecontext"
+	"cuelang.org/go/cue/load"
+	"cuelang.org/go/cue/parser"
+
+	cueschema "github.com/relcue/release/cue"
+)
+
+// Package is the CUE package name of configuration files.
+const Package = "release"
+
+// LoadOptions tune Load.
+type LoadOptions struct {
+	// Env looks up environment variables; only SOURCE_DATE_EPOCH is read,
+	// and only when the configuration sets no build date. nil means
+	// os.Getenv.
+	Env func(string) string
+}
+
+// Load reads the configuration in dir: every .cue file of package release
+// in it (and, as CUE does, in its parent directories up to the enclosing CUE
+// module root, if any). It validates them against the embedded schema,
+// applies defaults, checks what the schema cannot express and returns the
+// model.
+//
+// Mistakes come back as an *Error listing all found in one stage: first
+// unreadable files (syntax, package clauses, conflicts between the user's
+// own values), then schema violations, then the checks that need decoded
+// values, since each stage is meaningless while the previous one fails.
+func Load(dir string, opts LoadOptions) (*Model, error) {
+	env := opts.Env
+	if env == nil {
+		env = os.Getenv
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cwd, _ := os.Getwd() // without it, file names stay absolute
+	ps := &problems{cwd: cwd}
+
+	ctx := cuecontext.New()
+	user, ok := ps.loadUser(ctx, abs)
+	if !ok {
+		return nil, ps.err()
+	}
+	ps.user = user
+
+	schema, err := cueschema.Config(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	reported := map[string]bool{}
+	ps.unknownFields(schema, user, nil, reported)
+	v := schema.Unify(user)
+	if err := v.Validate(cue.Concrete(true)); err != nil {
+		ps.fromCUE(err, schema, reported)
+	}
+	if err := ps.err(); err != nil {
+		return nil, err
+	}
+
+	var raw rawConfig
+	if err := v.Decode(&raw); err != nil {
+		ps.fromCUE(err, schema, reported)
+		return nil, ps.err()
+	}
+	b := &builder{ps: ps, dir: abs, env: env}
+	m := b.model(&raw)
+	if err := ps.err(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// loadUser loads and builds the user's package on its own, so that its
+// positions are the user's and errors within it (a conflict between two of
+// the user's files, a syntax error) are reported before schema errors.
+func (ps *problems) loadUser(ctx *cue.Context, dir string) (cue.Value, bool) {
+	dirPos := Pos{File: ps.file(dir)}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		msg := "cannot read the configuration directory: " + err.Error()
+		if errors.Is(err, os.ErrNotExist) {
+			msg = "configuration directory does not exist"
+		}
+		ps.add(Problem{Pos: dirPos, Message: msg})
+		return cue.Value{}, false
+	}
+	if !fi.IsDir() {
+		ps.add(Problem{Pos: dirPos, Message: "not a directory; pass the directory that holds the .cue files of package " + Package})
+		return cue.Value{}, false
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		ps.add(Problem{Pos: dirPos, Message: "cannot read the configuration directory: " + err.Error()})
+		return cue.Value{}, false
+	}
+	var files []string
+	for _, e := range ents {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".cue") {
+			files = append(files, filepath.Join(dir, e.Name()))
+		}
+	}
+	if len(files) == 0 {
+		ps.add(Problem{Pos: dirPos, Message: "no .cue files; a release configuration is a directory of .cue files in package " + Package})
+		return cue.Value{}, false
+	}
+
+	insts := load.Instances([]string{"."}, &load.Config{Dir: dir, Package: Package})
+	if len(insts) != 1 {
+		ps.add(Problem{Pos: dirPos, Message: fmt.Sprintf("loading found %d CUE instances, want 1", len(insts))})
+		return cue.Value{}, false
+	}
+	if err := insts[0].Err; err != nil {
+		var nf *load.NoFilesError
+		if errors.As(err, &nf) && ps.packageClauses(files) {
+			return cue.Value{}, false
+		}
+		ps.fromCUE(err, cue.Value{}, nil)
+		if len(ps.list) == 0 {
+			ps.add(Problem{Pos: dirPos, Message: err.Error()})
+		}
+		return cue.Value{}, false
+	}
+	v := ctx.BuildInstance(insts[0])
+	if err := v.Validate(); err != nil {
+		ps.fromCUE(err, cue.Value{}, nil)
+		return cue.Value{}, false
+	}
+	return v, true
+}
+
+// packageClauses explains why no file was loaded when the files are in the
+// wrong package or in none; it reports whether it found such a file.
+func (ps *problems) packageClauses(files []string) bool {
+	found := false
+	for _, name := range files {
+		f, err := parser.ParseFile(name, nil, parser.PackageClauseOnly)
+		if err != nil {
+			ps.fromCUE(err, cue.Value{}, nil)
+			found = true
+			continue
+		}
+		switch pkg := f.PackageName(); pkg {
+		case Package:
+		case "":
+			ps.add(Problem{
+				Pos:     Pos{File: ps.file(name), Line: 1, Col: 1},
+				Message: "no package clause; start the file with \"package " + Package + "\"",
+			})
+			found = true
+		default:
+			pos := Pos{File: ps.file(name), Line: 1, Col: 1}
+			for _, d := range f.Decls {
+				if p := d.Pos(); p.IsValid() {
+					pos = ps.pos(p)
+					break
+				}
+			}
+			ps.add(Problem{
+				Pos:     pos,
+				Message: fmt.Sprintf("package %s; configuration files are package %s", pkg, Package),
+			})
+			found = true
+		}
+	}
+	return found
+}
+
+// The raw types mirror the schema for one Decode of the validated value.
+// Pointers tell a field left out from one set to its zero value where the
+// difference matters to a check.
+type rawConfig struct {
+	Product  rawProduct            `json:"product"`
+	Build    rawBuild              `json:"build"`
+	Releases map[string]rawRelease `json:"releases"`
+	Deltas   rawDeltas             `json:"deltas"`
+}
+
+type rawProduct struct {
+	Name   string `json:"name"`
+	Vendor string `json:"vendor"`
+}
+
+type rawBuild struct {
+	Dist            string  `json:"dist"`
+	Date            *string `json:"date"`
+	SourceDateEpoch *int64  `json:"sourceDateEpoch"`
+	Compression     struct {
+		Level int `json:"level"`
+	} `json:"compression"`
+}
+
+type rawRelease struct {
+	Zip    *rawSource  `json:"zip"`
+	Inputs *[]rawInput `json:"inputs"`
+}
+
+type rawSource struct {
+	Path   *string `json:"path"`
+	URL    *string `json:"url"`
+	SHA256 string  `json:"sha256"`
+}
+
+type rawInput struct {
+	Dir  *string    `json:"dir"`
+	File *rawSource `json:"file"`
+	Dest string     `json:"dest"`
+	Mode *uint32    `json:"mode"`
+}
+
+type rawDeltas struct {
+	Defaults rawOptions  `json:"defaults"`
+	Paths    []rawPath   `json:"paths"`
+	Policies []rawPolicy `json:"policies"`
+}
+
+type rawOptions struct {
+	Mode             string   `json:"mode"`
+	WholeDirectories []string `json:"wholeDirectories"`
+	Skip             []string `json:"skip"`
+}
+
+type rawOverrides struct {
+	Mode             *string   `json:"mode"`
+	WholeDirectories *[]string `json:"wholeDirectories"`
+	Skip             *[]string `json:"skip"`
+}
+
+type rawPath struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+	rawOverrides
+}
+
+type rawPolicy struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+	rawOverrides
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
