@@ -1,0 +1,75 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/relcue/release/pipeline"
+	"github.com/relcue/release/pipeline/engine"
+	"github.com/relcue/release/pipeline/progress"
+)
+
+func newBuild() *cobra.Command {
+	var c common
+	var o pipeline.BuildOptions
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "build",
+		Short: "Build the planned targets and publish their artifacts into dist/",
+		Long: `build runs every selected target (all by default) and what it needs,
+taking verified results from the cache and building the rest, at most -j
+steps at a time. When every target succeeds, the artifacts of the selected
+targets are copied into dist/ with artifacts.json and SHA256SUMS; when any
+fails, dist/ is left as it was (results that did build stay cached).`,
+		Example: `  release build -C fixtures/sample
+  release build -C fixtures/sample --target package/1.5.0 -j 4
+  release build -C fixtures/sample --target 'delta/*' --keep-going --format json
+  release build -C fixtures/sample --dist /tmp/out --cache /tmp/cache`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFormat(c.format); err != nil {
+				return err
+			}
+			s, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			rep := reporter(quiet)
+			o.Progress = rep
+			report, err := s.Build(cmd.Context(), o)
+			rep.Close()
+			if report != nil {
+				if werr := writeBuildReport(cmd.OutOrStdout(), c.format, report); werr != nil && err == nil {
+					err = werr
+				}
+			}
+			return err
+		},
+	}
+	c.bind(cmd)
+	cmd.Flags().StringArrayVarP(&o.Targets, "target", "t", nil, "build only this target and what it needs (glob over target IDs; repeatable)")
+	cmd.Flags().BoolVarP(&o.KeepGoing, "keep-going", "k", false, "keep building independent targets after a failure")
+	cmd.Flags().StringVar(&o.Engine, "engine", "local", fmt.Sprintf("where steps run: %v", engine.Names))
+	cmd.Flags().StringVar(&o.Dist, "dist", "", "output directory (default: build.dist from the configuration)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress output")
+	return cmd
+}
+
+func writeBuildReport(w io.Writer, format string, r *pipeline.BuildReport) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	fmt.Fprintln(w, r.Summary)
+	for _, a := range r.Artifacts {
+		fmt.Fprintf(w, "  %-48s %10s  %s\n", a.Path, progress.Bytes(a.Size), a.SHA256[:16])
+	}
+	if len(r.Artifacts) > 0 {
+		fmt.Fprintf(w, "wrote %d artifacts, artifacts.json and SHA256SUMS to %s\n", len(r.Artifacts), r.Dist)
+	}
+	return nil
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/relcue/release/pipeline/cache"
+	"github.com/relcue/release/pipeline/progress"
+)
+
+func newCache() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "cache",
+		Short: "Inspect and prune the build cache",
+		Example: `  release cache ls
+  release cache gc --max-age 720h --max-size 20GiB
+  release cache gc --all --dry-run --format json`,
+	}
+	cmd.PersistentFlags().StringVar(&dir, "cache", "", "cache directory (default: $RELEASE_CACHE or the user cache dir)")
+	open := func() (*cache.Store, error) {
+		d := dir
+		if d == "" {
+			var err error
+			if d, err = cache.DefaultDir(); err != nil {
+				return nil, err
+			}
+		}
+		return cache.Open(d)
+	}
+
+	var lsFormat string
+	ls := &cobra.Command{
+		Use:     "ls",
+		Short:   "List cache entries, most recently used first",
+		Example: "  release cache ls\n  release cache ls --format json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFormat(lsFormat); err != nil {
+				return err
+			}
+			s, err := open()
+			if err != nil {
+				return err
+			}
+			list, err := s.List()
+			if err != nil {
+				return err
+			}
+			if lsFormat == "json" {
+				if list == nil {
+					list = []cache.EntryInfo{}
+				}
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(list)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "KEY\tTARGET\tKIND\tSIZE\tLAST USED")
+			var total int64
+			for _, e := range list {
+				total += e.Size
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Key[:12], e.Target, e.Kind, progress.Bytes(e.Size), e.LastUsed.Local().Format(time.DateTime))
+			}
+			tw.Flush()
+			fmt.Fprintf(cmd.OutOrStdout(), "%d entries, %s in %s\n", len(list), progress.Bytes(total), s.Root())
+			return nil
+		},
+	}
+	addFormat(ls, &lsFormat)
+
+	var o cache.GCOptions
+	var maxSize, gcFormat string
+	gc := &cobra.Command{
+		Use:   "gc",
+		Short: "Remove cache entries by age and size (entries in use are kept)",
+		Long: `gc removes entries not used for --max-age, then the least recently used
+ones until the cache fits in --max-size, plus leftovers of interrupted builds.
+Entries that a running build holds are never removed. With no rule given it
+removes only corrupt entries and leftovers.`,
+		Example: `  release cache gc --max-age 720h
+  release cache gc --max-size 20GiB --dry-run
+  release cache gc --all`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFormat(gcFormat); err != nil {
+				return err
+			}
+			if maxSize != "" {
+				n, err := parseSize(maxSize)
+				if err != nil {
+					return usageError{fmt.Errorf("--max-size: %w", err)}
+				}
+				o.MaxSize = n
+			}
+			s, err := open()
+			if err != nil {
+				return err
+			}
+			rep, err := s.GC(o)
+			if err != nil {
+				return err
+			}
+			if gcFormat == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			verb := "removed"
+			if o.DryRun {
+				verb = "would remove"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %d entries (%s); kept %d (%s)", verb, len(rep.Removed), progress.Bytes(rep.FreedBytes), rep.Kept, progress.Bytes(rep.KeptBytes))
+			if len(rep.SkippedInUse) > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "; %d in use by a running build", len(rep.SkippedInUse))
+			}
+			fmt.Fprintln(cmd.OutOrStdout())
+			return nil
+		},
+	}
+	gc.Flags().DurationVar(&o.MaxAge, "max-age", 0, "remove entries unused for longer than this (e.g. 720h)")
+	gc.Flags().StringVar(&maxSize, "max-size", "", "keep the cache under this size (e.g. 20GiB, 500MB)")
+	gc.Flags().BoolVar(&o.All, "all", false, "remove every entry")
+	gc.Flags().BoolVar(&o.DryRun, "dry-run", false, "report what would be removed")
+	addFormat(gc, &gcFormat)
+	cmd.AddCommand(ls, gc)
+	return cmd
+}
+
+func parseSize(s string) (int64, error) {
+	var n float64
+	var unit string
+	if _, err := fmt.Sscanf(s, "%g%s", &n, &unit); err != nil {
+		if _, err2 := fmt.Sscanf(s, "%g", &n); err2 != nil {
+			return 0, fmt.Errorf("%q is not a size like 20GiB", s)
+		}
+	}
+	mult := map[string]float64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+	m, ok := mult[unit]
+	if !ok || n < 0 {
+		return 0, fmt.Errorf("%q is not a size like 20GiB", s)
+	}
+	return int64(n * m), nil
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/relcue/release/internal/glob"
+	"github.com/relcue/release/modules/delta"
+	"github.com/relcue/release/pipeline/config"
+)
+
+func newDelta() *cobra.Command {
+	var o delta.Options
+	var date, format string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "delta --from A.zip --to B.zip -o D.zip",
+		Short: "Make a delta package between two full package zips",
+		Long: `delta compares two full packages (zips with VERSION at the root, from
+release or any other tool) and writes a delta package holding the added and
+changed files, wholesale directories complete, and delta-manifest.json with
+per-file SHA-256 of base and target so that 'release apply' can verify. Files
+are hashed streaming from the zips (or taken from their package-manifest.json)
+and changed entries are copied without recompression.`,
+		Example: `  release delta --from k2s-1.4.0.zip --to k2s-1.5.0.zip -o k2s-delta-1.4.0-to-1.5.0.zip
+  release delta --from a.zip --to b.zip -o d.zip --whole-dir bin/cni --whole-dir bin/kube
+  release delta --from a.zip --to b.zip -o d.zip --skip 'etc/kubernetes/pki/**' --format json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFormat(format); err != nil {
+				return err
+			}
+			if o.Base == "" || o.Target == "" || o.Output == "" {
+				return usageError{fmt.Errorf("--from, --to and -o are required")}
+			}
+			for _, p := range append(append([]string{}, o.Skip...), o.WholeDirectories...) {
+				if err := glob.Validate(p); err != nil {
+					return usageError{err}
+				}
+			}
+			if date != "" {
+				t, err := time.Parse(time.RFC3339, date)
+				if err != nil {
+					return usageError{fmt.Errorf("--date: %w", err)}
+				}
+				o.Date = t.UTC()
+			} else if o.Date, _ = sourceDateEpoch(); o.Date.IsZero() {
+				o.Date = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+			}
+			if o.Workers <= 0 {
+				o.Workers = runtime.NumCPU()
+			}
+			rep := reporter(quiet)
+			t := rep.Start(o.Output, "delta")
+			o.Progress = t.Add
+			o.Log = t.Log()
+			m, err := delta.Build(cmd.Context(), o)
+			t.Done("written", err)
+			rep.Close()
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(m)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s -> %s: %d added, %d changed, %d removed\n",
+				o.Output, m.BaseVersion, m.TargetVersion, m.AddedCount, m.ChangedCount, m.RemovedCount)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Base, "from", "", "base full package zip")
+	f.StringVar(&o.Target, "to", "", "target full package zip")
+	f.StringVarP(&o.Output, "output", "o", "", "delta zip to write")
+	// The defaults are the schema's, so a standalone delta matches a
+	// configured one; a broken embedded schema is a build bug, not a user's.
+	whole, skip, err := config.DeltaDefaults()
+	if err != nil {
+		panic(err)
+	}
+	f.StringArrayVar(&o.WholeDirectories, "whole-dir", whole, "directory shipped complete and replaced wholesale (repeatable; replaces the default)")
+	f.StringArrayVar(&o.Skip, "skip", skip, "glob of paths left out of the delta (repeatable; replaces the defaults)")
+	f.StringVar(&date, "date", "", "timestamp for entries and GeneratedUtc, RFC3339 (default: $SOURCE_DATE_EPOCH or 1980-01-01)")
+	f.IntVar(&o.Level, "level", 6, "deflate level 1..9 for new entries")
+	f.IntVarP(&o.Workers, "jobs", "j", 0, "parallel hashing workers (default: number of CPUs)")
+	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
+	addFormat(cmd, &format)
+	return cmd
+}
+
+func sourceDateEpoch() (time.Time, error) {
+	v := os.Getenv("SOURCE_DATE_EPOCH")
+	if v == "" {
+		return time.Time{}, nil
+	}
+	var sec int64
+	if _, err := fmt.Sscan(v, &sec); err != nil {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q: %w", v, err)
+	}
+	return time.Unix(sec, 0).UTC(), nil
+}

@@ -1,0 +1,519 @@
+package main
+
+import (
+	"archive/zip"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// binPath is the release binary built once for the end-to-end tests.
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "release-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binPath = filepath.Join(dir, "release")
+	if runtime.GOOS == "windows" {
+		binPath += ".exe"
+	}
+	build := exec.Command("go", "build", "-o", binPath, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		panic("building release: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func releaseCmd(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binPath, args...)
+	cmd.Env = append(os.Environ(), "CI=true")
+	cmd.Env = append(cmd.Env, env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+func mustRun(t *testing.T, args ...string) result {
+	t.Helper()
+	r := releaseCmd(t, nil, args...)
+	if r.code != 0 {
+		t.Fatalf("release %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+// copySample copies fixtures/sample into a temp dir so dist/ lands there.
+func copySample(t *testing.T) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "sample")
+	src := filepath.Join("..", "..", "fixtures", "sample")
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if rel == "dist" || strings.HasPrefix(rel, "dist"+string(filepath.Separator)) {
+			return fs.SkipDir
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, info.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+type planJSON struct {
+	Targets []struct {
+		ID     string   `json:"id"`
+		Kind   string   `json:"kind"`
+		Deps   []string `json:"deps"`
+		Key    string   `json:"key"`
+		Cached bool     `json:"cached"`
+	} `json:"targets"`
+}
+
+func runPlan(t *testing.T, dir, cache string) planJSON {
+	t.Helper()
+	r := mustRun(t, "plan", "-C", dir, "--cache", cache, "--format", "json")
+	var p planJSON
+	if err := json.Unmarshal([]byte(r.stdout), &p); err != nil {
+		t.Fatalf("plan json: %v\n%s", err, r.stdout)
+	}
+	return p
+}
+
+type buildJSON struct {
+	Targets []struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+	} `json:"targets"`
+	Artifacts []struct {
+		Target, Kind, Path, SHA256 string
+		Size                       int64
+	} `json:"artifacts"`
+}
+
+func runBuild(t *testing.T, dir, cache string, extra ...string) buildJSON {
+	t.Helper()
+	r := mustRun(t, append([]string{"build", "-C", dir, "--cache", cache, "--format", "json"}, extra...)...)
+	var b buildJSON
+	if err := json.Unmarshal([]byte(r.stdout), &b); err != nil {
+		t.Fatalf("build json: %v\n%s", err, r.stdout)
+	}
+	return b
+}
+
+func statuses(b buildJSON) map[string]string {
+	m := map[string]string{}
+	for _, t := range b.Targets {
+		m[t.ID] = t.Status
+	}
+	return m
+}
+
+var sampleTargets = []string{"package/1.4.0", "package/1.4.1", "package/1.5.0", "delta/1.4.0..1.5.0", "delta/1.4.1..1.5.0"}
+
+func TestSamplePlanBuildCacheReproducible(t *testing.T) {
+	dir := copySample(t)
+	cache := filepath.Join(t.TempDir(), "cache")
+
+	p := runPlan(t, dir, cache)
+	var ids []string
+	for _, tg := range p.Targets {
+		ids = append(ids, tg.ID)
+		if tg.Cached {
+			t.Errorf("%s cached in an empty cache", tg.ID)
+		}
+	}
+	if strings.Join(sorted(ids), ",") != strings.Join(sorted(sampleTargets), ",") {
+		t.Fatalf("plan targets %v, want %v", ids, sampleTargets)
+	}
+	text := mustRun(t, "plan", "-C", dir, "--cache", cache).stdout
+	if !strings.Contains(text, "5 targets: 0 cached, 5 to build") {
+		t.Fatalf("text plan:\n%s", text)
+	}
+
+	b1 := runBuild(t, dir, cache)
+	for id, s := range statuses(b1) {
+		if s != "built" {
+			t.Errorf("first build: %s %s", id, s)
+		}
+	}
+	if len(b1.Artifacts) != 5 {
+		t.Fatalf("artifacts: %+v", b1.Artifacts)
+	}
+	dist := filepath.Join(dir, "dist")
+	first := readFile(t, filepath.Join(dist, "artifacts.json"))
+	checkSums(t, dist)
+
+	for _, tg := range runPlan(t, dir, cache).Targets {
+		if !tg.Cached {
+			t.Errorf("%s not cached after build", tg.ID)
+		}
+	}
+	b2 := runBuild(t, dir, cache)
+	for id, s := range statuses(b2) {
+		if s != "cached" {
+			t.Errorf("second build: %s %s, want cached", id, s)
+		}
+	}
+	if second := readFile(t, filepath.Join(dist, "artifacts.json")); !bytes.Equal(first, second) {
+		t.Fatalf("artifacts.json differs between builds:\n%s\n%s", first, second)
+	}
+
+	// A fresh cache in another directory: the same bytes, built again.
+	dir2 := copySample(t)
+	runBuild(t, dir2, filepath.Join(t.TempDir(), "cache2"), "-j", "1")
+	if other := readFile(t, filepath.Join(dir2, "dist", "artifacts.json")); !bytes.Equal(first, other) {
+		t.Fatalf("artifacts.json differs between caches and -j:\n%s\n%s", first, other)
+	}
+
+	// Every artifact verifies.
+	var zips []string
+	filepath.WalkDir(dist, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".zip") {
+			zips = append(zips, p)
+		}
+		return nil
+	})
+	mustRun(t, append([]string{"verify"}, zips...)...)
+}
+
+func TestAddingOneDeltaPathBuildsOnlyIt(t *testing.T) {
+	dir := copySample(t)
+	cache := filepath.Join(t.TempDir(), "cache")
+	runBuild(t, dir, cache)
+	cfg := filepath.Join(dir, "release.cue")
+	src := string(readFile(t, cfg))
+	src = strings.Replace(src, `paths: [{from: "1.4.0", to: "1.5.0"}]`, `paths: [{from: "1.4.0", to: "1.5.0"}, {from: "1.4.0", to: "1.4.1"}]`, 1)
+	if err := os.WriteFile(cfg, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var toBuild []string
+	for _, tg := range runPlan(t, dir, cache).Targets {
+		if !tg.Cached {
+			toBuild = append(toBuild, tg.ID)
+		}
+	}
+	if len(toBuild) != 1 || toBuild[0] != "delta/1.4.0..1.4.1" {
+		t.Fatalf("to build: %v, want only delta/1.4.0..1.4.1", toBuild)
+	}
+	b := runBuild(t, dir, cache)
+	for id, s := range statuses(b) {
+		want := "cached"
+		if id == "delta/1.4.0..1.4.1" {
+			want = "built"
+		}
+		if s != want {
+			t.Errorf("%s: %s, want %s", id, s, want)
+		}
+	}
+}
+
+func TestTargetSelectionPublishesOnlySelected(t *testing.T) {
+	dir := copySample(t)
+	cache := filepath.Join(t.TempDir(), "cache")
+	b := runBuild(t, dir, cache, "--target", "delta/1.4.1..1.5.0")
+	st := statuses(b)
+	if len(st) != 3 || st["package/1.4.0"] != "" {
+		t.Fatalf("built %v; want the delta and its two packages only", st)
+	}
+	if len(b.Artifacts) != 1 || b.Artifacts[0].Kind != "delta" {
+		t.Fatalf("published %+v; want only the delta", b.Artifacts)
+	}
+	r := releaseCmd(t, nil, "build", "-C", dir, "--cache", cache, "--target", "nope/*")
+	if r.code != 2 || !strings.Contains(r.stderr, `"nope/*" matches no target`) {
+		t.Fatalf("unknown target: exit %d, %s", r.code, r.stderr)
+	}
+}
+
+func TestConcurrentBuildsShareOneCache(t *testing.T) {
+	cache := filepath.Join(t.TempDir(), "cache")
+	dirs := []string{copySample(t), copySample(t)}
+	var wg sync.WaitGroup
+	results := make([]result, 2)
+	for i := range dirs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = releaseCmd(t, nil, "build", "-C", dirs[i], "--cache", cache, "--format", "json")
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.code != 0 {
+			t.Fatalf("build %d: exit %d\n%s", i, r.code, r.stderr)
+		}
+	}
+	a := readFile(t, filepath.Join(dirs[0], "dist", "artifacts.json"))
+	b := readFile(t, filepath.Join(dirs[1], "dist", "artifacts.json"))
+	if !bytes.Equal(a, b) {
+		t.Fatal("concurrent builds disagree")
+	}
+	var total int
+	for _, r := range results {
+		var bj buildJSON
+		json.Unmarshal([]byte(r.stdout), &bj)
+		for _, s := range statuses(bj) {
+			if s == "built" {
+				total++
+			}
+		}
+	}
+	if total != 5 {
+		t.Fatalf("%d targets built across two concurrent builds; each of the 5 must be built once", total)
+	}
+}
+
+func TestApplyDeltaThroughCLI(t *testing.T) {
+	dir := copySample(t)
+	cache := filepath.Join(t.TempDir(), "cache")
+	runBuild(t, dir, cache)
+	dist := filepath.Join(dir, "dist")
+	install := filepath.Join(t.TempDir(), "k2s")
+	unzipTo(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), install)
+	want := filepath.Join(t.TempDir(), "want")
+	unzipTo(t, filepath.Join(dist, "packages/k2s-1.5.0.zip"), want)
+
+	// The wrong delta is refused and changes nothing.
+	before := treeHash(t, install)
+	r := releaseCmd(t, nil, "apply", filepath.Join(dist, "deltas/k2s-delta-1.4.1-to-1.5.0.zip"), "--install-dir", install)
+	if r.code != 1 || !strings.Contains(r.stderr, "1.4.0") || !strings.Contains(r.stderr, "1.4.1") {
+		t.Fatalf("wrong base: exit %d\n%s", r.code, r.stderr)
+	}
+	if treeHash(t, install) != before {
+		t.Fatal("refused apply changed the installation")
+	}
+
+	// Dry run touches nothing.
+	mustRun(t, "apply", filepath.Join(dist, "deltas/k2s-delta-1.4.0-to-1.5.0.zip"), "--install-dir", install, "--dry-run")
+	if treeHash(t, install) != before {
+		t.Fatal("dry run changed the installation")
+	}
+
+	// A crash during commit, then a re-run that completes it.
+	r = releaseCmd(t, []string{"RELEASE_TEST_CRASH=commit:2"}, "apply", filepath.Join(dist, "deltas/k2s-delta-1.4.0-to-1.5.0.zip"), "--install-dir", install)
+	if r.code != 137 {
+		t.Fatalf("simulated crash: exit %d\n%s", r.code, r.stderr)
+	}
+	mustRun(t, "apply", filepath.Join(dist, "deltas/k2s-delta-1.4.0-to-1.5.0.zip"), "--install-dir", install, "--format", "json")
+	if got, wantH := treeHash(t, install), treeHash(t, want); got != wantH {
+		t.Fatalf("installation after apply differs from 1.5.0:\n%s", diffTrees(t, install, want))
+	}
+}
+
+func TestStandaloneDeltaMatchesPipeline(t *testing.T) {
+	dir := copySample(t)
+	runBuild(t, dir, filepath.Join(t.TempDir(), "cache"))
+	dist := filepath.Join(dir, "dist")
+	out := filepath.Join(t.TempDir(), "d.zip")
+	mustRun(t, "delta", "--from", filepath.Join(dist, "packages/k2s-1.4.0.zip"), "--to", filepath.Join(dist, "packages/k2s-1.5.0.zip"),
+		"-o", out, "--date", "2025-06-01T00:00:00Z")
+	if a, b := fileHash(t, out), fileHash(t, filepath.Join(dist, "deltas/k2s-delta-1.4.0-to-1.5.0.zip")); a != b {
+		t.Fatal("release delta and the pipeline's delta target differ for the same inputs and options")
+	}
+}
+
+func TestConfigErrorsExitTwo(t *testing.T) {
+	cases := []struct {
+		name, cue, want string
+	}{
+		{"type error", `package release
+product: name: 42
+build: date: "2025-01-01T00:00:00Z"
+releases: "1.0.0": inputs: [{dir: "payload/common"}]
+`, "release.cue:2:"},
+		{"undeclared version", `package release
+product: name: "k2s"
+build: date: "2025-01-01T00:00:00Z"
+releases: "1.0.0": inputs: [{dir: "payload/common"}]
+deltas: paths: [{from: "0.9.0", to: "1.0.0"}]
+`, "0.9.0"},
+		{"missing input dir", `package release
+product: name: "k2s"
+build: date: "2025-01-01T00:00:00Z"
+releases: "1.0.0": inputs: [{dir: "payload/nope"}]
+`, "payload/nope"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := copySample(t)
+			os.WriteFile(filepath.Join(dir, "release.cue"), []byte(c.cue), 0o644)
+			for _, cmd := range []string{"vet", "plan", "build"} {
+				r := releaseCmd(t, nil, cmd, "-C", dir, "--cache", filepath.Join(t.TempDir(), "c"))
+				if r.code != 2 || !strings.Contains(r.stderr, c.want) {
+					t.Fatalf("%s: exit %d, stderr:\n%s\nwant exit 2 and %q", cmd, r.code, r.stderr, c.want)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(dir, "dist")); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatal("a config error created dist/")
+			}
+		})
+	}
+	if r := releaseCmd(t, nil, "build", "--no-such-flag"); r.code != 2 {
+		t.Fatalf("unknown flag: exit %d", r.code)
+	}
+	if r := releaseCmd(t, nil, "plan", "--format", "yaml", "-C", copySample(t)); r.code != 2 {
+		t.Fatalf("bad format: exit %d", r.code)
+	}
+}
+
+func TestHelpHasExamples(t *testing.T) {
+	for _, cmd := range []string{"plan", "build", "vet", "delta", "apply", "verify", "cache", "cache ls", "cache gc"} {
+		r := mustRun(t, append(strings.Fields(cmd), "--help")...)
+		if !strings.Contains(r.stdout, "Examples:") {
+			t.Errorf("release %s --help has no examples:\n%s", cmd, r.stdout)
+		}
+	}
+}
+
+func sorted(s []string) []string {
+	out := append([]string(nil), s...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
+
+func readFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func fileHash(t *testing.T, p string) string {
+	sum := sha256.Sum256(readFile(t, p))
+	return hex.EncodeToString(sum[:])
+}
+
+// checkSums does what `sha256sum -c SHA256SUMS` does.
+func checkSums(t *testing.T, dist string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(string(readFile(t, filepath.Join(dist, "SHA256SUMS")))), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("SHA256SUMS has %d lines", len(lines))
+	}
+	for _, l := range lines {
+		sum, name, ok := strings.Cut(l, "  ")
+		if !ok || fileHash(t, filepath.Join(dist, name)) != sum {
+			t.Fatalf("SHA256SUMS line %q does not match", l)
+		}
+	}
+}
+
+func unzipTo(t *testing.T, zipPath, dir string) {
+	t.Helper()
+	zr, err := zip.OpenReader(zipPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	for _, f := range zr.File {
+		p := filepath.Join(dir, filepath.FromSlash(f.Name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, f.Mode().Perm()|0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func treeHash(t *testing.T, dir string) string {
+	t.Helper()
+	h := sha256.New()
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		io.WriteString(h, filepath.ToSlash(rel)+"\x00")
+		h.Write(readFile(t, p))
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func diffTrees(t *testing.T, a, b string) string {
+	list := func(dir string) map[string]string {
+		m := map[string]string{}
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				rel, _ := filepath.Rel(dir, p)
+				m[filepath.ToSlash(rel)] = fileHash(t, p)
+			}
+			return nil
+		})
+		return m
+	}
+	ma, mb := list(a), list(b)
+	var out []string
+	for p, h := range ma {
+		if mb[p] != h {
+			out = append(out, "differs or extra: "+p)
+		}
+	}
+	for p := range mb {
+		if _, ok := ma[p]; !ok {
+			out = append(out, "missing: "+p)
+		}
+	}
+	return strings.Join(sorted(out), "\n")
+}

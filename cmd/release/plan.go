@@ -1,0 +1,41 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/relcue/release/pipeline/plan"
+)
+
+func newPlan() *cobra.Command {
+	var c common
+	var targets []string
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Show the targets a build would make and which are already cached",
+		Long: `plan loads the configuration, expands delta policies, hashes every input
+and prints the build graph: each target with its kind, dependencies, cache
+key and whether its result is already cached. Nothing is built.`,
+		Example: `  release plan -C fixtures/sample
+  release plan -C fixtures/sample --format json
+  release plan -C fixtures/sample --format mermaid >> "$GITHUB_STEP_SUMMARY"
+  release plan -C fixtures/sample --format github-matrix --target 'delta/*'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFormat(c.format, plan.Formats...); err != nil {
+				return err
+			}
+			s, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			views, err := s.Plan(targets)
+			if err != nil {
+				return err
+			}
+			return plan.Render(cmd.OutOrStdout(), c.format, views)
+		},
+	}
+	c.bind(cmd, plan.Formats...)
+	cmd.Flags().StringArrayVarP(&targets, "target", "t", nil, "only this target and what it needs (glob over target IDs; repeatable)")
+	return cmd
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/relcue/release/modules/all"
+	"github.com/relcue/release/pipeline"
+	"github.com/relcue/release/pipeline/progress"
+)
+
+// version is set at link time (-ldflags "-X main.version=...").
+var version = "dev"
+
+// usageError is a mistake in flags or arguments.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// silentError carries an exit code for a failure already reported.
+type silentError struct{ code int }
+
+func (e *silentError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+func exitCode(ctx context.Context, err error) int {
+	var silent *silentError
+	var usage usageError
+	switch {
+	case errors.As(err, &silent):
+		return silent.code
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		return exitCanceled
+	case errors.As(err, &usage), pipeline.IsConfigError(err):
+		return exitUsage
+	case strings.HasPrefix(err.Error(), "unknown command"), strings.HasPrefix(err.Error(), "unknown flag"),
+		strings.HasPrefix(err.Error(), "unknown shorthand flag"), strings.Contains(err.Error(), "flag needs an argument"),
+		strings.HasPrefix(err.Error(), "invalid argument"), strings.Contains(err.Error(), "accepts ") && strings.Contains(err.Error(), "arg(s)"):
+		return exitUsage
+	}
+	return exitFailure
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "release",
+		Short: "Declarative release pipeline for edge Kubernetes distributions",
+		Long: `release turns a CUE description of a product's versions into full offline
+packages, delta packages between versions, and everything else a release
+ships, each step content-addressed cached and reproducible byte for byte.
+
+Exit codes: 0 ok, 1 build/apply/verify failure, 2 usage or config error,
+130 interrupted.`,
+		Example: `  release plan -C fixtures/sample
+  release build -C fixtures/sample
+  release build -C fixtures/sample --target 'delta/*' --format json
+  release apply dist/deltas/k2s-delta-1.4.0-to-1.5.0.zip --install-dir /opt/k2s`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newPlan(), newBuild(), newVet(), newDelta(), newApply(), newVerify(), newCache())
+	return root
+}
+
+// common holds flags shared by commands that read a configuration.
+type common struct {
+	dir      string
+	cacheDir string
+	jobs     int
+	format   string
+}
+
+func (c *common) bind(cmd *cobra.Command, formats ...string) {
+	cmd.Flags().StringVarP(&c.dir, "dir", "C", ".", "directory holding the release configuration (*.cue, package release)")
+	cmd.Flags().StringVar(&c.cacheDir, "cache", "", "cache directory (default: $RELEASE_CACHE or the user cache dir)")
+	cmd.Flags().IntVarP(&c.jobs, "jobs", "j", 0, "parallel steps and hashing workers (default: number of CPUs)")
+	addFormat(cmd, &c.format, formats...)
+}
+
+func addFormat(cmd *cobra.Command, dst *string, formats ...string) {
+	if len(formats) == 0 {
+		formats = []string{"text", "json"}
+	}
+	cmd.Flags().StringVar(dst, "format", formats[0], "output format: "+strings.Join(formats, "|"))
+}
+
+func checkFormat(format string, allowed ...string) error {
+	if len(allowed) == 0 {
+		allowed = []string{"text", "json"}
+	}
+	for _, a := range allowed {
+		if format == a {
+			return nil
+		}
+	}
+	return usageError{fmt.Errorf("--format %q: want one of %s", format, strings.Join(allowed, ", "))}
+}
+
+func (c *common) open(ctx context.Context) (*pipeline.Session, error) {
+	if c.jobs < 0 {
+		return nil, usageError{fmt.Errorf("--jobs must be positive")}
+	}
+	return pipeline.Open(ctx, all.Modules(), pipeline.Options{Dir: c.dir, CacheDir: c.cacheDir, Workers: c.jobs})
+}
+
+// reporter picks live bars or plain lines for stderr.
+func reporter(quiet bool) progress.Reporter { return progress.Auto(os.Stderr, quiet) }

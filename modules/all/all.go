@@ -1,0 +1,18 @@
+// Package all lists the artifact modules the release binary ships.
+package all
+
+import (
+	"github.com/relcue/release/modules/delta"
+	"github.com/relcue/release/modules/fullpkg"
+	"github.com/relcue/release/pipeline"
+	"github.com/relcue/release/pipeline/config"
+	"github.com/relcue/release/pipeline/step"
+)
+
+// Modules returns every step and target source.
+func Modules() pipeline.Modules {
+	return pipeline.Modules{
+		Steps:   []step.Step{fullpkg.Step{}, delta.Step{}},
+		Targets: []func(*config.Model) ([]step.Target, error){fullpkg.Targets, delta.Targets},
+	}
+}

@@ -1,0 +1,212 @@
+// Package pipeline ties the stages together: load the CUE configuration,
+// ask the modules for targets, plan the graph, run it on an engine with the
+// cache, and publish into dist/. It is what the CLI calls; it knows targets
+// and keys, never what a zip or a deb is.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+
+	"github.com/relcue/release/pipeline/cache"
+	"github.com/relcue/release/pipeline/config"
+	"github.com/relcue/release/pipeline/dist"
+	"github.com/relcue/release/pipeline/engine"
+	"github.com/relcue/release/pipeline/fetch"
+	"github.com/relcue/release/pipeline/plan"
+	"github.com/relcue/release/pipeline/progress"
+	"github.com/relcue/release/pipeline/sched"
+	"github.com/relcue/release/pipeline/step"
+)
+
+// Modules is what the artifact modules contribute: their steps, and the
+// targets a configuration asks of them.
+type Modules struct {
+	Steps   []step.Step
+	Targets []func(*config.Model) ([]step.Target, error)
+}
+
+// ConfigError marks errors in the user's configuration or arguments (exit
+// code 2), as opposed to failures while building (exit code 1).
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// IsConfigError reports whether err is the user's to fix in config or flags.
+func IsConfigError(err error) bool {
+	var ce *ConfigError
+	return errors.As(err, &ce)
+}
+
+// Options configures loading.
+type Options struct {
+	// Dir holds the configuration.
+	Dir string
+	// CacheDir overrides the default cache location.
+	CacheDir string
+	// Workers bounds parallelism; 0 means the number of CPUs.
+	Workers int
+	Env     func(string) string
+}
+
+// Session is a loaded and planned configuration.
+type Session struct {
+	Model   *config.Model
+	Graph   *plan.Graph
+	Cache   *cache.Store
+	Steps   map[string]step.Step
+	Workers int
+}
+
+// Open loads the configuration and plans it.
+func Open(ctx context.Context, mods Modules, opts Options) (*Session, error) {
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	m, err := config.Load(opts.Dir, config.LoadOptions{Env: opts.Env})
+	if err != nil {
+		return nil, &ConfigError{err}
+	}
+	steps, err := engine.Registry(mods.Steps...)
+	if err != nil {
+		return nil, err
+	}
+	var targets []step.Target
+	for _, f := range mods.Targets {
+		ts, err := f(m)
+		if err != nil {
+			return nil, &ConfigError{err}
+		}
+		targets = append(targets, ts...)
+	}
+	g, err := plan.Build(ctx, targets, plan.Options{Steps: steps, Workers: workers})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &ConfigError{err}
+	}
+	cacheDir := opts.CacheDir
+	if cacheDir == "" {
+		if cacheDir, err = cache.DefaultDir(); err != nil {
+			return nil, &ConfigError{err}
+		}
+	}
+	store, err := cache.Open(cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	return &Session{Model: m, Graph: g, Cache: store, Steps: steps, Workers: workers}, nil
+}
+
+// Status reports whether a node is cached (an entry exists; it is verified
+// when the build uses it).
+func (s *Session) Status(n *plan.Node) plan.Status {
+	return plan.Status{Cached: s.Cache.Has(n.Key)}
+}
+
+// Plan returns the views of the targets selected by patterns (all when
+// empty) and what they need.
+func (s *Session) Plan(patterns []string) ([]plan.TargetView, error) {
+	ids, _, err := s.Graph.Select(patterns)
+	if err != nil {
+		return nil, &ConfigError{err}
+	}
+	return s.Graph.View(ids, s.Status), nil
+}
+
+// BuildOptions configures a build.
+type BuildOptions struct {
+	Targets   []string
+	KeepGoing bool
+	Engine    string
+	// Dist overrides the configured output directory.
+	Dist     string
+	Progress progress.Reporter
+}
+
+// BuildReport is the result of a build.
+type BuildReport struct {
+	Dist      string          `json:"dist"`
+	Engine    string          `json:"engine"`
+	Targets   []TargetOutcome `json:"targets"`
+	Artifacts []dist.Artifact `json:"artifacts"`
+	Summary   string          `json:"summary"`
+}
+
+// TargetOutcome is one target's line in a BuildReport.
+type TargetOutcome struct {
+	ID         string  `json:"id"`
+	Status     string  `json:"status"`
+	Seconds    float64 `json:"seconds"`
+	Error      string  `json:"error,omitempty"`
+	Key        string  `json:"key"`
+	Published  bool    `json:"published"`
+	Dependency bool    `json:"dependency"`
+}
+
+// Build runs the selected targets and, when all succeed, publishes the
+// artifacts of the selected ones (not of dependencies pulled in only to
+// build them) into dist/. On failure dist/ is not touched.
+func (s *Session) Build(ctx context.Context, opts BuildOptions) (*BuildReport, error) {
+	ids, roots, err := s.Graph.Select(opts.Targets)
+	if err != nil {
+		return nil, &ConfigError{err}
+	}
+	eng, err := engine.New(opts.Engine, s.Steps)
+	if err != nil {
+		return nil, &ConfigError{err}
+	}
+	defer eng.Close()
+	rep := opts.Progress
+	if rep == nil {
+		rep = &progress.Plain{Quiet: true}
+	}
+	resolver := &fetch.Resolver{BlobDir: s.Cache.BlobDir(), TempDir: s.Cache.TempDir(), Attempts: 3}
+	res, runErr := sched.Run(ctx, s.Graph, ids, sched.Options{
+		Jobs: s.Workers, KeepGoing: opts.KeepGoing, Engine: eng, Cache: s.Cache,
+		Resolve: resolver.Resolve, Progress: rep,
+	})
+	if res == nil {
+		return nil, runErr
+	}
+	defer res.Release()
+
+	distDir := s.Model.Build.Dist
+	if opts.Dist != "" {
+		if distDir, err = filepath.Abs(opts.Dist); err != nil {
+			return nil, err
+		}
+	}
+	report := &BuildReport{Dist: distDir, Engine: eng.Name(), Summary: res.Summary(), Artifacts: []dist.Artifact{}}
+	isRoot := map[string]bool{}
+	for _, r := range roots {
+		isRoot[r] = true
+	}
+	for _, id := range ids {
+		o := res.Outcomes[id]
+		t := TargetOutcome{ID: id, Status: o.Status, Seconds: o.Duration.Seconds(), Key: s.Graph.Nodes[id].Key, Dependency: !isRoot[id], Published: isRoot[id] && runErr == nil}
+		if o.Err != nil {
+			t.Error = o.Err.Error()
+		}
+		report.Targets = append(report.Targets, t)
+	}
+	if runErr != nil {
+		return report, runErr
+	}
+	var items []dist.Item
+	for _, id := range roots {
+		items = append(items, dist.Item{Target: id, Entry: res.Outcomes[id].Entry})
+	}
+	arts, err := dist.Publish(distDir, items)
+	if err != nil {
+		return report, fmt.Errorf("publish to %s: %w", distDir, err)
+	}
+	report.Artifacts = arts
+	return report, nil
+}
