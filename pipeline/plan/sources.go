@@ -2,7 +2,9 @@ package plan
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -73,6 +75,9 @@ func digestSources(ctx context.Context, targets []step.Target, g *Graph, dg Dige
 			seen[s.Name] = true
 			eg.Go(func() error {
 				dig, err := dg.Digest(ctx, s)
+				if errors.Is(err, fs.ErrNotExist) {
+					err = fmt.Errorf("%w; create it or correct the path", err)
+				}
 				if err != nil {
 					pos := s.Pos
 					if pos == "" {
