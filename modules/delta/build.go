@@ -38,6 +38,7 @@ type Options struct {
 	// Workers bounds parallel hashing and compression; < 1 means 1.
 	Workers int
 	// Progress receives uncompressed bytes hashed and written; may be nil.
+	// Calls are serialized.
 	Progress func(int64)
 	// Log receives human-readable detail lines; may be nil.
 	Log io.Writer

@@ -25,6 +25,8 @@ import (
 type File struct {
 	Data []byte
 	Exec bool
+	// Link is the target of a symbolic link (Data is unused then).
+	Link string
 }
 
 // Tree maps forward-slash paths to files.
@@ -124,6 +126,12 @@ func WriteTree(t testing.TB, dir string, tree Tree) {
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			t.Fatal(err)
 		}
+		if f.Link != "" {
+			if err := os.Symlink(f.Link, dst); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
 		mode := fs.FileMode(0o644)
 		if f.Exec {
 			mode = 0o755
@@ -137,13 +145,19 @@ func WriteTree(t testing.TB, dir string, tree Tree) {
 	}
 }
 
-// ReadTree reads every regular file below dir. Anything else (links,
-// devices) fails the test: installations made by the tests have none.
+// ReadTree reads every regular file and symbolic link (not following it)
+// below dir. Anything else fails the test.
 func ReadTree(t testing.TB, dir string) Tree {
 	t.Helper()
 	tree := Tree{}
 	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if e.Type()&fs.ModeSymlink != 0 {
+			target, err := os.Readlink(p)
+			tree[filepath.ToSlash(rel)] = File{Link: target}
 			return err
 		}
 		if !e.Type().IsRegular() {
@@ -157,7 +171,6 @@ func ReadTree(t testing.TB, dir string) Tree {
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(dir, p)
 		tree[filepath.ToSlash(rel)] = File{Data: data, Exec: info.Mode()&0o100 != 0}
 		return nil
 	})
@@ -196,6 +209,8 @@ func Diff(want, got Tree) string {
 			fmt.Fprintf(&b, "missing %s\n", p)
 		case !bytes.Equal(g.Data, want[p].Data):
 			fmt.Fprintf(&b, "content of %s differs (%d bytes, want %d)\n", p, len(g.Data), len(want[p].Data))
+		case g.Link != want[p].Link:
+			fmt.Fprintf(&b, "%s links to %q, want %q\n", p, g.Link, want[p].Link)
 		case g.Exec != want[p].Exec:
 			fmt.Fprintf(&b, "exec bit of %s is %v, want %v\n", p, g.Exec, want[p].Exec)
 		}

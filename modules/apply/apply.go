@@ -1,0 +1,758 @@
+// Package apply applies cluster delta packages to an installation directory
+// transactionally, verifies packages and installations, and recovers from
+// an apply that was interrupted (crash, power loss, kill).
+//
+// An apply locks the installation, checks every file it will touch (and every
+// unchanged file) against the hashes in the delta, stages the new files under
+// <install>/.release-apply/stage/, writes a journal, and then commits by
+// renames only: each old file is moved to .release-apply/backup/ and each new
+// one moved into place. The journal's switch to "committing" is the commit
+// point: an apply interrupted before it leaves the installation untouched,
+// one interrupted after it is finished by the next Apply or Recover.
+package apply
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/relcue/release/modules/delta"
+	"github.com/relcue/release/modules/pkgmanifest"
+	"github.com/relcue/release/modules/pkgzip"
+)
+
+// Options configures Apply.
+type Options struct {
+	// DryRun does every check and reports what would change, touching
+	// nothing (not even the lock file).
+	DryRun bool
+	// Force applies even if the installed version is not the delta's base
+	// or installed files differ from what the delta expects; every such
+	// mismatch is reported as a warning instead.
+	Force bool
+	// Workers bounds parallel hashing and staging; < 1 means 1.
+	Workers int
+	// Progress receives bytes hashed and staged; may be nil. Calls are
+	// serialized.
+	Progress func(int64)
+	// Log receives human-readable detail lines; may be nil.
+	Log io.Writer
+}
+
+// Report says what Apply, Recover or Verify did.
+type Report struct {
+	// Operation is "apply", "recover" or "verify".
+	Operation string `json:"operation"`
+	// Path is the delta (apply) or the zip verified.
+	Path string `json:"path,omitempty"`
+	// Kind is, for verify, "package" or "delta".
+	Kind       string `json:"kind,omitempty"`
+	InstallDir string `json:"installDir,omitempty"`
+	// BaseVersion and TargetVersion are the delta's; a verified full
+	// package's version is TargetVersion.
+	BaseVersion   string `json:"baseVersion,omitempty"`
+	TargetVersion string `json:"targetVersion,omitempty"`
+	DryRun        bool   `json:"dryRun"`
+	Forced        bool   `json:"forced"`
+	// AlreadyApplied is true when the installation was at TargetVersion
+	// already (and verified as such); nothing was changed.
+	AlreadyApplied bool `json:"alreadyApplied"`
+	// Recovery is set when an interrupted apply was finished or undone.
+	Recovery *Recovery `json:"recovery,omitempty"`
+	// Added, Changed and Removed are the delta manifest's counts.
+	Added   int `json:"added"`
+	Changed int `json:"changed"`
+	Removed int `json:"removed"`
+	// FilesWritten, FilesRemoved and BytesWritten count what the apply
+	// wrote and removed (with DryRun: would write and remove), wholesale
+	// directories included.
+	FilesWritten int   `json:"filesWritten"`
+	FilesRemoved int   `json:"filesRemoved"`
+	BytesWritten int64 `json:"bytesWritten"`
+	// FilesVerified and BytesVerified count what was hashed by Verify.
+	FilesVerified int   `json:"filesVerified,omitempty"`
+	BytesVerified int64 `json:"bytesVerified,omitempty"`
+	// Warnings are the mismatches --force let through.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Recovery describes how an interrupted apply was resolved.
+type Recovery struct {
+	// Action is "rolled-forward", "rolled-back" or "discarded-stage" (the
+	// apply was interrupted while staging; nothing had been touched).
+	Action string `json:"action"`
+	// State is the journal state found ("" for discarded-stage).
+	State         string `json:"state,omitempty"`
+	Delta         string `json:"delta,omitempty"`
+	BaseVersion   string `json:"baseVersion,omitempty"`
+	TargetVersion string `json:"targetVersion,omitempty"`
+}
+
+// Apply applies the delta zip to the installation in installDir. On error
+// the returned report (which may be nil) still says whether an earlier
+// interrupted apply was recovered.
+func Apply(ctx context.Context, deltaZip, installDir string, opts Options) (*Report, error) {
+	rep, err := apply(ctx, deltaZip, installDir, opts)
+	if err != nil {
+		return rep, fmt.Errorf("apply %s to %s: %w", filepath.Base(deltaZip), installDir, err)
+	}
+	return rep, nil
+}
+
+// Recover finishes or undoes an interrupted apply in installDir (forward if
+// it had reached "committing", backward otherwise). Without one it does
+// nothing and returns a report with a nil Recovery.
+func Recover(ctx context.Context, installDir string) (*Report, error) {
+	dir, err := installRoot(installDir)
+	if err != nil {
+		return nil, fmt.Errorf("recover %s: %w", installDir, err)
+	}
+	lock, err := acquireLock(dir)
+	if err != nil {
+		return nil, fmt.Errorf("recover %s: %w", installDir, err)
+	}
+	rep := &Report{Operation: "recover", InstallDir: dir}
+	rep.Recovery, err = recoverLocked(ctx, dir, max(1, min(4, runtime.GOMAXPROCS(0))), nil, nil)
+	if isCrash(err) {
+		lock.abandon()
+	} else {
+		lock.release()
+	}
+	if err != nil {
+		return rep, fmt.Errorf("recover %s: %w", installDir, err)
+	}
+	return rep, nil
+}
+
+func apply(ctx context.Context, deltaZip, dirArg string, opts Options) (rep *Report, err error) {
+	dir, err := installRoot(dirArg)
+	if err != nil {
+		return nil, err
+	}
+	workers := max(opts.Workers, 1)
+	opts.Progress = serialize(opts.Progress)
+	logf := func(format string, args ...any) {
+		if opts.Log != nil {
+			fmt.Fprintf(opts.Log, format+"\n", args...)
+		}
+	}
+	rep = &Report{Operation: "apply", Path: deltaZip, InstallDir: dir, DryRun: opts.DryRun, Forced: opts.Force}
+	warn := func(msg string) {
+		rep.Warnings = append(rep.Warnings, msg)
+		logf("warning: %s", msg)
+	}
+
+	if opts.DryRun {
+		if lexists(filepath.Join(dir, delta.ApplyStateDir)) {
+			return rep, fmt.Errorf("an apply is running or was interrupted (%s exists); run apply without --dry-run, or recover, first", filepath.Join(dir, delta.ApplyStateDir))
+		}
+	} else {
+		lock, err := acquireLock(dir)
+		if err != nil {
+			return rep, err
+		}
+		defer func() {
+			if isCrash(err) {
+				lock.abandon()
+			} else {
+				lock.release()
+			}
+		}()
+		rep.Recovery, err = recoverLocked(ctx, dir, workers, opts.Progress, logf)
+		if err != nil {
+			return rep, err
+		}
+	}
+
+	r, err := pkgzip.Open(deltaZip)
+	if err != nil {
+		return rep, err
+	}
+	defer r.Close()
+	m, err := delta.ReadManifest(r)
+	if err != nil {
+		return rep, err
+	}
+	rep.BaseVersion, rep.TargetVersion = m.BaseVersion, m.TargetVersion
+	rep.Added, rep.Changed, rep.Removed = m.AddedCount, m.ChangedCount, m.RemovedCount
+	var targetPM *pkgmanifest.Manifest
+	if e := r.Lookup(delta.PackageManifestName); e != nil {
+		if targetPM, err = readPackageManifest(e); err != nil {
+			return rep, fmt.Errorf("%s: %w", deltaZip, err)
+		}
+		if targetPM.Version != m.TargetVersion {
+			return rep, fmt.Errorf("%s: the shipped %s is for %s but the delta goes to %s; the delta is inconsistent, rebuild it", deltaZip, pkgmanifest.Name, targetPM.Version, m.TargetVersion)
+		}
+	}
+
+	installed, err := readVersion(dir)
+	if err != nil {
+		return rep, err
+	}
+	if installed == m.TargetVersion {
+		if err := verifyAt(ctx, dir, m, workers, opts.Progress); err != nil {
+			return rep, err
+		}
+		rep.AlreadyApplied = true
+		logf("already at %s", m.TargetVersion)
+		return rep, nil
+	}
+	if installed != m.BaseVersion {
+		shown := installed
+		if shown == "" {
+			shown = "unversioned (no " + delta.VersionFile + " file)"
+		}
+		msg := fmt.Sprintf("installation is %s but the delta is for %s", shown, m.BaseVersion)
+		if !opts.Force {
+			return rep, errors.New(msg + "; use the matching delta or --force")
+		}
+		warn(msg)
+	}
+
+	p, err := makePlan(ctx, dir, r, m, targetPM, opts.Force, workers, opts.Progress)
+	if err != nil {
+		return rep, err
+	}
+	rep.FilesWritten, rep.FilesRemoved, rep.BytesWritten = p.writes, p.removes, p.bytes
+	if len(p.problems) > 0 {
+		if !opts.Force {
+			return rep, fmt.Errorf("the installation does not match what the delta expects: %s; restore those files from the %s package, or use --force", summarize(p.problems), m.BaseVersion)
+		}
+		for _, pr := range p.problems {
+			warn(pr.msg)
+		}
+	}
+	if opts.DryRun {
+		logf("dry run: would write %d files (%d bytes) and remove %d", p.writes, p.bytes, p.removes)
+		return rep, nil
+	}
+
+	t := newTxn(dir, &journal{
+		Version:       journalVersion,
+		Delta:         filepath.Base(deltaZip),
+		BaseVersion:   m.BaseVersion,
+		TargetVersion: m.TargetVersion,
+		Ops:           p.ops,
+		Created:       p.created,
+	})
+	// Before the commit point every failure leaves the installation as it
+	// was; only the staging area has to go.
+	discard := func(err error) error {
+		if isCrash(err) {
+			return err
+		}
+		if rerr := t.removeState(); rerr != nil {
+			return fmt.Errorf("%w (and cleaning up the staging area failed: %v)", err, rerr)
+		}
+		return err
+	}
+	if err := stageFiles(ctx, t, r, workers, opts.Progress); err != nil {
+		return rep, discard(err)
+	}
+	if err := t.save(statePrepared); err != nil {
+		return rep, discard(err)
+	}
+	if err := crashPoint(pointJournal, 0); err != nil {
+		return rep, discard(err)
+	}
+	if err := t.save(stateCommitting); err != nil {
+		return rep, discard(err)
+	}
+	if err := crashPoint(pointCommitting, 0); err != nil {
+		if isCrash(err) {
+			return rep, err
+		}
+		return rep, rollback(t, err)
+	}
+	logf("committing %s -> %s: %d files to write, %d to remove", m.BaseVersion, m.TargetVersion, p.writes, p.removes)
+	if err := t.forward(ctx); err != nil {
+		if isCrash(err) {
+			return rep, err
+		}
+		return rep, rollback(t, fmt.Errorf("commit: %w", err))
+	}
+	if err := t.save(stateCommitted); err != nil {
+		return rep, rollback(t, err)
+	}
+	if err := crashPoint(pointCommitted, 0); err != nil {
+		if isCrash(err) {
+			return rep, err
+		}
+		return rep, rollback(t, err)
+	}
+	if err := t.verifyForward(ctx, workers, opts.Progress); err != nil {
+		return rep, rollback(t, err)
+	}
+	if err := crashPoint(pointCleanup, 0); err != nil {
+		if isCrash(err) {
+			return rep, err
+		}
+		return rep, rollback(t, err)
+	}
+	if err := t.removeState(); err != nil {
+		// The installation is complete and verified; the next apply or
+		// recover removes the leftovers.
+		warn(err.Error())
+	}
+	logf("applied %s -> %s", m.BaseVersion, m.TargetVersion)
+	return rep, nil
+}
+
+// rollback undoes a commit after cause and says how that went.
+func rollback(t *txn, cause error) error {
+	if err := t.save(stateRollingBack); err != nil {
+		cause = fmt.Errorf("%w (and marking the journal failed: %v)", cause, err)
+	}
+	if err := t.backward(); err != nil {
+		if isCrash(err) {
+			return err
+		}
+		return fmt.Errorf("%w; rolling back failed too: %v; %s is kept, run recover to finish the rollback", cause, err, t.state)
+	}
+	if err := t.removeState(); err != nil {
+		return fmt.Errorf("%w; the installation was rolled back to %s but %v", cause, t.j.BaseVersion, err)
+	}
+	return fmt.Errorf("%w; the installation was rolled back to %s", cause, t.j.BaseVersion)
+}
+
+// recoverLocked resolves an interrupted apply; the caller holds the lock.
+func recoverLocked(ctx context.Context, dir string, workers int, progress func(int64), logf func(string, ...any)) (*Recovery, error) {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	state := filepath.Join(dir, delta.ApplyStateDir)
+	if !lexists(state) {
+		return nil, nil
+	}
+	j, err := loadJournal(dir)
+	if err != nil {
+		return nil, err
+	}
+	if j == nil {
+		// Interrupted while staging: the installation was never touched.
+		if err := os.RemoveAll(state); err != nil {
+			return nil, fmt.Errorf("remove the staging area of an interrupted apply: %w", err)
+		}
+		logf("recovery: discarded the staging area of an apply interrupted before its commit")
+		return &Recovery{Action: "discarded-stage"}, nil
+	}
+	t := newTxn(dir, j)
+	rec := &Recovery{State: j.State, Delta: j.Delta, BaseVersion: j.BaseVersion, TargetVersion: j.TargetVersion}
+	what := fmt.Sprintf("the interrupted apply of %s (%s -> %s, state %s)", j.Delta, j.BaseVersion, j.TargetVersion, j.State)
+	back := func(reason error) (*Recovery, error) {
+		rec.Action = "rolled-back"
+		if err := t.save(stateRollingBack); err != nil {
+			return rec, fmt.Errorf("roll back %s: %w", what, err)
+		}
+		if err := t.backward(); err != nil {
+			if isCrash(err) {
+				return rec, err
+			}
+			return rec, fmt.Errorf("roll back %s: %w; %s is kept for inspection", what, err, state)
+		}
+		if err := t.removeState(); err != nil {
+			return rec, err
+		}
+		if reason != nil {
+			return rec, fmt.Errorf("%s could not be finished (%v); it was rolled back to %s", what, reason, j.BaseVersion)
+		}
+		logf("recovery: rolled back %s", what)
+		return rec, nil
+	}
+	switch j.State {
+	case statePrepared, stateRollingBack:
+		return back(nil)
+	case stateCommitting:
+		if err := t.stagedComplete(); err != nil {
+			return back(err)
+		}
+		if err := t.forward(ctx); err != nil {
+			if isCrash(err) {
+				return rec, err
+			}
+			return back(err)
+		}
+		if err := t.save(stateCommitted); err != nil {
+			return back(err)
+		}
+	}
+	if err := t.verifyForward(ctx, workers, progress); err != nil {
+		return back(err)
+	}
+	if err := t.removeState(); err != nil {
+		return rec, err
+	}
+	rec.Action = "rolled-forward"
+	logf("recovery: finished %s", what)
+	return rec, nil
+}
+
+// verifyAt checks an installation that says it is at the delta's target
+// version: every file the delta would have written must have its target
+// hash and every file it would have removed must be gone.
+func verifyAt(ctx context.Context, dir string, m *delta.Manifest, workers int, progress func(int64)) error {
+	var checks []check
+	for _, p := range sortedKeys(m.Files.Target) {
+		checks = append(checks, check{path: p, want: m.Files.Target[p], what: m.TargetVersion})
+	}
+	problems, err := runChecks(ctx, dir, checks, workers, progress)
+	if err != nil {
+		return err
+	}
+	for _, p := range sortedKeys(m.Files.Base) {
+		if _, ok := m.Files.Target[p]; !ok && lexists(filepath.Join(dir, filepath.FromSlash(p))) {
+			problems = append(problems, problem{p, fmt.Sprintf("%s is still there but %s removed it", p, m.TargetVersion)})
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("installation says it is %s already, but %s; reinstall %s from its full package", m.TargetVersion, summarize(problems), m.TargetVersion)
+	}
+	return nil
+}
+
+// plan is the complete list of operations of one apply, checked up front.
+type plan struct {
+	ops      []op
+	created  []string
+	problems []problem
+	writes   int
+	removes  int
+	bytes    int64
+}
+
+// makePlan decides every rename the apply will do and checks the
+// installation: the hash of every file it replaces or removes, of every
+// file it adds that exists already, and of every unchanged file the target
+// package lists. Mismatches are problems (--force lets them through);
+// layouts it cannot apply safely (symbolic links on the way, a directory
+// where a file must go) are errors.
+func makePlan(ctx context.Context, dir string, r *pkgzip.Reader, m *delta.Manifest, targetPM *pkgmanifest.Manifest, force bool, workers int, progress func(int64)) (*plan, error) {
+	skipPaths := map[string]bool{}
+	for _, p := range m.SpecialSkippedFiles {
+		skipPaths[p] = true
+	}
+	isSkipped := func(p string) bool { return skipped(p, skipPaths, m.SkipRules) }
+	inWhole := func(p string) bool {
+		for _, d := range m.WholeDirectories {
+			if strings.HasPrefix(p, d+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	for _, p := range sortedKeys(m.Files.Target) {
+		for a := path.Dir(p); a != "."; a = path.Dir(a) {
+			if _, ok := m.Files.Target[a]; ok {
+				return nil, fmt.Errorf("the delta writes both the file %s and %s under it; the delta is invalid, rebuild it", a, p)
+			}
+		}
+	}
+
+	paths := map[string]bool{}
+	for p := range m.Files.Target {
+		paths[p] = true
+	}
+	for p := range m.Files.Base {
+		paths[p] = true
+	}
+	// Wholesale directories are replaced completely: installed files the
+	// target does not have go too, whatever they are.
+	for _, d := range m.WholeDirectories {
+		root := filepath.Join(dir, filepath.FromSlash(d))
+		fi, err := os.Lstat(root)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return nil, fmt.Errorf("wholesale directory %s is a symbolic link; release will not replace files through it, make it a real directory", d)
+		}
+		if !fi.IsDir() {
+			continue
+		}
+		err = filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if e.IsDir() {
+				return nil
+			}
+			rel, err := filepath.Rel(dir, p)
+			if err != nil {
+				return err
+			}
+			rel = filepath.ToSlash(rel)
+			if !isSkipped(rel) {
+				paths[rel] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list wholesale directory %s: %w", d, err)
+		}
+	}
+
+	pl := &plan{}
+	var checks []check
+	var dirsInTheWay []string
+	slot := 0
+	for _, p := range sortedKeys(paths) {
+		t, inT := m.Files.Target[p]
+		b, inB := m.Files.Base[p]
+		fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(p)))
+		exists := err == nil
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		o := op{Path: p}
+		if inT {
+			slot++
+			o.Stage = fmt.Sprintf("%06d", slot)
+			o.Target = &t
+		}
+		switch {
+		case exists && fi.IsDir():
+			if inT {
+				dirsInTheWay = append(dirsInTheWay, p)
+			} else {
+				pl.problems = append(pl.problems, problem{p, fmt.Sprintf("%s is a directory but %s has a file there", p, m.BaseVersion)})
+			}
+		case exists:
+			if o.Stage == "" {
+				slot++
+			}
+			o.Backup = fmt.Sprintf("%06d", slot)
+			switch {
+			case inB:
+				checks = append(checks, check{path: p, want: b, what: m.BaseVersion + "'s"})
+			case inT && !inWhole(p):
+				// An added file that is there already: fine if it is the
+				// same, a conflict otherwise.
+				checks = append(checks, check{path: p, want: t, what: "the file the delta adds", absentOK: true})
+			}
+		case inB:
+			checks = append(checks, check{path: p, want: b, what: m.BaseVersion + "'s"})
+		}
+		if o.Stage != "" || o.Backup != "" {
+			pl.ops = append(pl.ops, o)
+		}
+	}
+	if targetPM != nil {
+		for _, f := range targetPM.Files {
+			if _, ok := m.Files.Target[f.Path]; ok || f.Path == pkgmanifest.Name || isSkipped(f.Path) {
+				continue
+			}
+			checks = append(checks, check{path: f.Path, want: pkgzip.Digest{SHA256: f.SHA256, Size: f.Size}, what: "the unchanged file of " + m.BaseVersion})
+		}
+	}
+
+	// Structure: nothing may be written through a symbolic link, and a file
+	// can only go where nothing, or something the delta removes, is.
+	removed := map[string]bool{}
+	for _, o := range pl.ops {
+		if o.Backup != "" && o.Stage == "" {
+			removed[o.Path] = true
+		}
+	}
+	kinds := map[string]fs.FileMode{}
+	kindOf := func(rel string) (fs.FileMode, bool, error) {
+		if k, ok := kinds[rel]; ok {
+			return k, k != fs.ModeIrregular, nil
+		}
+		fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(rel)))
+		if errors.Is(err, fs.ErrNotExist) {
+			kinds[rel] = fs.ModeIrregular // marks "absent" in the cache
+			return 0, false, nil
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		kinds[rel] = fi.Mode().Type()
+		return fi.Mode().Type(), true, nil
+	}
+	created := map[string]bool{}
+	for _, o := range pl.ops {
+		for a := path.Dir(o.Path); a != "."; a = path.Dir(a) {
+			k, ok, err := kindOf(a)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", a, err)
+			}
+			switch {
+			case !ok:
+				if o.Stage != "" {
+					created[a] = true
+				}
+			case k&fs.ModeSymlink != 0:
+				return nil, fmt.Errorf("%s is a symbolic link; release will not write %s through it, make %s a real directory", a, o.Path, a)
+			case k.IsDir():
+			case removed[a]:
+				if o.Stage != "" {
+					created[a] = true
+				}
+			default:
+				return nil, fmt.Errorf("%s cannot be written: %s is a file the delta does not remove; move it away", o.Path, a)
+			}
+		}
+	}
+	for _, d := range dirsInTheWay {
+		err := filepath.WalkDir(filepath.Join(dir, filepath.FromSlash(d)), func(p string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(dir, p)
+			if rel = filepath.ToSlash(rel); !removed[rel] {
+				return fmt.Errorf("%s is a directory in the installation but %s has a file there, and %s would be lost; move the directory away", d, m.TargetVersion, rel)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		// It is pruned once emptied, then the file takes its place.
+		delete(created, d)
+	}
+	for d := range created {
+		pl.created = append(pl.created, d)
+	}
+	slices.Sort(pl.created)
+
+	problems, err := runChecks(ctx, dir, checks, workers, progress)
+	if err != nil {
+		return nil, err
+	}
+	pl.problems = append(pl.problems, problems...)
+	slices.SortFunc(pl.problems, func(a, b problem) int { return strings.Compare(a.path, b.path) })
+	for _, o := range pl.ops {
+		switch {
+		case o.Stage != "":
+			pl.writes++
+			pl.bytes += o.Target.Size
+		case o.Backup != "":
+			pl.removes++
+		}
+	}
+	return pl, nil
+}
+
+// stageFiles streams every new file from the delta into the staging area,
+// hashing as it goes, so that a corrupt delta is caught before the commit.
+func stageFiles(ctx context.Context, t *txn, r *pkgzip.Reader, workers int, progress func(int64)) error {
+	for _, d := range []string{stageDir, backupDir} {
+		if err := os.MkdirAll(filepath.Join(t.state, d), 0o755); err != nil {
+			return fmt.Errorf("create the staging area: %w", err)
+		}
+	}
+	var staged atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for _, o := range t.j.Ops {
+		if o.Stage == "" {
+			continue
+		}
+		g.Go(func() error {
+			e := r.Lookup(o.Path)
+			if e == nil {
+				return fmt.Errorf("%s: no entry %s", r.Path, o.Path)
+			}
+			if err := stageOne(gctx, e, t.stagePath(o), *o.Target, progress); err != nil {
+				return fmt.Errorf("%s: entry %s: %w", r.Path, o.Path, err)
+			}
+			return crashPoint(pointStaged, int(staged.Add(1)))
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return syncDir(filepath.Join(t.state, stageDir))
+}
+
+func stageOne(ctx context.Context, e *pkgzip.Entry, dst string, want pkgzip.Digest, progress func(int64)) (err error) {
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	rc, err := e.Open()
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	n, err := copyCtx(ctx, io.MultiWriter(f, h), rc, progress)
+	if cerr := rc.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want.SHA256 || n != want.Size {
+		return fmt.Errorf("content has sha256 %s (%d bytes) but %s says %s (%d bytes); the delta is corrupt, download or build it again",
+			got, n, delta.ManifestName, want.SHA256, want.Size)
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	// The zip's executable bit is authoritative; the umask is not.
+	return f.Chmod(pkgzip.NormalMode(e.Mode))
+}
+
+// serialize makes a progress callback safe for the parallel workers, so
+// callers need no locking of their own.
+func serialize(progress func(int64)) func(int64) {
+	if progress == nil {
+		return nil
+	}
+	var mu sync.Mutex
+	return func(n int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		progress(n)
+	}
+}
+
+func installRoot(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return "", fmt.Errorf("installation directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("installation directory %s is not a directory", abs)
+	}
+	return abs, nil
+}
+
+// readVersion returns the trimmed VERSION of an installation, or "" if it
+// has none.
+func readVersion(dir string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, delta.VersionFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the installed version: %w", err)
+	}
+	return strings.TrimSpace(string(data)), nil
+}

@@ -1,0 +1,62 @@
+package apply
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/relcue/release/modules/delta"
+)
+
+var errLocked = errors.New("locked")
+
+// installLock serializes applies (and recoveries) on one installation.
+type installLock struct {
+	f    *os.File
+	path string
+}
+
+// acquireLock locks dir or fails at once if another process holds the lock:
+// waiting silently behind a long apply is worse than saying so.
+func acquireLock(dir string) (*installLock, error) {
+	p := filepath.Join(dir, delta.ApplyLockFile)
+	for range 10 {
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("create lock file %s: %w", p, err)
+		}
+		if err := tryLock(f); err != nil {
+			f.Close()
+			if errors.Is(err, errLocked) {
+				return nil, fmt.Errorf("another release apply is running on %s (it holds %s); wait for it to finish", dir, p)
+			}
+			return nil, fmt.Errorf("lock %s: %w", p, err)
+		}
+		// The previous holder may have removed the file between our open
+		// and our lock; then we hold a lock on a file nobody else sees.
+		fi, err1 := f.Stat()
+		pi, err2 := os.Stat(p)
+		if err1 == nil && err2 == nil && os.SameFile(fi, pi) {
+			return &installLock{f: f, path: p}, nil
+		}
+		unlock(f)
+		f.Close()
+	}
+	return nil, fmt.Errorf("lock %s: the lock file keeps being replaced; is another tool removing it?", p)
+}
+
+// release unlocks and removes the lock file.
+func (l *installLock) release() {
+	if removeLockBeforeUnlock {
+		os.Remove(l.path)
+	}
+	l.f.Close()
+	if !removeLockBeforeUnlock {
+		os.Remove(l.path)
+	}
+}
+
+// abandon drops the lock the way the OS does for a killed process: the file
+// stays behind, unlocked.
+func (l *installLock) abandon() { l.f.Close() }

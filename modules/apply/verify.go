@@ -1,0 +1,291 @@
+package apply
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/relcue/release/internal/glob"
+	"github.com/relcue/release/modules/delta"
+	"github.com/relcue/release/modules/pkgmanifest"
+	"github.com/relcue/release/modules/pkgzip"
+)
+
+// check is one expected file of an installation.
+type check struct {
+	path string
+	want pkgzip.Digest
+	// what says where the expectation comes from, for messages.
+	what string
+	// absentOK accepts a missing file (used with --force).
+	absentOK bool
+}
+
+// problem is one file that does not match.
+type problem struct {
+	path string
+	msg  string
+}
+
+// runChecks hashes the installed files in parallel and returns the ones that
+// differ, sorted by path. err is only for cancellation or I/O failures other
+// than a missing or unreadable file.
+func runChecks(ctx context.Context, dir string, checks []check, workers int, progress func(int64)) ([]problem, error) {
+	var mu sync.Mutex
+	var problems []problem
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(workers, 1))
+	for _, c := range checks {
+		g.Go(func() error {
+			got, err := hashFile(ctx, filepath.Join(dir, filepath.FromSlash(c.path)), progress)
+			var msg string
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				if c.absentOK {
+					return nil
+				}
+				msg = fmt.Sprintf("%s is missing (%s sha256 %s)", c.path, c.what, c.want.SHA256)
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case err != nil:
+				msg = fmt.Sprintf("%s: %v", c.path, err)
+			case got != c.want:
+				msg = fmt.Sprintf("%s has sha256 %s (%d bytes) but %s is sha256 %s (%d bytes)", c.path, got.SHA256, got.Size, c.what, c.want.SHA256, c.want.Size)
+			default:
+				return nil
+			}
+			mu.Lock()
+			problems = append(problems, problem{path: c.path, msg: msg})
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(problems, func(a, b problem) int { return strings.Compare(a.path, b.path) })
+	return problems, nil
+}
+
+// summarize turns problems into one message that names the first few.
+func summarize(problems []problem) string {
+	const show = 5
+	var b strings.Builder
+	for i, p := range problems {
+		if i == show {
+			fmt.Fprintf(&b, "; and %d more", len(problems)-show)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(p.msg)
+	}
+	return b.String()
+}
+
+// hashFile streams a regular file through SHA-256. Symbolic links and other
+// special files are refused rather than followed.
+func hashFile(ctx context.Context, p string, progress func(int64)) (pkgzip.Digest, error) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return pkgzip.Digest{}, err
+	}
+	if !fi.Mode().IsRegular() {
+		return pkgzip.Digest{}, fmt.Errorf("is not a regular file (%s)", fi.Mode().Type())
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return pkgzip.Digest{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := copyCtx(ctx, h, f, progress)
+	if err != nil {
+		return pkgzip.Digest{}, err
+	}
+	return pkgzip.Digest{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}, nil
+}
+
+// copyCtx is io.Copy that notices cancellation between chunks and reports
+// progress.
+func copyCtx(ctx context.Context, dst io.Writer, src io.Reader, progress func(int64)) (int64, error) {
+	buf := make([]byte, 256<<10)
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		k, rerr := src.Read(buf)
+		if k > 0 {
+			if _, err := dst.Write(buf[:k]); err != nil {
+				return n, err
+			}
+			n += int64(k)
+			if progress != nil {
+				progress(int64(k))
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+// Verify checks a package zip completely. A full package: every entry
+// against its package-manifest.json (and nothing missing or extra). A delta:
+// every shipped file against delta-manifest.json's target hashes, and the
+// shipped package-manifest.json against them too. Every entry is
+// decompressed, so zip CRCs are checked as well.
+func Verify(ctx context.Context, zipPath string, workers int) (*Report, error) {
+	rep, err := verify(ctx, zipPath, workers)
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", zipPath, err)
+	}
+	return rep, nil
+}
+
+func verify(ctx context.Context, zipPath string, workers int) (*Report, error) {
+	r, err := pkgzip.Open(zipPath)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	rep := &Report{Operation: "verify", Path: zipPath}
+	var total atomic.Int64
+	digests, err := r.HashAll(ctx, max(workers, 1), func(n int64) { total.Add(n) })
+	if err != nil {
+		return nil, err
+	}
+	rep.FilesVerified, rep.BytesVerified = len(digests), total.Load()
+
+	if r.Lookup(delta.ManifestName) != nil {
+		rep.Kind = "delta"
+		m, err := delta.ReadManifest(r)
+		if err != nil {
+			return nil, err
+		}
+		rep.BaseVersion, rep.TargetVersion = m.BaseVersion, m.TargetVersion
+		rep.Added, rep.Changed, rep.Removed = m.AddedCount, m.ChangedCount, m.RemovedCount
+		var problems []problem
+		for _, p := range sortedKeys(m.Files.Target) {
+			if got := digests[p]; got != m.Files.Target[p] {
+				problems = append(problems, problem{p, fmt.Sprintf("entry %s has sha256 %s (%d bytes) but %s says %s (%d bytes)",
+					p, got.SHA256, got.Size, delta.ManifestName, m.Files.Target[p].SHA256, m.Files.Target[p].Size)})
+			}
+		}
+		if len(problems) > 0 {
+			return nil, fmt.Errorf("the delta is corrupt: %s; download or build it again", summarize(problems))
+		}
+		if e := r.Lookup(delta.PackageManifestName); e != nil {
+			pm, err := readPackageManifest(e)
+			if err != nil {
+				return nil, err
+			}
+			if pm.Version != m.TargetVersion {
+				return nil, fmt.Errorf("the shipped %s is for version %s but the delta goes to %s", pkgmanifest.Name, pm.Version, m.TargetVersion)
+			}
+			for _, f := range pm.Files {
+				if d, ok := m.Files.Target[f.Path]; ok && (d.SHA256 != f.SHA256 || d.Size != f.Size) {
+					return nil, fmt.Errorf("%s and %s disagree about %s (%s vs %s)", pkgmanifest.Name, delta.ManifestName, f.Path, f.SHA256, d.SHA256)
+				}
+			}
+		}
+		return rep, nil
+	}
+
+	rep.Kind = "package"
+	pm, ok, err := pkgmanifest.Read(r)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("it has neither %s nor %s, so there is nothing to verify against; rebuild it with release", pkgmanifest.Name, delta.ManifestName)
+	}
+	rep.TargetVersion = pm.Version
+	if err := pkgmanifest.Verify(pm, digests, zipPath); err != nil {
+		return nil, err
+	}
+	if v := r.Lookup(delta.VersionFile); v == nil {
+		return nil, fmt.Errorf("it has no %s file; a full package needs one", delta.VersionFile)
+	}
+	return rep, nil
+}
+
+// VerifyInstall checks that every file m lists is installed in dir with its
+// hash, except paths that skip (glob patterns, internal/glob, or exact
+// paths) exclude. Files m does not list are not errors: an installation
+// also holds logs and local configuration.
+func VerifyInstall(ctx context.Context, dir string, m *pkgmanifest.Manifest, skip []string) error {
+	var checks []check
+	for _, f := range m.Files {
+		if f.Path == pkgmanifest.Name || skipped(f.Path, nil, skip) {
+			continue
+		}
+		checks = append(checks, check{path: f.Path, want: pkgzip.Digest{SHA256: f.SHA256, Size: f.Size}, what: pkgmanifest.Name + " of " + m.Version})
+	}
+	problems, err := runChecks(ctx, dir, checks, runtime.GOMAXPROCS(0), nil)
+	if err != nil {
+		return fmt.Errorf("verify installation %s: %w", dir, err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("installation %s is not version %s: %s", dir, m.Version, summarize(problems))
+	}
+	return nil
+}
+
+// skipped reports whether p is one of paths or matches (or lies under a
+// directory matching) one of patterns.
+func skipped(p string, paths map[string]bool, patterns []string) bool {
+	if paths[p] {
+		return true
+	}
+	for _, s := range patterns {
+		if s == p || glob.MatchPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func readPackageManifest(e *pkgzip.Entry) (*pkgmanifest.Manifest, error) {
+	rc, err := e.Open()
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", e.Name, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, 256<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", e.Name, err)
+	}
+	pm, err := pkgmanifest.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", e.Name, err)
+	}
+	return pm, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
