@@ -859,3 +859,25 @@ func TestInterruptedRollback(t *testing.T) {
 		})
 	}
 }
+
+func TestReportString(t *testing.T) {
+	for _, c := range []struct {
+		r    Report
+		want string
+	}{
+		{Report{Operation: "apply", InstallDir: "/opt/k2s", BaseVersion: "1.4.0", TargetVersion: "1.5.0", FilesWritten: 3, BytesWritten: 3 << 20, FilesRemoved: 1, Added: 1, Changed: 2, Removed: 1},
+			"/opt/k2s: 1.4.0 -> 1.5.0: wrote 3 files (3.0 MiB), removed 1 (delta: 1 added, 2 changed, 1 removed)"},
+		{Report{Operation: "apply", InstallDir: "/opt/k2s", DryRun: true, BaseVersion: "1.4.0", TargetVersion: "1.5.0", BytesWritten: 10},
+			"dry run: /opt/k2s: 1.4.0 -> 1.5.0: would write 0 files (10 B), would remove 0"},
+		{Report{Operation: "apply", InstallDir: "/opt/k2s", AlreadyApplied: true, TargetVersion: "1.5.0",
+			Recovery: &Recovery{Action: "rolled-forward", Delta: "d.zip", BaseVersion: "1.4.0", TargetVersion: "1.5.0"}},
+			"recovered an interrupted apply (rolled-forward d.zip, 1.4.0 -> 1.5.0); /opt/k2s: already at 1.5.0"},
+		{Report{Operation: "verify", Path: "k.zip", Kind: "package", TargetVersion: "1.5.0", FilesVerified: 2, BytesVerified: 2048},
+			"k.zip: package 1.5.0 OK: 2 files, 2.0 KiB verified"},
+		{Report{Operation: "recover", InstallDir: "/opt/k2s"}, "/opt/k2s: nothing to recover"},
+	} {
+		if got := c.r.String(); !strings.HasPrefix(got, c.want) {
+			t.Errorf("String() = %q\nwant prefix %q", got, c.want)
+		}
+	}
+}

@@ -1,0 +1,64 @@
+package apply
+
+import (
+	"fmt"
+	"strings"
+)
+
+// String is the one-line human summary the CLI prints.
+func (r *Report) String() string {
+	var b strings.Builder
+	if r.Recovery != nil {
+		fmt.Fprintf(&b, "recovered an interrupted apply (%s", r.Recovery.Action)
+		if r.Recovery.Delta != "" {
+			fmt.Fprintf(&b, " %s, %s -> %s", r.Recovery.Delta, r.Recovery.BaseVersion, r.Recovery.TargetVersion)
+		}
+		b.WriteString("); ")
+	}
+	switch r.Operation {
+	case "verify":
+		fmt.Fprintf(&b, "%s: %s", r.Path, r.Kind)
+		if r.Kind == "delta" {
+			fmt.Fprintf(&b, " %s -> %s", r.BaseVersion, r.TargetVersion)
+		} else {
+			fmt.Fprintf(&b, " %s", r.TargetVersion)
+		}
+		fmt.Fprintf(&b, " OK: %d files, %s verified", r.FilesVerified, size(r.BytesVerified))
+	case "recover":
+		if r.Recovery == nil {
+			fmt.Fprintf(&b, "%s: nothing to recover", r.InstallDir)
+		} else {
+			fmt.Fprintf(&b, "%s is consistent again", r.InstallDir)
+		}
+	default:
+		switch {
+		case r.AlreadyApplied:
+			fmt.Fprintf(&b, "%s: already at %s", r.InstallDir, r.TargetVersion)
+		default:
+			verb, wrote, removed := "", "wrote", "removed"
+			if r.DryRun {
+				verb, wrote, removed = "dry run: ", "would write", "would remove"
+			}
+			fmt.Fprintf(&b, "%s%s: %s -> %s: %s %d files (%s), %s %d (delta: %d added, %d changed, %d removed)",
+				verb, r.InstallDir, r.BaseVersion, r.TargetVersion, wrote, r.FilesWritten, size(r.BytesWritten), removed, r.FilesRemoved,
+				r.Added, r.Changed, r.Removed)
+		}
+	}
+	if n := len(r.Warnings); n > 0 {
+		fmt.Fprintf(&b, "; %d warning(s) overridden by --force", n)
+	}
+	return b.String()
+}
+
+func size(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
