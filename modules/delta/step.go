@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/relcue/release/modules/fullpkg"
 	"github.com/relcue/release/pipeline/config"
 	"github.com/relcue/release/pipeline/step"
 )
@@ -24,13 +25,6 @@ const (
 	// StepVersion changes whenever Build's bytes could change for the same
 	// inputs, so that cached deltas stop matching.
 	StepVersion = "1"
-)
-
-// packageArtifactKind and packageTargetPrefix mirror modules/fullpkg (its
-// artifact kind and "package/<version>" target IDs).
-const (
-	packageArtifactKind = "package"
-	packageTargetPrefix = "package/"
 )
 
 // TargetID is the stable ID of the delta from one version to another.
@@ -107,7 +101,7 @@ func Targets(m *config.Model) ([]step.Target, error) {
 				WholeDirectories: whole,
 				Skip:             skip,
 			},
-			Deps: []string{packageTargetPrefix + d.From, packageTargetPrefix + d.To},
+			Deps: []string{fullpkg.TargetID(d.From), fullpkg.TargetID(d.To)},
 			Pos:  d.Pos.String(),
 		})
 	}
@@ -168,14 +162,14 @@ func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 }
 
 func packageZip(in *step.Input, version string) (string, error) {
-	id := packageTargetPrefix + version
+	id := fullpkg.TargetID(version)
 	r, ok := in.Deps[id]
 	if !ok {
 		return "", fmt.Errorf("%s: dependency %s was not provided; the plan is inconsistent", in.Target, id)
 	}
-	a, ok := r.Find(packageArtifactKind)
+	a, ok := r.Find(fullpkg.ArtifactKind)
 	if !ok {
-		return "", fmt.Errorf("%s: dependency %s has no %q artifact", in.Target, id, packageArtifactKind)
+		return "", fmt.Errorf("%s: dependency %s has no %q artifact", in.Target, id, fullpkg.ArtifactKind)
 	}
 	return filepath.Join(r.Dir, filepath.FromSlash(a.Path)), nil
 }
