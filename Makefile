@@ -15,7 +15,7 @@ build:
 ## test: formatting, vet (linux and windows), unit + end-to-end tests, race detector on the concurrent core
 test: fmt-check vet
 	$(GO) test -count=1 $(PKGS)
-	$(GO) test -count=1 -race ./pipeline/...
+	$(GO) test -count=1 -race ./pipeline/... ./modules/...
 
 test-short: fmt-check vet
 	$(GO) test -short -count=1 $(PKGS)

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -350,7 +349,7 @@ func TestRunAssembleErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	fifo := writeTree(t, filepath.Join(dir, "fifo"), map[string]tfile{"x": {"x", 0}})
-	if err := syscall.Mkfifo(filepath.Join(fifo, "pipe"), 0o644); err != nil {
+	if err := mkfifo(filepath.Join(fifo, "pipe")); err != nil {
 		t.Fatal(err)
 	}
 	single := filepath.Join(a, "README")

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command releasebench runs the benchmarks of docs/BENCHMARKS.md: each
 // release operation side by side with its baseline, in the same run, on
 // the same generated data, and writes the figures as Markdown.
