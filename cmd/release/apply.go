@@ -13,20 +13,27 @@ import (
 func newApply() *cobra.Command {
 	var o apply.Options
 	var dir, format string
-	var quiet bool
+	var quiet, recover bool
 	cmd := &cobra.Command{
-		Use:   "apply DELTA.zip --install-dir DIR",
+		Use:   "apply DELTA.zip --install-dir DIR | apply --recover --install-dir DIR",
 		Short: "Apply a delta package to an installation, verified and atomic",
 		Long: `apply upgrades an installation in place with a delta package. It refuses
 an installation whose VERSION is not the delta's base (unless --force),
 checks the hash of every file before touching anything, stages the new files,
 commits them under a journal, and verifies every target hash. If the process
 dies part-way, the next apply (or any apply) finishes or rolls back the
-interrupted one first: the installation is always the old or the new version.`,
+interrupted one first: the installation is always the old or the new version.
+--recover does only that recovery, without a delta.`,
 		Example: `  release apply k2s-delta-1.4.0-to-1.5.0.zip --install-dir /opt/k2s --dry-run
   release apply k2s-delta-1.4.0-to-1.5.0.zip --install-dir /opt/k2s
-  release apply d.zip --install-dir /opt/k2s --format json`,
-		Args: cobra.ExactArgs(1),
+  release apply d.zip --install-dir /opt/k2s --format json
+  release apply --recover --install-dir /opt/k2s`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if recover {
+				return cobra.NoArgs(cmd, args)
+			}
+			return cobra.ExactArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkFormat(format); err != nil {
 				return err
@@ -41,8 +48,14 @@ interrupted one first: the installation is always the old or the new version.`,
 			t := rep.Start(dir, "apply")
 			o.Progress = t.Add
 			o.Log = t.Log()
-			r, err := apply.Apply(cmd.Context(), args[0], dir, o)
-			t.Done("applied", err)
+			var r *apply.Report
+			var err error
+			if recover {
+				r, err = apply.Recover(cmd.Context(), dir)
+			} else {
+				r, err = apply.Apply(cmd.Context(), args[0], dir, o)
+			}
+			t.Done("done", err)
 			rep.Close()
 			if err != nil {
 				return err
@@ -59,7 +72,8 @@ interrupted one first: the installation is always the old or the new version.`,
 	f := cmd.Flags()
 	f.StringVar(&dir, "install-dir", "", "the installation to upgrade")
 	f.BoolVar(&o.DryRun, "dry-run", false, "check everything and report what would change; touch nothing")
-	f.BoolVar(&o.Force, "force", false, "apply even if the installed VERSION is not the delta's base")
+	f.BoolVar(&o.Force, "force", false, "apply even if the installed VERSION or installed files do not match the delta's base (mismatches become warnings)")
+	f.BoolVar(&recover, "recover", false, "only finish or roll back an interrupted apply")
 	f.IntVarP(&o.Workers, "jobs", "j", 0, "parallel hashing workers (default: number of CPUs)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	addFormat(cmd, &format)

@@ -339,7 +339,14 @@ func TestApplyDeltaThroughCLI(t *testing.T) {
 	if r.code != 137 {
 		t.Fatalf("simulated crash: exit %d\n%s", r.code, r.stderr)
 	}
-	mustRun(t, "apply", filepath.Join(dist, "deltas/k2s-delta-1.4.0-to-1.5.0.zip"), "--install-dir", install, "--format", "json")
+	rec := mustRun(t, "apply", "--recover", "--install-dir", install)
+	if !strings.Contains(rec.stdout, "recovered an interrupted apply") {
+		t.Fatalf("recover: %s", rec.stdout)
+	}
+	again := mustRun(t, "apply", filepath.Join(dist, "deltas/k2s-delta-1.4.0-to-1.5.0.zip"), "--install-dir", install, "--format", "json")
+	if !strings.Contains(again.stdout, `"alreadyApplied": true`) {
+		t.Fatalf("re-apply after recovery: %s", again.stdout)
+	}
 	if got, wantH := treeHash(t, install), treeHash(t, want); got != wantH {
 		t.Fatalf("installation after apply differs from 1.5.0:\n%s", diffTrees(t, install, want))
 	}
