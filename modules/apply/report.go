@@ -2,6 +2,7 @@ package apply
 
 import (
 	"fmt"
+	"github.com/relcue/release/internal/units"
 	"strings"
 )
 
@@ -23,7 +24,7 @@ func (r *Report) String() string {
 		} else {
 			fmt.Fprintf(&b, " %s", r.TargetVersion)
 		}
-		fmt.Fprintf(&b, " OK: %d files, %s verified", r.FilesVerified, size(r.BytesVerified))
+		fmt.Fprintf(&b, " OK: %d files, %s verified", r.FilesVerified, units.Bytes(r.BytesVerified))
 	case "recover":
 		if r.Recovery == nil {
 			fmt.Fprintf(&b, "%s: nothing to recover", r.InstallDir)
@@ -40,7 +41,7 @@ func (r *Report) String() string {
 				verb, wrote, removed = "dry run: ", "would write", "would remove"
 			}
 			fmt.Fprintf(&b, "%s%s: %s -> %s: %s %d files (%s), %s %d (delta: %d added, %d changed, %d removed)",
-				verb, r.InstallDir, r.BaseVersion, r.TargetVersion, wrote, r.FilesWritten, size(r.BytesWritten), removed, r.FilesRemoved,
+				verb, r.InstallDir, r.BaseVersion, r.TargetVersion, wrote, r.FilesWritten, units.Bytes(r.BytesWritten), removed, r.FilesRemoved,
 				r.Added, r.Changed, r.Removed)
 		}
 	}
@@ -48,17 +49,4 @@ func (r *Report) String() string {
 		fmt.Fprintf(&b, "; %d warning(s) overridden by --force", n)
 	}
 	return b.String()
-}
-
-func size(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

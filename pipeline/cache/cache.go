@@ -8,12 +8,9 @@ package cache
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -25,6 +22,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/relcue/release/pipeline/digest"
 	"github.com/relcue/release/pipeline/step"
 )
 
@@ -224,7 +222,7 @@ func verifyFiles(ctx context.Context, dir string, files []FileMeta, workers int)
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			sum, n, err := hashFile(filepath.Join(dir, filepath.FromSlash(f.Path)))
+			sum, n, err := digest.File(filepath.Join(dir, filepath.FromSlash(f.Path)))
 			if err != nil {
 				return fmt.Errorf("%s: %w", f.Path, err)
 			}
@@ -235,17 +233,6 @@ func verifyFiles(ctx context.Context, dir string, files []FileMeta, workers int)
 		})
 	}
 	return g.Wait()
-}
-
-func hashFile(p string) (string, int64, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	return hex.EncodeToString(h.Sum(nil)), n, err
 }
 
 // BuildFunc writes a step's outputs into outDir and names its artifacts.
@@ -379,7 +366,7 @@ func checkOutputs(ctx context.Context, outDir string, arts []step.Artifact, work
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			sum, n, err := hashFile(filepath.Join(outDir, filepath.FromSlash(files[i].Path)))
+			sum, n, err := digest.File(filepath.Join(outDir, filepath.FromSlash(files[i].Path)))
 			files[i].SHA256, files[i].Size = sum, n
 			return err
 		})

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/vbauerster/mpb/v8"
+
+	"github.com/relcue/release/internal/units"
 	"github.com/vbauerster/mpb/v8/decor"
 )
 
@@ -194,15 +196,4 @@ func (w *lineWriter) Write(b []byte) (int, error) {
 }
 
 // Bytes formats a byte count for people.
-func Bytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func Bytes(n int64) string { return units.Bytes(n) }
