@@ -21,7 +21,7 @@ type Shape struct {
 
 // GiB is roughly a 1 GiB K2s-like package: ~4000 small files, 40 medium,
 // 8 large binaries.
-var GiB = Shape{Small: 4000, Medium: 40, Large: 8, CNI: 6, SmallMax: 64 << 10, MediumMax: 8 << 20, LargeMax: 96 << 20, CNIMax: 2 << 20}
+var GiB = Shape{Small: 4000, Medium: 40, Large: 8, CNI: 6, SmallMax: 64 << 10, MediumMax: 8 << 20, LargeMax: 128 << 20, CNIMax: 2 << 20}
 
 // Small is a quick tree for tests and the many-release config.
 var Small = Shape{Small: 60, Medium: 2, Large: 1, CNI: 2, SmallMax: 8 << 10, MediumMax: 256 << 10, LargeMax: 1 << 20, CNIMax: 64 << 10}
