@@ -3,6 +3,7 @@ package main
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // binPath is the release binary built once for the end-to-end tests.
@@ -47,12 +49,18 @@ type result struct {
 
 func releaseCmd(t *testing.T, env []string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(binPath, args...)
+	// A hang (a lock never released, say) must fail the test, not stall CI.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, args...)
 	cmd.Env = append(os.Environ(), "CI=true")
 	cmd.Env = append(cmd.Env, env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("release %s: still running after 2 minutes\nstderr:\n%s", strings.Join(args, " "), errb.String())
+	}
 	code := 0
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

@@ -166,7 +166,7 @@ func (s *Store) Get(ctx context.Context, key string, workers int) (*Entry, error
 	if err := validKey(key); err != nil {
 		return nil, err
 	}
-	lk, err := s.lock(ctx, key, false)
+	lk, err := s.lock(ctx, key, false, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -246,9 +246,33 @@ func (s *Store) Build(ctx context.Context, key string, info Info, workers int, f
 	if err := validKey(key); err != nil {
 		return nil, false, err
 	}
-	lk, err := s.lock(ctx, key, true)
-	if err != nil {
-		return nil, false, err
+	var lk *os.File
+	appeared := func() bool { return s.Has(key) }
+	for lk == nil {
+		// Another build that made this entry keeps a shared lock on it
+		// until that whole build ends, so waiting for the exclusive lock
+		// could wait on a process that in turn waits on us. Once the entry
+		// exists, read it like any reader instead.
+		lk, err = s.lock(ctx, key, true, appeared)
+		if errors.Is(err, errAppeared) {
+			e, err := s.Get(ctx, key, workers)
+			if err == nil {
+				return e, false, nil
+			}
+			if errors.As(err, new(*CorruptError)) {
+				// Evicting needs the exclusive lock: wait for it even
+				// though the (broken) entry exists.
+				appeared = nil
+				continue
+			}
+			if errors.Is(err, ErrNotFound) {
+				continue // removed meanwhile: compete to build it
+			}
+			return nil, false, err
+		}
+		if err != nil {
+			return nil, false, err
+		}
 	}
 	defer func() {
 		if err != nil {
@@ -390,9 +414,13 @@ func writeSync(p string, data []byte) error {
 	return f.Close()
 }
 
+// errAppeared means a builder stopped waiting because the entry exists.
+var errAppeared = errors.New("entry appeared while waiting")
+
 // lock takes the per-key lock, polling so that ctx cancellation is honoured
-// while another process holds it.
-func (s *Store) lock(ctx context.Context, key string, exclusive bool) (*os.File, error) {
+// while another process holds it. While waiting, appeared (if not nil) is
+// asked whether to give up with errAppeared.
+func (s *Store) lock(ctx context.Context, key string, exclusive bool, appeared func() bool) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(s.root, "locks", key+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("cache lock: %w", err)
@@ -406,6 +434,10 @@ func (s *Store) lock(ctx context.Context, key string, exclusive bool) (*os.File,
 		}
 		if ok {
 			return f, nil
+		}
+		if appeared != nil && appeared() {
+			f.Close()
+			return nil, errAppeared
 		}
 		select {
 		case <-ctx.Done():

@@ -154,3 +154,46 @@ func TestGCRemovesStaleTemp(t *testing.T) {
 		t.Fatalf("rep %+v err %v", rep, err)
 	}
 }
+
+// A builder must not wait for the exclusive lock on an entry that another
+// build made and still reads (holds shared): that build may in turn wait on
+// this one, as two `release build` processes on one cache do.
+func TestBuildDoesNotWaitOnReaders(t *testing.T) {
+	dir := t.TempDir()
+	a, _ := Open(dir)
+	b, _ := Open(dir)
+	held, _, err := a.Build(context.Background(), key('d'), Info{Target: "t"}, 1, write(map[string]string{"f": "x"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release() // process A keeps reading it for the rest of its build
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e, built, err := b.Build(ctx, key('d'), Info{Target: "t"}, 1, func(context.Context, string) ([]step.Artifact, error) {
+		t.Fatal("rebuilt an existing entry")
+		return nil, nil
+	})
+	if err != nil || built {
+		t.Fatalf("Build while another process reads the entry: %v (built=%v)", err, built)
+	}
+	e.Release()
+}
+
+func TestBuildWaitsToEvictCorruptEntryInUse(t *testing.T) {
+	dir := t.TempDir()
+	a, _ := Open(dir)
+	b, _ := Open(dir)
+	held, _, err := a.Build(context.Background(), key('e'), Info{Target: "t"}, 1, write(map[string]string{"f": "x"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(held.Dir, "f"), []byte("y"), 0o644)
+	go func() { time.Sleep(300 * time.Millisecond); held.Release() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e, built, err := b.Build(ctx, key('e'), Info{Target: "t"}, 1, write(map[string]string{"f": "x"}))
+	if err != nil || !built {
+		t.Fatalf("rebuild of a corrupt entry once its reader let go: %v (built=%v)", err, built)
+	}
+	e.Release()
+}
