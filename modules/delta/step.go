@@ -101,8 +101,9 @@ func Targets(m *config.Model) ([]step.Target, error) {
 				WholeDirectories: whole,
 				Skip:             skip,
 			},
-			Deps: []string{fullpkg.TargetID(d.From), fullpkg.TargetID(d.To)},
-			Pos:  d.Pos.String(),
+			Deps:    []string{fullpkg.TargetID(d.From), fullpkg.TargetID(d.To)},
+			Pos:     d.Pos.String(),
+			Outputs: []string{OutputPath(m.Product.Name, d.From, d.To)},
 		})
 	}
 	return out, nil

@@ -95,7 +95,7 @@ func target(m *config.Model, rel *config.Release) (step.Target, error) {
 	if err := checkIdentity(spec.Product, spec.Version, spec.Output); err != nil {
 		return fail(rel.Pos, err)
 	}
-	t := step.Target{ID: TargetID(rel.Version), Kind: Kind, Pos: rel.Pos.String()}
+	t := step.Target{ID: TargetID(rel.Version), Kind: Kind, Pos: rel.Pos.String(), Outputs: []string{spec.Output}}
 	switch {
 	case rel.Zip != nil && len(rel.Inputs) > 0:
 		return fail(rel.Pos, fmt.Errorf("has both zip and inputs; a release either uses an existing package or is assembled"))

@@ -88,6 +88,15 @@ func Build(ctx context.Context, targets []step.Target, opts Options) (*Graph, er
 		sort.Strings(deps)
 		g.Nodes[t.ID] = &Node{ID: t.ID, Kind: t.Kind, StepVersion: s.Version(), Spec: spec, Deps: dedupe(deps), Pos: t.Pos}
 	}
+	owner := map[string]step.Target{}
+	for _, t := range targets {
+		for _, o := range t.Outputs {
+			if prev, dup := owner[o]; dup {
+				return nil, posErr(t.Pos, fmt.Errorf("targets %s (%s) and %s both write %s; give them different outputs", prev.ID, orUnknown(prev.Pos), t.ID, o))
+			}
+			owner[o] = t
+		}
+	}
 	for _, t := range targets {
 		for _, d := range t.Deps {
 			if _, ok := g.Nodes[d]; !ok {
@@ -126,6 +135,13 @@ func posErr(pos string, err error) error {
 		return err
 	}
 	return fmt.Errorf("%s: %w", pos, err)
+}
+
+func orUnknown(pos string) string {
+	if pos == "" {
+		return "no position"
+	}
+	return pos
 }
 
 func dedupe(s []string) []string {

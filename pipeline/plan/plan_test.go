@@ -103,6 +103,8 @@ func TestGraphErrors(t *testing.T) {
 		{"cycle", []step.Target{{ID: "a", Kind: "k", Deps: []string{"b"}}, {ID: "b", Kind: "k", Deps: []string{"a"}}}, "dependency cycle among targets: a, b"},
 		{"unknown dep", []step.Target{{ID: "a", Kind: "k", Deps: []string{"zz"}, Pos: "r.cue:3:1"}}, "r.cue:3:1: target a depends on zz, which is not a target"},
 		{"duplicate", []step.Target{{ID: "a", Kind: "k"}, {ID: "a", Kind: "k"}}, "target a is declared twice"},
+		{"same output", []step.Target{{ID: "node/debian12/1", Kind: "k", Outputs: []string{"n.zip"}, Pos: "r.cue:4:2"}, {ID: "node/deb/1", Kind: "k", Outputs: []string{"n.zip"}, Pos: "r.cue:9:2"}},
+			"r.cue:9:2: targets node/debian12/1 (r.cue:4:2) and node/deb/1 both write n.zip"},
 		{"unknown kind", []step.Target{{ID: "a", Kind: "nope"}}, `no step of kind "nope"`},
 		{"missing source", []step.Target{{ID: "a", Kind: "k", Sources: []step.Source{{Name: "s", Path: "/does/not/exist", Dir: true, Pos: "x.cue:9:4"}}}}, "x.cue:9:4: target a: input /does/not/exist"},
 		{"url without sha", []step.Target{{ID: "a", Kind: "k", Sources: []step.Source{{Name: "s", URL: "https://h/x"}}}}, "declare it so the download can be verified"},

@@ -8,6 +8,10 @@ type Target struct {
 	Sources []Source // external inputs, digested by the planner
 	Deps    []string // target IDs whose results this step reads
 	Pos     string   // config position ("file:line:col") for messages
+	// Outputs are the artifact paths (relative to dist/) the target will
+	// write, when known at plan time; two targets claiming one path are a
+	// planning error.
+	Outputs []string
 }
 
 // Source is an external input of a target.
