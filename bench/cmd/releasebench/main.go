@@ -8,6 +8,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -78,6 +79,7 @@ func main() {
 	sections = append(sections, assembly(bin, w, treeA, sizeA, countA))
 	sections = append(sections, deltas(bin, w, treeA, treeB, sizeA, sizeB, changed))
 	sections = append(sections, manyReleases(bin, w))
+	sections = append(sections, nodePackages(bin, w, *scale))
 	check(writeReport(*out, sections, sizeA, countA, changed))
 	log.Printf("wrote %s", *out)
 }
@@ -248,6 +250,135 @@ deltas: policies: [{from: "previous-minor"}, {from: "same-minor"}]
 	noop := median("release build (no-op, all cached)", 5, w, args("build"))
 	noop.Note = fmt.Sprintf("%.1f%% of the cold build", 100*float64(noop.Wall)/float64(cold.Wall))
 	s.Rows = append(s.Rows, noop)
+	return s
+}
+
+// buildReport is the part of `release build --format json` the benchmarks read.
+type buildReport struct {
+	Targets []struct {
+		ID      string  `json:"id"`
+		Status  string  `json:"status"`
+		Seconds float64 `json:"seconds"`
+	} `json:"targets"`
+	Artifacts []struct {
+		Target string `json:"target"`
+		Path   string `json:"path"`
+		Size   int64  `json:"size"`
+	} `json:"artifacts"`
+}
+
+func buildJSON(bin, cfg, cache, dist string, targets ...string) buildReport {
+	args := []string{"build", "-q", "-C", cfg, "--cache", cache, "--dist", dist, "--format", "json"}
+	for _, t := range targets {
+		args = append(args, "--target", t)
+	}
+	out, err := exec.Command(bin, args...).Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		log.Fatalf("release %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	var r buildReport
+	check(json.Unmarshal(out, &r))
+	return r
+}
+
+func (r buildReport) seconds(id string) time.Duration {
+	for _, t := range r.Targets {
+		if t.ID == id {
+			return time.Duration(t.Seconds * float64(time.Second))
+		}
+	}
+	log.Fatalf("no target %s in the build report", id)
+	return 0
+}
+
+func (r buildReport) size(id string) int64 {
+	for _, a := range r.Artifacts {
+		if a.Target == id {
+			return a.Size
+		}
+	}
+	log.Fatalf("no artifact of %s in the build report", id)
+	return 0
+}
+
+// nodePackages measures node deltas against full node packages: on the
+// bundled sample, and on a generated OS target with hundreds of MB of debs
+// and images of which a few change.
+func nodePackages(bin, w string, scale float64) section {
+	log.Printf("node packages and node deltas")
+	s := section{Title: "Node packages: delta against full package", Intro: "Creation time of each target as `release build --format json` reports it (dependencies already cached, so only that step runs), and artifact sizes. The baseline is the full node package of the newer release, which is what a node would download without deltas."}
+
+	sample, err := filepath.Abs("fixtures/sample")
+	check(err)
+	cache, dist := filepath.Join(w, "cache-node-sample"), filepath.Join(w, "dist-node-sample")
+	buildJSON(bin, sample, cache, dist, "deb/*", "image/*")
+	full := buildJSON(bin, sample, cache, dist, "node/debian12/1.5.0")
+	nd := buildJSON(bin, sample, cache, dist, "node-delta/debian12/1.4.1..1.5.0")
+	s.Rows = append(s.Rows,
+		result{Name: "sample: full node package debian12 1.5.0 (baseline)", Wall: full.seconds("node/debian12/1.5.0"), Output: full.size("node/debian12/1.5.0")},
+		result{Name: "sample: node delta debian12 1.4.1..1.5.0", Wall: nd.seconds("node-delta/debian12/1.4.1..1.5.0"), Output: nd.size("node-delta/debian12/1.4.1..1.5.0"),
+			Note: fmt.Sprintf("%.0f%% of the full package's size", 100*float64(nd.size("node-delta/debian12/1.4.1..1.5.0"))/float64(full.size("node/debian12/1.5.0")))})
+
+	cfg := filepath.Join(w, "cfg-node")
+	debs, images := max(2, int(10*scale)), max(2, int(4*scale))
+	const payload = 24 << 20
+	var rel [2]strings.Builder
+	for v := range 2 {
+		for i := 0; i < debs; i++ {
+			pv := "1.0.0"
+			if v == 1 && i < 2 { // two packages change
+				pv = "1.1.0"
+			}
+			dir := filepath.Join(cfg, "debs", fmt.Sprintf("pkg%02d", i), pv)
+			if _, err := os.Stat(dir); err != nil {
+				check(gen.Write(dir, "", []gen.File{{Path: "bin/tool", Size: payload, Seed: uint64(1000*i) + uint64(len(pv)*7+v)}}))
+			}
+			fmt.Fprintf(&rel[v], "\t\t{build: {name: \"pkg%02d\", version: \"%s-1\", arch: \"amd64\", maintainer: \"Bench <bench@example.com>\", description: \"generated package\", license: \"MIT\", contents: [{src: %q, dst: \"/opt/pkg%02d\"}]}},\n", i, pv, "debs/"+fmt.Sprintf("pkg%02d/%s", i, pv), i)
+		}
+		rel[v].WriteString("\t]\n\timages: [\n")
+		for i := 0; i < images; i++ {
+			iv := "1.0.0"
+			if v == 1 && i == 0 { // one image changes
+				iv = "1.1.0"
+			}
+			dir := filepath.Join(cfg, "images", fmt.Sprintf("img%02d", i), iv)
+			if _, err := os.Stat(dir); err != nil {
+				check(gen.Write(dir, "", []gen.File{{Path: "app/data.bin", Size: payload, Seed: uint64(5000+100*i) + uint64(v)}}))
+			}
+			fmt.Fprintf(&rel[v], "\t\t{ref: \"example.com/bench/img%02d:%s\", layers: [{dir: %q, dest: \"/\"}]},\n", i, iv, fmt.Sprintf("images/img%02d/%s", i, iv))
+		}
+	}
+	check(os.WriteFile(filepath.Join(cfg, "release.cue"), []byte(fmt.Sprintf(`package release
+product: name: "bench"
+build: date: "2025-01-01T00:00:00Z"
+releases: "1.0.0": inputs: [{dir: "tree"}]
+releases: "1.1.0": inputs: [{dir: "tree"}]
+deltas: paths: [{from: "1.0.0", to: "1.1.0"}]
+os: debian12: releases: {
+"1.0.0": {
+	debs: bench: [
+%s}
+"1.1.0": {
+	debs: bench: [
+%s}
+}
+`, rel[0].String()+"\t]\n", rel[1].String()+"\t]\n")), 0o644))
+	check(os.MkdirAll(filepath.Join(cfg, "tree"), 0o755))
+	check(os.WriteFile(filepath.Join(cfg, "tree", "README"), []byte("bench\n"), 0o644))
+	cache, dist = filepath.Join(w, "cache-node"), filepath.Join(w, "dist-node")
+	log.Printf("  building %d debs and %d images of %s each", debs+2, images+1, human(payload))
+	buildJSON(bin, cfg, cache, dist, "deb/*", "image/*")
+	full = buildJSON(bin, cfg, cache, dist, "node/debian12/1.1.0")
+	nd = buildJSON(bin, cfg, cache, dist, "node-delta/debian12/1.0.0..1.1.0")
+	fullSize, ndSize := full.size("node/debian12/1.1.0"), nd.size("node-delta/debian12/1.0.0..1.1.0")
+	s.Rows = append(s.Rows,
+		result{Name: fmt.Sprintf("generated: full node package (%d debs, %d images; baseline)", debs, images), Wall: full.seconds("node/debian12/1.1.0"), Output: fullSize},
+		result{Name: "generated: node delta (2 debs and 1 image changed)", Wall: nd.seconds("node-delta/debian12/1.0.0..1.1.0"), Output: ndSize,
+			Note: fmt.Sprintf("%.0f%% of the full package's size", 100*float64(ndSize)/float64(fullSize))})
 	return s
 }
 
