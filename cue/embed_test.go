@@ -66,6 +66,9 @@ func TestClosed(t *testing.T) {
 		"nested":     `product: {name: "k2s", colour: "red"}, releases: {}`,
 		"in release": `product: name: "k2s", releases: "1.0.0": {zip: {path: "a.zip"}, note: "x"}`,
 		"in list":    `product: name: "k2s", releases: {}, deltas: policies: [{from: "same-minor", extra: true}]`,
+		"in os":      `product: name: "k2s", releases: {}, os: d: {distro: "debian", codename: "bookworm", packages: {}}`,
+		"in layer":   `product: name: "k2s", releases: {}, os: d: {distro: "debian", codename: "bookworm", releases: "1.0.0": images: [{ref: "a", layers: [{dir: "x", owner: "root"}]}]}`,
+		"in scripts": `product: name: "k2s", releases: {}, os: d: {distro: "debian", codename: "bookworm", releases: "1.0.0": debs: g: [{build: {name: "a", version: "1", arch: "all", maintainer: "m", description: "d", scripts: config: "c"}}]}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			ctx, def := schema(t)
@@ -74,6 +77,31 @@ func TestClosed(t *testing.T) {
 				t.Fatalf("got %v, want a field not allowed error", err)
 			}
 		})
+	}
+}
+
+// Defaults inside os apply to every OS target, release, .deb and image.
+func TestOSDefaults(t *testing.T) {
+	ctx, def := schema(t)
+	v := def.Unify(ctx.CompileString(`product: name: "k2s", releases: "1.0.0": zip: path: "a.zip"
+os: d: {distro: "debian", codename: "bookworm", releases: "1.0.0": {
+	debs: g: [{build: {name: "a", version: "1", arch: "all", maintainer: "m", description: "d", contents: [{src: "a", dst: "/a"}]}}]
+	images: [{ref: "a"}]
+}}`))
+	if err := v.Validate(cue.Concrete(true)); err != nil {
+		t.Fatal(errors.Details(err, nil))
+	}
+	for path, want := range map[string]string{
+		"os.d.arch":         `["amd64"]`,
+		"os.d.controlPlane": `false`,
+		`os.d.releases."1.0.0".debs.g[0].build.contents[0].type`: `"file"`,
+		`os.d.releases."1.0.0".images[0].layers`:                 `[]`,
+		`os.d.releases."1.0.0".images[0]`:                        `{"ref":"a","layers":[]}`,
+	} {
+		b, err := v.LookupPath(cue.ParsePath(path)).MarshalJSON()
+		if err != nil || string(b) != want {
+			t.Errorf("%s: %s (err %v), want %s", path, b, err, want)
+		}
 	}
 }
 
@@ -105,7 +133,7 @@ func TestSchemaPositionsNameTheModule(t *testing.T) {
 }
 
 func TestFSHoldsModule(t *testing.T) {
-	for _, name := range []string{"cue.mod/module.cue", "schema/config.cue", "schema/release.cue", "schema/deltas.cue"} {
+	for _, name := range []string{"cue.mod/module.cue", "schema/config.cue", "schema/release.cue", "schema/deltas.cue", "schema/os.cue"} {
 		b, err := fs.ReadFile(FS(), name)
 		if err != nil || len(b) == 0 {
 			t.Errorf("%s: %v", name, err)

@@ -70,6 +70,7 @@ func (b *builder) model(raw *rawConfig) *Model {
 	}
 	m.Versions = b.versions(m.Releases)
 	m.Deltas = b.deltas(&raw.Deltas, m.Releases, m.Versions)
+	m.OS, m.OSNames = b.osTargets(raw.OS, m.Releases)
 	return m
 }
 

@@ -3,7 +3,10 @@ package config
 import (
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"golang.org/x/mod/semver"
@@ -25,6 +28,9 @@ func FuzzLoad(f *testing.F) {
 		f.Add(string(b))
 	}
 	for _, tc := range errorCases {
+		f.Add("package release\n" + tc.src)
+	}
+	for _, tc := range osErrorCases {
 		f.Add("package release\n" + tc.src)
 	}
 	f.Fuzz(func(t *testing.T, src string) {
@@ -81,4 +87,69 @@ func checkInvariants(t *testing.T, m *Model) {
 	if m.Build.Dist == "" || !filepath.IsAbs(m.Build.Dist) {
 		t.Fatalf("dist %q is not absolute", m.Build.Dist)
 	}
+	checkOSInvariants(t, m)
 }
+
+// checkOSInvariants holds what the node package modules rely on: every
+// OS release is declared, dirs are distinct, each .deb is exactly one of
+// built and file, every local path is absolute and every target path
+// absolute and clean.
+func checkOSInvariants(t *testing.T, m *Model) {
+	t.Helper()
+	if len(m.OSNames) != len(m.OS) || !slices.IsSorted(m.OSNames) {
+		t.Fatalf("os names %v for %d OS targets", m.OSNames, len(m.OS))
+	}
+	dirs := map[string]bool{}
+	controlPlanes := 0
+	for _, name := range m.OSNames {
+		o := m.OS[name]
+		if o == nil || o.Name != name || o.Dir == "" || dirs[o.Dir] || len(o.Arch) == 0 || o.Pos.Line == 0 {
+			t.Fatalf("os %s: %+v", name, o)
+		}
+		dirs[o.Dir] = true
+		if o.ControlPlane {
+			controlPlanes++
+		}
+		if len(o.Versions) != len(o.Releases) || !slices.IsSortedFunc(o.Versions, compareVersions) {
+			t.Fatalf("os %s: versions %v for %d releases", name, o.Versions, len(o.Releases))
+		}
+		for _, v := range o.Versions {
+			nr := o.Releases[v]
+			if m.Releases[v] == nil || nr == nil || nr.Version != v || len(nr.Debs)+len(nr.Images) == 0 {
+				t.Fatalf("os %s release %s: %+v", name, v, nr)
+			}
+			for _, d := range nr.Debs {
+				if (d.Build == nil) == (d.File == nil) || d.Group == "" || d.Pos.Line == 0 {
+					t.Fatalf("os %s release %s: deb %+v", name, v, d)
+				}
+				if d.Build != nil {
+					s := d.Build
+					if s.Name == "" || s.Version == "" || s.Arch == "" || s.Pos.Line == 0 {
+						t.Fatalf("os %s release %s: deb %+v", name, v, s)
+					}
+					for _, c := range append(slices.Clone(s.Contents), s.SystemdUnits...) {
+						if (c.Type == ContentDir) != (c.Src == "") || c.Src != "" && !filepath.IsAbs(c.Src) || !cleanAbs(c.Dst) || c.Pos.Line == 0 {
+							t.Fatalf("os %s release %s: content %+v", name, v, c)
+						}
+					}
+				}
+			}
+			for _, im := range nr.Images {
+				if im.Ref == "" || len(im.Platforms) == 0 || im.Base == nil && len(im.Layers) == 0 || im.Pos.Line == 0 {
+					t.Fatalf("os %s release %s: image %+v", name, v, im)
+				}
+				for _, l := range im.Layers {
+					if (l.Dir == "") == (l.File == "") || !filepath.IsAbs(l.Dir+l.File) || !cleanAbs(l.Dest) ||
+						l.Platform != "" && !slices.Contains(im.Platforms, l.Platform) {
+						t.Fatalf("os %s release %s: layer %+v", name, v, l)
+					}
+				}
+			}
+		}
+	}
+	if controlPlanes > 1 {
+		t.Fatalf("%d control-plane OS targets", controlPlanes)
+	}
+}
+
+func cleanAbs(p string) bool { return strings.HasPrefix(p, "/") && path.Clean(p) == p }

@@ -186,6 +186,7 @@ type rawConfig struct {
 	Build    rawBuild              `json:"build"`
 	Releases map[string]rawRelease `json:"releases"`
 	Deltas   rawDeltas             `json:"deltas"`
+	OS       map[string]rawOS      `json:"os"`
 }
 
 type rawProduct struct {

@@ -288,7 +288,7 @@ build: sourceDateEpoch: 0
 	{
 		name: "unknown field top level",
 		src:  valid + "relases: {}\n",
-		want: []string{`release.cue:9:1: relases: field not allowed (allowed: product, build, releases, deltas)`},
+		want: []string{`release.cue:9:1: relases: field not allowed (allowed: product, build, releases, deltas, os)`},
 	},
 	{
 		name: "unknown fields nested, reported with other errors",
@@ -494,30 +494,37 @@ deltas: paths: [{from: "1.4.0", to: "1.5.0", wholeDirectories: ["bin/cni", "/bin
 func TestErrors(t *testing.T) {
 	for _, tc := range errorCases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := writeConfig(t, tc.src)
-			_, err := Load(dir, LoadOptions{Env: envEpoch(tc.env)})
-			if err == nil {
-				t.Fatal("loaded without error")
-			}
-			var e *Error
-			if !errors.As(err, &e) {
-				t.Fatalf("error %T %v, want *Error", err, err)
-			}
-			var want []string
-			for _, w := range tc.want {
-				w = strings.ReplaceAll(w, "RELDIR/", dir+string(filepath.Separator))
-				want = append(want, dir+string(filepath.Separator)+w)
-			}
-			if got := strings.Split(err.Error(), "\n"); !reflect.DeepEqual(got, want) {
-				t.Fatalf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-			}
-			// Every line's position is the user's file, for annotations.
-			for i, p := range e.Positions() {
-				if p.File != filepath.Join(dir, "release.cue") || p.Line == 0 || p.Col == 0 {
-					t.Errorf("problem %d: position %v", i, p)
-				}
-			}
+			checkErrorCase(t, tc.src, tc.env, tc.want)
 		})
+	}
+}
+
+// checkErrorCase loads src (after a package clause) and requires exactly
+// the error lines want, file names relative to the config directory.
+func checkErrorCase(t *testing.T, src, env string, want []string) {
+	t.Helper()
+	dir := writeConfig(t, src)
+	_, err := Load(dir, LoadOptions{Env: envEpoch(env)})
+	if err == nil {
+		t.Fatal("loaded without error")
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %T %v, want *Error", err, err)
+	}
+	var full []string
+	for _, w := range want {
+		w = strings.ReplaceAll(w, "RELDIR/", dir+string(filepath.Separator))
+		full = append(full, dir+string(filepath.Separator)+w)
+	}
+	if got := strings.Split(err.Error(), "\n"); !reflect.DeepEqual(got, full) {
+		t.Fatalf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(full, "\n"))
+	}
+	// Every line's position is the user's file, for annotations.
+	for i, p := range e.Positions() {
+		if p.File != filepath.Join(dir, "release.cue") || p.Line == 0 || p.Col == 0 {
+			t.Errorf("problem %d: position %v", i, p)
+		}
 	}
 }
 

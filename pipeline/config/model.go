@@ -24,6 +24,10 @@ type Model struct {
 	// version order. An explicit path wins over the same path from a
 	// policy, an earlier policy over a later one.
 	Deltas []DeltaPath
+	// OS holds the node OS targets by name (nil when os is empty); OSNames
+	// lists the names in ascending order. Added with os: [Name]: #OSTarget.
+	OS      map[string]*OSTarget
+	OSNames []string
 }
 
 // Product names what is being released.
