@@ -1,0 +1,369 @@
+package nodepkg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/relcue/release/modules/deb"
+	"github.com/relcue/release/modules/image"
+	"github.com/relcue/release/modules/pkgzip"
+)
+
+// Deb is one .deb to put into a node package.
+type Deb struct {
+	// Group is the folder under packages/<osdir>/, e.g. "kubernetes".
+	Group string
+	// Path is the local .deb file.
+	Path string
+	// Origin says where the .deb comes from in messages: the deb target
+	// that built it, or the configuration position of an existing file.
+	Origin string
+}
+
+// ImageArchive is one OCI archive to put into a node package.
+type ImageArchive struct {
+	// Path is the local OCI archive (a tar of an OCI image layout).
+	Path string
+	// Ref, when set, is the reference the configuration expects the archive
+	// to carry; a different one is an error.
+	Ref string
+	// Origin says where the archive comes from in messages.
+	Origin string
+}
+
+// Options configures Build.
+type Options struct {
+	// Product and Version name the product release; OS and OSDir the OS
+	// target and its folder under packages/.
+	Product, Version, OS, OSDir string
+	Debs                        []Deb
+	Images                      []ImageArchive
+	// Output is the zip to write. It appears atomically: on error or
+	// cancellation nothing is left at Output or next to it.
+	Output string
+	// Date is every entry's timestamp; the zero time means 1980-01-01.
+	Date time.Time
+	// Level is the deflate level 1..9 (0 means 6).
+	Level int
+	// Workers bounds parallel inspection and compression; < 1 means 1.
+	Workers int
+	// Progress receives uncompressed bytes written; may be nil.
+	Progress func(int64)
+	// Log receives human-readable detail lines; may be nil.
+	Log io.Writer
+}
+
+// Build writes a node package and returns its manifest. The .debs are
+// described from their own control data (deb.Inspect) and the images from
+// their archives (image.Inspect); both are stored byte for byte.
+func Build(ctx context.Context, opts Options) (*Manifest, error) {
+	m, err := build(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("node package %s %s: %w", opts.OS, opts.Version, err)
+	}
+	return m, nil
+}
+
+type inspectedDeb struct {
+	Package
+	src Deb
+}
+
+type inspectedImage struct {
+	Image
+	src ImageArchive
+}
+
+func build(ctx context.Context, opts Options) (*Manifest, error) {
+	if opts.Output == "" {
+		return nil, errors.New("no output path given")
+	}
+	m := &Manifest{
+		ManifestVersion: ManifestVersion,
+		Product:         opts.Product,
+		Version:         opts.Version,
+		OS:              opts.OS,
+		OSDir:           opts.OSDir,
+		HashAlgorithm:   HashAlgorithm,
+		Packages:        []Package{},
+		Images:          []Image{},
+	}
+	workers := max(opts.Workers, 1)
+
+	debs := make([]inspectedDeb, len(opts.Debs))
+	images := make([]inspectedImage, len(opts.Images))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for i, d := range opts.Debs {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			p, err := inspectDeb(d)
+			debs[i] = inspectedDeb{Package: p, src: d}
+			return err
+		})
+	}
+	for i, a := range opts.Images {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			img, err := inspectImage(a)
+			images[i] = inspectedImage{Image: img, src: a}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	byName := map[string]inspectedDeb{}
+	for _, d := range debs {
+		if prev, ok := byName[d.Package.Package]; ok {
+			return nil, fmt.Errorf("package %s comes twice: version %s from %s (%s) and version %s from %s (%s); a node installs one version of a package, keep one of them",
+				d.Package.Package, prev.Version, prev.src.Origin, prev.src.Path, d.Version, d.src.Origin, d.src.Path)
+		}
+		byName[d.Package.Package] = d
+		m.Packages = append(m.Packages, d.Package)
+	}
+	byRef := map[string]inspectedImage{}
+	for _, img := range images {
+		if prev, ok := byRef[img.Ref]; ok {
+			return nil, fmt.Errorf("image %s comes twice: from %s (%s) and from %s (%s); keep one of them",
+				img.Ref, prev.src.Origin, prev.src.Path, img.src.Origin, img.src.Path)
+		}
+		byRef[img.Ref] = img
+		m.Images = append(m.Images, img.Image)
+	}
+	m.sort()
+
+	level := opts.Level
+	if level == 0 {
+		level = pkgzip.DefaultLevel
+	}
+	date := opts.Date
+	if date.IsZero() {
+		date = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	var final *Manifest
+	err := WriteFileAtomic(opts.Output, func(w io.Writer) error {
+		zw := pkgzip.NewWriter(w, pkgzip.WriterOptions{
+			Date: date, Level: level, Workers: workers, Progress: opts.Progress,
+		})
+		for _, p := range m.Packages {
+			d := byName[p.Package]
+			if err := zw.AddFile(p.Entry(m.OSDir), d.src.Path, pkgzip.ModeFile); err != nil {
+				return fmt.Errorf("%s (%s): %w", d.src.Origin, d.src.Path, err)
+			}
+		}
+		for _, img := range m.Images {
+			a := byRef[img.Ref]
+			if err := zw.AddFile(img.Entry(), a.src.Path, pkgzip.ModeFile); err != nil {
+				return fmt.Errorf("%s (%s): %w", a.src.Origin, a.src.Path, err)
+			}
+		}
+		err := zw.AddGenerated(ManifestName, pkgzip.ModeFile, func(digests map[string]pkgzip.Digest) ([]byte, error) {
+			c := *m
+			c.Packages = slices.Clone(m.Packages)
+			c.Images = slices.Clone(m.Images)
+			for i, p := range c.Packages {
+				dg, ok := digests[p.Entry(c.OSDir)]
+				if !ok {
+					return nil, fmt.Errorf("internal error: no digest for %s", p.Entry(c.OSDir))
+				}
+				c.Packages[i].SHA256, c.Packages[i].Size = dg.SHA256, dg.Size
+			}
+			for i, img := range c.Images {
+				dg, ok := digests[img.Entry()]
+				if !ok {
+					return nil, fmt.Errorf("internal error: no digest for %s", img.Entry())
+				}
+				c.Images[i].SHA256, c.Images[i].Size = dg.SHA256, dg.Size
+			}
+			data, err := c.Marshal()
+			if err != nil {
+				return nil, err
+			}
+			final = &c
+			return data, nil
+		})
+		if err != nil {
+			return err
+		}
+		_, err = zw.Close(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", opts.Output, err)
+	}
+	if opts.Log != nil {
+		fmt.Fprintf(opts.Log, "node package %s %s: %d packages, %d images\n", opts.OS, opts.Version, len(final.Packages), len(final.Images))
+	}
+	return final, nil
+}
+
+// inspectDeb reads a .deb's control data and places it in its group. The
+// digest is filled in when the file is written.
+func inspectDeb(d Deb) (Package, error) {
+	where := d.Origin
+	if where == "" {
+		where = d.Path
+	}
+	if err := CheckGroup(d.Group); err != nil {
+		return Package{}, fmt.Errorf("%s: %w", where, err)
+	}
+	st, err := os.Stat(d.Path)
+	if err != nil {
+		return Package{}, fmt.Errorf("%s: %w", where, err)
+	}
+	if !st.Mode().IsRegular() || st.Size() == 0 {
+		return Package{}, fmt.Errorf("%s: %s is not a non-empty regular file; a .deb is expected", where, d.Path)
+	}
+	c, err := deb.Inspect(d.Path)
+	if err != nil {
+		return Package{}, fmt.Errorf("%s: %w", where, err)
+	}
+	if err := CheckControl(c.Package, c.Version, c.Architecture); err != nil {
+		return Package{}, fmt.Errorf("%s: %s: control data: %w", where, d.Path, err)
+	}
+	file := deb.FileName(c.Package, c.Version, c.Architecture)
+	if err := checkFileName("deb file", file); err != nil {
+		return Package{}, fmt.Errorf("%s: %w", where, err)
+	}
+	return Package{
+		Group:        d.Group,
+		Path:         d.Group + "/" + file,
+		Package:      c.Package,
+		Version:      c.Version,
+		Architecture: c.Architecture,
+	}, nil
+}
+
+// inspectImage reads an OCI archive's index and names its file after its
+// reference.
+func inspectImage(a ImageArchive) (Image, error) {
+	where := a.Origin
+	if where == "" {
+		where = a.Path
+	}
+	info, err := image.Inspect(a.Path)
+	if err != nil {
+		return Image{}, fmt.Errorf("%s: %w", where, err)
+	}
+	if info.RefName == "" {
+		return Image{}, fmt.Errorf("%s: %s names no image (no org.opencontainers.image.ref.name in its index.json); node images must carry their reference", where, a.Path)
+	}
+	if a.Ref != "" && info.RefName != a.Ref {
+		return Image{}, fmt.Errorf("%s: %s carries reference %q, but the configuration names it %q; rebuild the image", where, a.Path, info.RefName, a.Ref)
+	}
+	if len(info.Images) == 0 {
+		return Image{}, fmt.Errorf("%s: %s holds no platform image", where, a.Path)
+	}
+	img := Image{
+		File:   image.FileName(info.RefName),
+		Ref:    info.RefName,
+		Digest: info.Digest,
+		// Runtimes show the config digest as the image ID; a multi-platform
+		// image has one per platform, and the first in index order stands
+		// for it (Digest identifies the whole image).
+		ImageId:   info.Images[0].ConfigDigest,
+		Platforms: info.Platforms(),
+	}
+	slices.Sort(img.Platforms)
+	img.Platforms = slices.Compact(img.Platforms)
+	if img.Platforms == nil {
+		img.Platforms = []string{}
+	}
+	// Size and SHA256 are filled in when the file is written; validate the
+	// rest now so that the error names the source.
+	probe := img
+	probe.SHA256, probe.Size = strings.Repeat("0", 64), 1
+	if err := probe.validate(); err != nil {
+		return Image{}, fmt.Errorf("%s: %s: %w", where, a.Path, err)
+	}
+	return img, nil
+}
+
+// WriteFileAtomic creates path through a temporary file in the same
+// directory and a rename, so readers never see a partial file and a failure
+// leaves nothing behind, including directories it had to create. The file
+// is made 0644.
+func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
+	dir := filepath.Dir(path)
+	created, err := mkdirAllTracked(dir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			for i := len(created) - 1; i >= 0; i-- {
+				os.Remove(created[i])
+			}
+		}
+	}()
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err = write(f); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Chmod(tmp, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// mkdirAllTracked is os.MkdirAll that returns the directories it created,
+// outermost first.
+func mkdirAllTracked(dir string) ([]string, error) {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	var created []string
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := os.Mkdir(missing[i], 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			for j := len(created) - 1; j >= 0; j-- {
+				os.Remove(created[j])
+			}
+			return nil, err
+		}
+		created = append(created, missing[i])
+	}
+	return created, nil
+}
