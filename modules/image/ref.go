@@ -52,19 +52,20 @@ func parseRef(ref string) (name.Reference, error) {
 	if ref == "" {
 		return nil, fmt.Errorf("image ref is empty; %s", how)
 	}
+	// ggcr canonicalises Docker Hub to index.docker.io, so Hub spellings
+	// are checked on the text.
+	reg, rest, _ := strings.Cut(ref, "/")
+	switch {
+	case reg == "index.docker.io" || reg == "registry-1.docker.io":
+		return nil, fmt.Errorf("image ref %q: write Docker Hub images as docker.io/%s, the name runtimes use", ref, rest)
+	case reg == "docker.io" && !strings.Contains(rest, "/"):
+		return nil, fmt.Errorf("image ref %q: Docker Hub's official images live under library/; write docker.io/library/%s", ref, rest)
+	case reg != strings.ToLower(reg):
+		return nil, fmt.Errorf("image ref %q: write the registry in lower case (%s), as runtimes compare names literally", ref, strings.ToLower(reg))
+	}
 	r, err := name.ParseReference(ref, name.StrictValidation)
 	if err != nil {
 		return nil, fmt.Errorf("image ref %q is not a complete reference (%v); %s", ref, err, how)
-	}
-	reg := r.Context().RegistryStr()
-	repo := r.Context().RepositoryStr()
-	switch {
-	case reg != strings.ToLower(reg):
-		return nil, fmt.Errorf("image ref %q: write the registry in lower case (%s), as runtimes compare names literally", ref, strings.ToLower(reg))
-	case reg == "index.docker.io" || reg == "registry-1.docker.io":
-		return nil, fmt.Errorf("image ref %q: write Docker Hub images as docker.io/..., the name runtimes use", ref)
-	case reg == "docker.io" && !strings.Contains(repo, "/"):
-		return nil, fmt.Errorf("image ref %q: Docker Hub official images live under library/; write docker.io/library/%s", ref, strings.TrimPrefix(ref, "docker.io/"))
 	}
 	if n := len(FileName(ref)); n > maxFileName {
 		return nil, fmt.Errorf("image ref %q is too long: its archive name would have %d bytes (at most %d)", ref, n, maxFileName)

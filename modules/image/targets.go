@@ -75,9 +75,9 @@ type Layer struct {
 	Dir    bool   `json:"dir"`
 	// Dest is absolute and clean: where the tree's root or the file goes.
 	Dest string `json:"dest"`
-	// Mode, if non-zero, is the mode of every file of the layer (setuid,
-	// setgid and sticky bits allowed); otherwise files get 0755 when
-	// executable and 0644 otherwise.
+	// Mode, if non-zero, is the file's mode (setuid, setgid and sticky
+	// bits allowed); only file layers have one. Otherwise files get 0755
+	// when executable and 0644 otherwise.
 	Mode uint32 `json:"mode,omitempty"`
 	// Platform restricts the layer to one platform (canonical form).
 	Platform string `json:"platform,omitempty"`
@@ -342,6 +342,9 @@ func (l Layer) check() error {
 	}
 	if !l.Dir && l.Dest == "/" {
 		return errors.New(`dest "/" is the root directory; a file layer's dest is the file's absolute path, e.g. /usr/bin/tool`)
+	}
+	if l.Dir && l.Mode != 0 {
+		return errors.New("mode applies to file layers only; a directory's files get 0755 when executable, else 0644")
 	}
 	if l.Mode > 0o7777 {
 		return fmt.Errorf("mode %#o has bits beyond permissions and setuid/setgid/sticky; use e.g. 0o755 or 0o644", l.Mode)
