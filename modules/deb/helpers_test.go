@@ -192,3 +192,12 @@ func dpkgBuild(t testing.TB, root, compression string) string {
 	run(t, "dpkg-deb", "--root-owner-group", "-Z"+compression, "--build", root, out)
 	return out
 }
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -176,7 +176,7 @@ func (s *Spec) check() *fieldError {
 		{"version", CheckVersion, s.Version},
 		{"arch", CheckArch, s.Arch},
 		{"maintainer", checkMaintainer, s.Maintainer},
-		{"description", checkDescription, s.Description},
+		{"description", func(d string) error { return checkDescription(d, s.Name) }, s.Description},
 		{"section", checkSection, s.Section},
 		{"priority", checkPriority, s.Priority},
 	}
@@ -195,7 +195,7 @@ func (s *Spec) check() *fieldError {
 	}
 	for _, rf := range s.relations() {
 		for i, r := range rf.values {
-			if err := checkRelation(r); err != nil {
+			if err := checkRelation(rf.field, r); err != nil {
 				return fieldErr(-1, "%s[%d] %v", rf.field, i, err)
 			}
 		}
@@ -203,8 +203,8 @@ func (s *Spec) check() *fieldError {
 	if _, err := s.date(); err != nil {
 		return fieldErr(-1, "%v", err)
 	}
-	if want := "/" + FileName(s.Name, s.Version, s.Arch); !strings.HasSuffix(s.Output, want) || path.Clean(s.Output) != s.Output || path.IsAbs(s.Output) || strings.HasPrefix(s.Output, "../") {
-		return fieldErr(-1, "output %q is not a clean relative path ending in %s", s.Output, want)
+	if want := FileName(s.Name, s.Version, s.Arch); path.Base(s.Output) != want || path.Clean(s.Output) != s.Output || path.IsAbs(s.Output) || strings.HasPrefix(s.Output, "../") {
+		return fieldErr(-1, "output %q is not a clean relative path to a file named %s", s.Output, want)
 	}
 	seen := map[string]int{}
 	for i := range s.Contents {

@@ -19,7 +19,9 @@ var (
 	sectionRE = regexp.MustCompile(`^([a-z0-9-]+/)?[a-z0-9][a-z0-9+.-]*$`)
 	// maintainerRE is the "Name <address>" form of Debian Policy 5.6.2;
 	// lintian rejects a bare address.
-	maintainerRE = regexp.MustCompile(`^[^<>,\s][^<>,]*\s<[^<>@\s]+@[^<>@\s]+>$`)
+	// The host needs a dot: lintian checks it is a domain
+	// (bogus-mail-host-in-debian-changelog).
+	maintainerRE = regexp.MustCompile(`^[^<>,\s][^<>,]*\s<[^<>@\s]+@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+>$`)
 	// relationRE is one alternative of a binary package relationship:
 	// name[:archqual] [(op version)]. Architecture restrictions ([amd64])
 	// and build profiles belong to source packages only.
@@ -62,6 +64,9 @@ func CheckVersion(v string) error {
 		}
 		if bad := strings.Trim(revision, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.~"); bad != "" {
 			return fmt.Errorf("%q: the Debian revision %q may hold only letters, digits, '+', '.' and '~'", v, revision)
+		}
+		if revision == "0" {
+			return fmt.Errorf("%q: the Debian revision 0 is not used (lintian: debian-revision-is-zero); start at 1", v)
 		}
 	}
 	if upstream == "" {
@@ -118,23 +123,49 @@ func checkMaintainer(m string) error {
 	return nil
 }
 
-// checkDescription requires a synopsis on the first line and an extended
-// description after it: lintian on Debian 12 reports a missing one as an
-// error (extended-description-is-empty).
-func checkDescription(d string) error {
+// checkDescription enforces the description rules lintian on Debian 12
+// reports as errors: a synopsis of several words that does not start with
+// the package name, an extended description after it that does not repeat
+// it, no tabs and no stray control lines ("." starts a paragraph break).
+func checkDescription(d, pkg string) error {
 	const form = "give a one-line synopsis, then at least one line describing the package"
 	if strings.TrimSpace(d) == "" {
 		return fmt.Errorf("is empty; %s", form)
 	}
-	if strings.ContainsFunc(d, func(r rune) bool { return r < ' ' && r != '\n' && r != '\t' || r == 0x7f }) {
+	if strings.Contains(d, "\t") {
+		return fmt.Errorf("contains a tab (lintian: description-contains-tabs); use spaces")
+	}
+	if strings.ContainsFunc(d, func(r rune) bool { return r < ' ' && r != '\n' || r == 0x7f }) {
 		return fmt.Errorf("contains control characters")
 	}
 	synopsis, extended, _ := strings.Cut(strings.TrimSpace(d), "\n")
-	if strings.TrimSpace(synopsis) == "" {
+	synopsis = strings.TrimSpace(synopsis)
+	switch {
+	case synopsis == "":
 		return fmt.Errorf("has an empty first line; %s", form)
-	}
-	if strings.TrimSpace(extended) == "" {
+	case !strings.ContainsAny(synopsis, " "):
+		return fmt.Errorf("synopsis %q is a single word (lintian: description-too-short); say in a few words what the package is", synopsis)
+	case pkg != "" && regexp.MustCompile(`(?i)^`+regexp.QuoteMeta(pkg)+`\b`).MatchString(synopsis):
+		return fmt.Errorf("synopsis %q starts with the package name (lintian: description-starts-with-package-name); say what it is, e.g. \"Kubernetes node agent\"", synopsis)
+	case strings.TrimSpace(extended) == "":
 		return fmt.Errorf("%q has only a synopsis (lintian: extended-description-is-empty); %s", synopsis, form)
+	}
+	lines := strings.Split(strings.TrimSpace(extended), "\n")
+	alnum := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+				return r
+			}
+			return -1
+		}, strings.ToLower(s))
+	}
+	if first := strings.TrimSpace(lines[0]); strings.EqualFold(first, synopsis) || alnum(first) == alnum(synopsis) {
+		return fmt.Errorf("repeats the synopsis %q as its second line (lintian: description-synopsis-is-duplicated); describe the package further instead", synopsis)
+	}
+	for i, l := range lines {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, ".") && strings.TrimSpace(l[1:]) != "" {
+			return fmt.Errorf("line %d %q starts with '.', which marks an empty line in a description (lintian: description-contains-invalid-control-statement); reword it", i+2, l)
+		}
 	}
 	return nil
 }
@@ -151,16 +182,35 @@ func checkLine(v string) error {
 	return nil
 }
 
-// checkRelation checks one entry of a relationship field such as
-// "iptables (>= 1.8.7) | nftables".
-func checkRelation(rel string) error {
+// essential are the packages of Debian 12 marked Essential (lintian's
+// fields/essential): always installed, so an unversioned dependency on
+// one is an error (depends-on-essential-package-without-using-version).
+// lintian exempts dash and diffutils.
+var essential = map[string]bool{
+	"base-files": true, "base-passwd": true, "bash": true, "bsdutils": true, "coreutils": true,
+	"debianutils": true, "dpkg": true, "findutils": true, "grep": true, "gzip": true, "hostname": true,
+	"init-system-helpers": true, "libc-bin": true, "login": true, "ncurses-base": true, "ncurses-bin": true,
+	"perl-base": true, "sed": true, "sysvinit-utils": true, "tar": true, "util-linux": true,
+}
+
+// dependencyFields may hold alternatives ("a | b"); lintian reports them
+// elsewhere (alternates-not-allowed).
+var dependencyFields = map[string]bool{"depends": true, "preDepends": true, "recommends": true, "suggests": true}
+
+// checkRelation checks one entry of the relationship field named field,
+// such as "iptables (>= 1.8.7) | nftables" in depends.
+func checkRelation(field, rel string) error {
 	if strings.TrimSpace(rel) == "" {
 		return fmt.Errorf("is empty")
 	}
 	if strings.Contains(rel, ",") {
 		return fmt.Errorf("%q contains ','; give each relation as its own list element", rel)
 	}
-	for _, alt := range strings.Split(rel, "|") {
+	alts := strings.Split(rel, "|")
+	if len(alts) > 1 && !dependencyFields[field] {
+		return fmt.Errorf("%q has alternatives, which only depends, preDepends, recommends and suggests allow (lintian: alternates-not-allowed)", rel)
+	}
+	for _, alt := range alts {
 		alt = strings.TrimSpace(alt)
 		m := relationRE.FindStringSubmatch(alt)
 		if m == nil {
@@ -170,6 +220,12 @@ func checkRelation(rel string) error {
 			if err := CheckVersion(m[5]); err != nil {
 				return fmt.Errorf("%q: version %w", rel, err)
 			}
+		}
+		if field == "provides" && m[4] != "" && m[4] != "=" {
+			return fmt.Errorf("%q: a provided version can only be exact, \"(= version)\" (lintian: invalid-versioned-provides)", rel)
+		}
+		if dependencyFields[field] && essential[m[1]] && m[5] == "" {
+			return fmt.Errorf("%q: %s is essential and always installed (lintian: depends-on-essential-package-without-using-version); drop it or require a version", rel, m[1])
 		}
 	}
 	return nil

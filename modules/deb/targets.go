@@ -87,9 +87,20 @@ func (p *planned) differences(q *planned) []string {
 		return m
 	}
 	sa, sb := src(p.target), src(q.target)
-	for _, name := range sortedKeys(sa, nil) {
-		if sa[name] != sb[name] {
-			diff = append(diff, "the local file of source "+name+" ("+sa[name].Path+" vs "+sb[name].Path+")")
+	names := sortedKeys(sa, nil)
+	for name := range sb {
+		if _, ok := sa[name]; !ok {
+			names = append(names, name)
+		}
+	}
+	for _, name := range names {
+		a, inA := sa[name]
+		b, inB := sb[name]
+		switch {
+		case !inA || !inB:
+			// The spec differs too, and says how.
+		case a != b:
+			diff = append(diff, "the local file of source "+name+" ("+a.Path+" vs "+b.Path+")")
 		}
 	}
 	return diff
