@@ -374,7 +374,7 @@ func scanLayer(ctx context.Context, l v1.Layer, diffID v1.Hash, need map[string]
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading the layer's tar: %w", err)
+			return nil, fmt.Errorf("reading the layer's tar: %w; the base is damaged", err)
 		}
 		name := path.Clean(strings.TrimLeft(hdr.Name, "/"))
 		if name == "." {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/relcue/release/pipeline/config"
+	"github.com/relcue/release/pipeline/digest"
 	"github.com/relcue/release/pipeline/step"
 )
 
@@ -307,6 +308,13 @@ func planLayer(i int, l config.ImageLayer, platforms []string) (Layer, step.Sour
 	}
 	if err := checkLocal(src.Path, src.Dir, what); err != nil {
 		return Layer{}, src, err
+	}
+	if layer.Dir {
+		// The walk the step will do, so that a symlink or device inside
+		// the tree is reported here, with the layer's position.
+		if _, err := digest.Walk(src.Path); err != nil {
+			return Layer{}, src, err
+		}
 	}
 	return layer, src, nil
 }

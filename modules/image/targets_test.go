@@ -132,6 +132,10 @@ func TestTargetsValidation(t *testing.T) {
 	if err := os.Symlink(file, link); err != nil {
 		t.Fatal(err)
 	}
+	nested := writeTree(t, t.TempDir(), map[string]tfile{"bin/real": {"r", 0o755}})
+	if err := os.Symlink("real", filepath.Join(nested, "bin", "alias")); err != nil {
+		t.Fatal(err)
+	}
 	baseTar := buildBase(t, "registry.example.com/base/tiny:1")
 	baseDir := extract(t, baseTar)
 	// A docker-save base holds one platform.
@@ -166,6 +170,7 @@ func TestTargetsValidation(t *testing.T) {
 		{"file at root", config.ImageSpec{Ref: "r.example.com/a:1", Layers: layer(config.ImageLayer{File: file, Dest: "/"})}, []string{"/cfg/os.cue:12:5", "file layer's dest is the file's absolute path"}},
 		{"missing dir", config.ImageSpec{Ref: "r.example.com/a:1", Layers: layer(config.ImageLayer{Dir: filepath.Join(src, "nope"), Dest: "/"})}, []string{"/cfg/os.cue:12:5", "nope does not exist; create it or correct the path"}},
 		{"symlink file", config.ImageSpec{Ref: "r.example.com/a:1", Layers: layer(config.ImageLayer{File: link, Dest: "/x"})}, []string{"/cfg/os.cue:12:5", "is a symbolic link; point to the real file"}},
+		{"symlink in dir", config.ImageSpec{Ref: "r.example.com/a:1", Layers: layer(config.ImageLayer{Dir: nested, Dest: "/x"})}, []string{"/cfg/os.cue:12:5", "bin/alias: not a regular file or directory"}},
 		{"dir is a file", config.ImageSpec{Ref: "r.example.com/a:1", Layers: layer(config.ImageLayer{Dir: file, Dest: "/x"})}, []string{"/cfg/os.cue:12:5", "is not a directory"}},
 		{"dir with mode", config.ImageSpec{Ref: "r.example.com/a:1", Layers: layer(config.ImageLayer{Dir: src, Dest: "/x", Mode: 0o700})}, []string{"/cfg/os.cue:12:5", "mode applies to file layers only"}},
 		{"layer platform", config.ImageSpec{Ref: "r.example.com/a:1", Layers: layer(config.ImageLayer{Dir: src, Dest: "/x", Platform: "linux/arm64"})}, []string{"/cfg/os.cue:12:5", "platform linux/arm64 is not one of the image's platforms (linux/amd64)"}},
