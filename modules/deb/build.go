@@ -270,9 +270,6 @@ func checkTree(spec *Spec, entries []entry) error {
 				return fmt.Errorf("%s writes the file %s, but %s needs it to be a directory for %s", name(parent), p, name(e), e.dst)
 			}
 		}
-		if e.conffile && !strings.HasPrefix(e.dst, "/etc/") {
-			return fmt.Errorf("%s: conffile %s is not below /etc (Debian Policy 10.7.2); use type \"file\" or install it below /etc", name(e), e.dst)
-		}
 	}
 	return nil
 }

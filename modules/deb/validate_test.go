@@ -2,6 +2,7 @@ package deb
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/relcue/release/pipeline/config"
+	"github.com/relcue/release/pipeline/step"
 )
 
 func TestTargetsRejectInvalidDeclarations(t *testing.T) {
@@ -178,5 +180,56 @@ func TestParseSpecIsStrict(t *testing.T) {
 	bad = strings.Replace(raw, `"version":"1.32.2-1"`, `"version":"v1"`, 1)
 	if _, err := ParseSpec([]byte(bad)); err == nil || !strings.Contains(err.Error(), `bad deb spec: version "v1"`) {
 		t.Errorf("bad version: %v", err)
+	}
+}
+
+type progress struct{ total, added int64 }
+
+func (p *progress) SetTotal(n int64) { p.total = n }
+func (p *progress) Add(n int64)      { p.added += n }
+
+func TestStepReportsFailuresWithTheTarget(t *testing.T) {
+	root := payload(t)
+	tg := onlyTarget(t, model(map[string][]*config.DebSpec{"1.5.0": {kubeletDecl(root)}}))
+	sources := map[string]string{}
+	for _, s := range tg.Sources {
+		sources[s.Name] = s.Path
+	}
+	in := func(spec []byte, src map[string]string, p step.Progress) *step.Input {
+		return &step.Input{Target: tg.ID, Spec: spec, Sources: src, OutDir: t.TempDir(), Workers: 1, Progress: p, Log: io.Discard}
+	}
+
+	ok := in(mustJSON(t, tg.Spec), sources, &progress{})
+	if _, err := (Step{}).Run(context.Background(), ok); err != nil {
+		t.Fatal(err)
+	}
+	if p := ok.Progress.(*progress); p.total <= 0 || p.added != p.total {
+		t.Errorf("progress total %d, added %d", p.total, p.added)
+	}
+
+	gone := filepath.Join(root, "gone")
+	broken := map[string]string{}
+	for k, v := range sources {
+		broken[k] = v
+	}
+	broken["content0"] = gone
+	bad := in(mustJSON(t, tg.Spec), broken, step.Discard)
+	_, err := (Step{}).Run(context.Background(), bad)
+	if want := tg.ID + ": deb kubelet 1.32.2-1: contents[0].src " + gone + " does not exist"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+	if debs, _ := filepath.Glob(filepath.Join(bad.OutDir, "debs", "*", "*")); len(debs) > 0 {
+		t.Errorf("a failed step left %v", debs)
+	}
+
+	_, err = (Step{}).Run(context.Background(), in([]byte(`{"name":"kubelet"`), sources, step.Discard))
+	if err == nil || !strings.HasPrefix(err.Error(), tg.ID+": bad deb spec: ") {
+		t.Errorf("truncated spec: %v", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := (Step{}).Run(ctx, in(mustJSON(t, tg.Spec), sources, step.Discard)); err == nil || !strings.Contains(err.Error(), "context canceled") {
+		t.Errorf("cancelled: %v", err)
 	}
 }
