@@ -9,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -47,14 +46,14 @@ type platformBuild struct {
 	baseLayers  []v1.Layer
 	baseDescs   []v1.Descriptor
 	baseDiffIDs []v1.Hash
-	// own are indexes into builder.jobs, one per layer of ours that this
-	// platform gets, in order, with the spec layer index.
+	// own are the layers of ours this platform gets, in order: which
+	// spec layer, and which written tar holds it.
 	own []ownLayer
 }
 
 type ownLayer struct {
 	spec int // index in Spec.Layers
-	job  int // index in jobs
+	job  int // index in build's layer jobs
 }
 
 // layerJob is one distinct layer tar to write. Platforms share a job when
@@ -210,30 +209,42 @@ func (b *builder) scanBases(ctx context.Context, builds []*platformBuild, need m
 	if len(need) == 0 {
 		return records, nil
 	}
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(b.workers)
+	type scan struct {
+		n      int // base layer number, for messages
+		digest v1.Hash
+		diffID v1.Hash
+		layer  v1.Layer
+		rec    *layerRecord
+	}
+	var scans []*scan
 	for _, pb := range builds {
 		for i, l := range pb.baseLayers {
 			d := pb.baseDescs[i].Digest
-			if _, ok := records[d]; ok {
-				continue
+			if _, ok := records[d]; !ok {
+				records[d] = nil
+				scans = append(scans, &scan{n: i + 1, digest: d, diffID: pb.baseDiffIDs[i], layer: l})
 			}
-			records[d] = nil // claimed; filled in below
-			diffID := pb.baseDiffIDs[i]
-			g.Go(func() error {
-				rec, err := scanLayer(gctx, l, diffID, need)
-				if err != nil {
-					return fmt.Errorf("base layer %d (%s): %w", i+1, d, err)
-				}
-				mu.Lock()
-				records[d] = rec
-				mu.Unlock()
-				return nil
-			})
 		}
 	}
-	return records, g.Wait()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(b.workers)
+	for _, sc := range scans {
+		g.Go(func() error {
+			rec, err := scanLayer(gctx, sc.layer, sc.diffID, need)
+			if err != nil {
+				return fmt.Errorf("base layer %d (%s): %w", sc.n, sc.digest, err)
+			}
+			sc.rec = rec
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for _, sc := range scans {
+		records[sc.digest] = sc.rec
+	}
+	return records, nil
 }
 
 func (b *builder) writeLayers(ctx context.Context, jobs []*layerJob) error {
