@@ -20,6 +20,12 @@ import (
 type Options struct {
 	// Base and Target are the full package zips the delta goes from and to.
 	Base, Target string
+	// BaseNode and TargetNode, when both set, are the control-plane node
+	// packages of the same two releases; their node-manifest.json files
+	// fill DebianPackageDiff and ContainerImageDiff (see NodeDiffs).
+	// Otherwise both diffs stay unprocessed, as K2s leaves them without a
+	// VM to compare.
+	BaseNode, TargetNode string
 	// Output is the delta zip to write. It appears atomically: on error or
 	// cancellation nothing is left at Output or next to it.
 	Output string
@@ -109,6 +115,28 @@ func build(ctx context.Context, opts Options) (*Manifest, error) {
 	if bp.version == tp.version {
 		return nil, fmt.Errorf("base and target are both version %s; a delta needs two different versions", bp.version)
 	}
+	if (opts.BaseNode == "") != (opts.TargetNode == "") {
+		return nil, errors.New("give both node packages (base and target) or neither")
+	}
+	var debDiff DebianPackageDiff
+	var imgDiff ContainerImageDiff
+	if opts.BaseNode != "" {
+		bn, err := readNodeManifest("base", opts.BaseNode, bp.version)
+		if err != nil {
+			return nil, err
+		}
+		tn, err := readNodeManifest("target", opts.TargetNode, tp.version)
+		if err != nil {
+			return nil, err
+		}
+		if bn.OS != tn.OS {
+			return nil, fmt.Errorf("the node packages are of two OS targets (%s and %s); pass both of the control-plane OS", bn.OS, tn.OS)
+		}
+		debDiff, imgDiff = NodeDiffs(bn, tn)
+		logf("delta %s..%s: node %s: %d packages added, %d changed, %d removed; %d images added, %d changed, %d removed",
+			bp.version, tp.version, tn.OS, debDiff.AddedCount, debDiff.ChangedCount, debDiff.RemovedCount,
+			imgDiff.AddedCount, imgDiff.ChangedCount, imgDiff.RemovedCount)
+	}
 
 	d := diffFiles(bp.files, tp.files, whole, skip)
 	logf("delta %s..%s: %d added, %d changed, %d removed, %d files in wholesale directories, %d skipped",
@@ -129,6 +157,8 @@ func build(ctx context.Context, opts Options) (*Manifest, error) {
 		Changed:             d.Changed,
 		Removed:             d.Removed,
 		HashAlgorithm:       HashAlgorithm,
+		DebianPackageDiff:   debDiff,
+		ContainerImageDiff:  imgDiff,
 		SkipRules:           skip,
 		Files: FileHashes{
 			Base:   map[string]pkgzip.Digest{},

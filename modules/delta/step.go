@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/relcue/release/modules/fullpkg"
+	"github.com/relcue/release/modules/nodepkg"
 	"github.com/relcue/release/pipeline/config"
 	"github.com/relcue/release/pipeline/step"
 )
@@ -47,12 +48,22 @@ type Spec struct {
 	Mode             string   `json:"mode"`
 	WholeDirectories []string `json:"wholeDirectories"`
 	Skip             []string `json:"skip"`
+	// NodeOS is the control-plane OS target whose node packages of both
+	// releases fill DebianPackageDiff and ContainerImageDiff; "" when no
+	// control-plane OS has both (the diffs stay unprocessed).
+	NodeOS string `json:"nodeOS,omitempty"`
 }
 
-// Targets plans one target per delta path of the model.
+// Targets plans one target per delta path of the model. When the
+// control-plane OS target has node contents for both releases of a path,
+// the delta also depends on those two node packages.
 func Targets(m *config.Model) ([]step.Target, error) {
 	var out []step.Target
 	seen := map[string]string{}
+	cp, err := ControlPlaneOS(m)
+	if err != nil {
+		return nil, err
+	}
 	for _, d := range m.Deltas {
 		where := d.Pos.String()
 		if where != "" {
@@ -87,6 +98,12 @@ func Targets(m *config.Model) ([]step.Target, error) {
 			return nil, fmt.Errorf("%sdelta %s..%s is also defined at %s", where, d.From, d.To, prev)
 		}
 		seen[id] = d.Pos.String()
+		deps := []string{fullpkg.TargetID(d.From), fullpkg.TargetID(d.To)}
+		nodeOS := ""
+		if cp != nil && cp.Releases[d.From] != nil && cp.Releases[d.To] != nil {
+			nodeOS = cp.Name
+			deps = append(deps, nodepkg.TargetID(cp.Name, d.From), nodepkg.TargetID(cp.Name, d.To))
+		}
 		out = append(out, step.Target{
 			ID:   id,
 			Kind: Kind,
@@ -100,8 +117,9 @@ func Targets(m *config.Model) ([]step.Target, error) {
 				Mode:             mode,
 				WholeDirectories: whole,
 				Skip:             skip,
+				NodeOS:           nodeOS,
 			},
-			Deps:    []string{fullpkg.TargetID(d.From), fullpkg.TargetID(d.To)},
+			Deps:    deps,
 			Pos:     d.Pos.String(),
 			Outputs: []string{OutputPath(m.Product.Name, d.From, d.To)},
 		})
@@ -143,10 +161,21 @@ func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 	if err != nil {
 		return nil, err
 	}
+	var baseNode, targetNode string
+	if s.NodeOS != "" {
+		if baseNode, err = nodePackageZip(in, s.NodeOS, s.From); err != nil {
+			return nil, err
+		}
+		if targetNode, err = nodePackageZip(in, s.NodeOS, s.To); err != nil {
+			return nil, err
+		}
+	}
 	in.Progress.SetTotal(0)
 	_, err = Build(ctx, Options{
 		Base:             base,
 		Target:           target,
+		BaseNode:         baseNode,
+		TargetNode:       targetNode,
 		Output:           filepath.Join(in.OutDir, filepath.FromSlash(s.Output)),
 		WholeDirectories: s.WholeDirectories,
 		Skip:             s.Skip,
@@ -163,14 +192,21 @@ func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 }
 
 func packageZip(in *step.Input, version string) (string, error) {
-	id := fullpkg.TargetID(version)
+	return depArtifact(in, fullpkg.TargetID(version), fullpkg.ArtifactKind)
+}
+
+func nodePackageZip(in *step.Input, os, version string) (string, error) {
+	return depArtifact(in, nodepkg.TargetID(os, version), nodepkg.ArtifactKind)
+}
+
+func depArtifact(in *step.Input, id, kind string) (string, error) {
 	r, ok := in.Deps[id]
 	if !ok {
 		return "", fmt.Errorf("%s: dependency %s was not provided; the plan is inconsistent", in.Target, id)
 	}
-	a, ok := r.Find(fullpkg.ArtifactKind)
+	a, ok := r.Find(kind)
 	if !ok {
-		return "", fmt.Errorf("%s: dependency %s has no %q artifact", in.Target, id, fullpkg.ArtifactKind)
+		return "", fmt.Errorf("%s: dependency %s has no %q artifact", in.Target, id, kind)
 	}
 	return filepath.Join(r.Dir, filepath.FromSlash(a.Path)), nil
 }
