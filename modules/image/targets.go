@@ -89,6 +89,9 @@ type Layer struct {
 // declared differently is an error, because a node that has loaded a tag
 // never loads it again.
 func Targets(m *config.Model) ([]step.Target, error) {
+	if len(m.OS) > 0 && m.Build.Date.IsZero() {
+		return nil, errors.New("the build date is not set; set build.date or SOURCE_DATE_EPOCH: every timestamp in an image comes from it")
+	}
 	var out []step.Target
 	for _, osName := range slices.Sorted(maps.Keys(m.OS)) {
 		ost := m.OS[osName]

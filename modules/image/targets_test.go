@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/relcue/release/pipeline/config"
 	"github.com/relcue/release/pipeline/step"
@@ -191,6 +192,11 @@ func TestTargetsValidation(t *testing.T) {
 			wantErr(t, err, append([]string{"os debian12, release 1.0.0"}, c.want...)...)
 		})
 	}
+
+	noDate := model(t.TempDir(), osTarget("debian12", "", map[string][]config.ImageSpec{"1.0.0": {{Ref: "r.example.com/a:1", Layers: okLayer, Pos: pos(10)}}}))
+	noDate.Build.Date = time.Time{}
+	_, err := Targets(noDate)
+	wantErr(t, err, "build date is not set")
 
 	// And what is right plans.
 	for _, b := range []*config.ImageBase{{Layout: baseDir}, {Tarball: baseTar, Ref: "registry.example.com/base/tiny:1"}, {Tarball: dockerSave}} {
