@@ -59,6 +59,9 @@ func NeedTool(t testing.TB, name, pkg string) string {
 func BuildDeb(t testing.TB, dir string, d Deb) string {
 	t.Helper()
 	NeedTool(t, "dpkg-deb", "dpkg")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	root, err := os.MkdirTemp(dir, "debroot-*")
 	if err != nil {
 		t.Fatal(err)
