@@ -2,8 +2,12 @@
 package all
 
 import (
+	"github.com/relcue/release/modules/deb"
 	"github.com/relcue/release/modules/delta"
 	"github.com/relcue/release/modules/fullpkg"
+	"github.com/relcue/release/modules/image"
+	"github.com/relcue/release/modules/nodedelta"
+	"github.com/relcue/release/modules/nodepkg"
 	"github.com/relcue/release/pipeline"
 	"github.com/relcue/release/pipeline/config"
 	"github.com/relcue/release/pipeline/step"
@@ -12,7 +16,9 @@ import (
 // Modules returns every step and target source.
 func Modules() pipeline.Modules {
 	return pipeline.Modules{
-		Steps:   []step.Step{fullpkg.Step{}, delta.Step{}},
-		Targets: []func(*config.Model) ([]step.Target, error){fullpkg.Targets, delta.Targets},
+		Steps: []step.Step{fullpkg.Step{}, delta.Step{}, deb.Step{}, image.Step{}, nodepkg.Step{}, nodedelta.Step{}},
+		Targets: []func(*config.Model) ([]step.Target, error){
+			fullpkg.Targets, delta.Targets, deb.Targets, image.Targets, nodepkg.Targets, nodedelta.Targets,
+		},
 	}
 }
