@@ -162,7 +162,13 @@ func statuses(b buildJSON) map[string]string {
 	return m
 }
 
-var sampleTargets = []string{"package/1.4.0", "package/1.4.1", "package/1.5.0", "delta/1.4.0..1.5.0", "delta/1.4.1..1.5.0"}
+// sampleTargets are the sample's targets besides its 16 debs and 8 images.
+var sampleTargets = []string{"package/1.4.0", "package/1.4.1", "package/1.5.0", "delta/1.4.0..1.5.0", "delta/1.4.1..1.5.0",
+	"node/debian12/1.4.0", "node/debian12/1.4.1", "node/debian12/1.5.0", "node/debian13/1.4.1", "node/debian13/1.5.0",
+	"node-delta/debian12/1.4.0..1.5.0", "node-delta/debian12/1.4.1..1.5.0", "node-delta/debian13/1.4.1..1.5.0"}
+
+// sampleTotal counts every target of the sample.
+const sampleTotal = 37
 
 func TestSamplePlanBuildCacheReproducible(t *testing.T) {
 	dir := copySample(t)
@@ -170,8 +176,12 @@ func TestSamplePlanBuildCacheReproducible(t *testing.T) {
 
 	p := runPlan(t, dir, cache)
 	var ids []string
+	kinds := map[string]int{}
 	for _, tg := range p.Targets {
-		ids = append(ids, tg.ID)
+		kinds[tg.Kind]++
+		if tg.Kind != "deb" && tg.Kind != "image" {
+			ids = append(ids, tg.ID)
+		}
 		if tg.Cached {
 			t.Errorf("%s cached in an empty cache", tg.ID)
 		}
@@ -179,8 +189,11 @@ func TestSamplePlanBuildCacheReproducible(t *testing.T) {
 	if strings.Join(sorted(ids), ",") != strings.Join(sorted(sampleTargets), ",") {
 		t.Fatalf("plan targets %v, want %v", ids, sampleTargets)
 	}
+	if kinds["deb"] != 16 || kinds["image"] != 8 {
+		t.Fatalf("planned %d debs and %d images, want 16 and 8", kinds["deb"], kinds["image"])
+	}
 	text := mustRun(t, "plan", "-C", dir, "--cache", cache).stdout
-	if !strings.Contains(text, "5 targets: 0 cached, 5 to build") {
+	if !strings.Contains(text, "37 targets: 0 cached, 37 to build") {
 		t.Fatalf("text plan:\n%s", text)
 	}
 
@@ -190,7 +203,7 @@ func TestSamplePlanBuildCacheReproducible(t *testing.T) {
 			t.Errorf("first build: %s %s", id, s)
 		}
 	}
-	if len(b1.Artifacts) != 5 {
+	if len(b1.Artifacts) != sampleTotal {
 		t.Fatalf("artifacts: %+v", b1.Artifacts)
 	}
 	dist := filepath.Join(dir, "dist")
@@ -246,13 +259,14 @@ func TestAddingOneDeltaPathBuildsOnlyIt(t *testing.T) {
 			toBuild = append(toBuild, tg.ID)
 		}
 	}
-	if len(toBuild) != 1 || toBuild[0] != "delta/1.4.0..1.4.1" {
-		t.Fatalf("to build: %v, want only delta/1.4.0..1.4.1", toBuild)
+	// The new path and the node delta it brings for the control-plane OS.
+	if strings.Join(sorted(toBuild), " ") != "delta/1.4.0..1.4.1 node-delta/debian12/1.4.0..1.4.1" {
+		t.Fatalf("to build: %v, want only delta/1.4.0..1.4.1 and node-delta/debian12/1.4.0..1.4.1", toBuild)
 	}
 	b := runBuild(t, dir, cache)
 	for id, s := range statuses(b) {
 		want := "cached"
-		if id == "delta/1.4.0..1.4.1" {
+		if id == "delta/1.4.0..1.4.1" || id == "node-delta/debian12/1.4.0..1.4.1" {
 			want = "built"
 		}
 		if s != want {
@@ -266,8 +280,8 @@ func TestTargetSelectionPublishesOnlySelected(t *testing.T) {
 	cache := filepath.Join(t.TempDir(), "cache")
 	b := runBuild(t, dir, cache, "--target", "delta/1.4.1..1.5.0")
 	st := statuses(b)
-	if len(st) != 3 || st["package/1.4.0"] != "" {
-		t.Fatalf("built %v; want the delta and its two packages only", st)
+	if len(st) != 3+2+11 || st["package/1.4.0"] != "" || st["node/debian13/1.5.0"] != "" {
+		t.Fatalf("built %v; want the delta, its two packages, the two debian12 node packages and their 11 debs and images only", st)
 	}
 	if len(b.Artifacts) != 1 || b.Artifacts[0].Kind != "delta" {
 		t.Fatalf("published %+v; want only the delta", b.Artifacts)
@@ -311,8 +325,8 @@ func TestConcurrentBuildsShareOneCache(t *testing.T) {
 			}
 		}
 	}
-	if total != 5 {
-		t.Fatalf("%d targets built across two concurrent builds; each of the 5 must be built once", total)
+	if total != sampleTotal {
+		t.Fatalf("%d targets built across two concurrent builds; each of the %d must be built once", total, sampleTotal)
 	}
 }
 
@@ -362,6 +376,9 @@ func TestApplyDeltaThroughCLI(t *testing.T) {
 
 func TestStandaloneDeltaMatchesPipeline(t *testing.T) {
 	dir := copySample(t)
+	// Without node content: the standalone command has no node packages to
+	// fill DebianPackageDiff from.
+	os.Remove(filepath.Join(dir, "node.cue"))
 	runBuild(t, dir, filepath.Join(t.TempDir(), "cache"))
 	dist := filepath.Join(dir, "dist")
 	out := filepath.Join(t.TempDir(), "d.zip")
@@ -396,6 +413,7 @@ releases: "1.0.0": inputs: [{dir: "payload/nope"}]
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := copySample(t)
+			os.Remove(filepath.Join(dir, "node.cue"))
 			os.WriteFile(filepath.Join(dir, "release.cue"), []byte(c.cue), 0o644)
 			for _, cmd := range []string{"vet", "plan", "build"} {
 				r := releaseCmd(t, nil, cmd, "-C", dir, "--cache", filepath.Join(t.TempDir(), "c"))
@@ -457,7 +475,7 @@ func checkSums(t *testing.T, dist string) {
 	cmd := exec.Command("sha256sum", "--strict", "-c", "SHA256SUMS")
 	cmd.Dir = dist
 	out, err := cmd.CombinedOutput()
-	if err != nil || strings.Count(string(out), ": OK") != len(sampleTargets) {
+	if err != nil || strings.Count(string(out), ": OK") != sampleTotal {
 		t.Fatalf("sha256sum -c SHA256SUMS: %v\n%s", err, out)
 	}
 }

@@ -19,7 +19,7 @@ func (r *Report) String() string {
 	switch r.Operation {
 	case "verify":
 		fmt.Fprintf(&b, "%s: %s", r.Path, r.Kind)
-		if r.Kind == "delta" {
+		if r.Kind == "delta" || r.Kind == "node-delta" {
 			fmt.Fprintf(&b, " %s -> %s", r.BaseVersion, r.TargetVersion)
 		} else {
 			fmt.Fprintf(&b, " %s", r.TargetVersion)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -20,6 +22,8 @@ import (
 
 	"github.com/relcue/release/internal/glob"
 	"github.com/relcue/release/modules/delta"
+	"github.com/relcue/release/modules/nodedelta"
+	"github.com/relcue/release/modules/nodepkg"
 	"github.com/relcue/release/modules/pkgmanifest"
 	"github.com/relcue/release/modules/pkgzip"
 )
@@ -175,6 +179,12 @@ func verify(ctx context.Context, zipPath string, workers int) (*Report, error) {
 	}
 	rep.FilesVerified, rep.BytesVerified = len(digests), total.Load()
 
+	if e := r.Lookup(delta.ManifestName); e != nil && isNodeDelta(e) {
+		return verifyNodeDelta(r, rep, digests)
+	}
+	if r.Lookup(nodepkg.ManifestName) != nil {
+		return verifyNodePackage(r, rep, digests)
+	}
 	if r.Lookup(delta.ManifestName) != nil {
 		rep.Kind = "delta"
 		m, err := delta.ReadManifest(r)
@@ -288,4 +298,72 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// isNodeDelta tells a node delta from a cluster delta: both carry
+// delta-manifest.json, only node deltas set DeltaType.
+func isNodeDelta(e *pkgzip.Entry) bool {
+	data, err := readEntryLimited(e, 64<<20)
+	if err != nil {
+		return false
+	}
+	var head struct{ DeltaType string }
+	return json.Unmarshal(data, &head) == nil && head.DeltaType == nodedelta.DeltaType
+}
+
+func readEntryLimited(e *pkgzip.Entry, limit int64) ([]byte, error) {
+	rc, err := e.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(io.LimitReader(rc, limit))
+}
+
+func verifyNodeDelta(r *pkgzip.Reader, rep *Report, digests map[string]pkgzip.Digest) (*Report, error) {
+	m, err := nodedelta.ReadManifest(r)
+	if err != nil {
+		return nil, err
+	}
+	rep.Kind = "node-delta"
+	rep.BaseVersion, rep.TargetVersion = m.BaseVersion, m.TargetVersion
+	rep.Added, rep.Changed, rep.Removed = m.AddedCount, m.ChangedCount, m.RemovedCount
+	var problems []problem
+	for _, p := range sortedKeys(m.Files) {
+		if got := digests[p]; got != m.Files[p] {
+			problems = append(problems, problem{p, fmt.Sprintf("entry %s has sha256 %s (%d bytes) but %s says %s (%d bytes)",
+				p, got.SHA256, got.Size, delta.ManifestName, m.Files[p].SHA256, m.Files[p].Size)})
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("the node delta is corrupt: %s; download or build it again", summarize(problems))
+	}
+	return rep, nil
+}
+
+func verifyNodePackage(r *pkgzip.Reader, rep *Report, digests map[string]pkgzip.Digest) (*Report, error) {
+	m, err := nodepkg.ReadManifest(r)
+	if err != nil {
+		return nil, err
+	}
+	rep.Kind = "node-package"
+	rep.TargetVersion = m.Version
+	want := map[string]pkgzip.Digest{}
+	for _, p := range m.Packages {
+		want[path.Join("packages", m.OSDir, p.Path)] = pkgzip.Digest{SHA256: p.SHA256, Size: p.Size}
+	}
+	for _, im := range m.Images {
+		want[path.Join("images", im.File)] = pkgzip.Digest{SHA256: im.SHA256, Size: im.Size}
+	}
+	var problems []problem
+	for _, p := range sortedKeys(want) {
+		if got := digests[p]; got != want[p] {
+			problems = append(problems, problem{p, fmt.Sprintf("entry %s has sha256 %s (%d bytes) but %s says %s (%d bytes)",
+				p, got.SHA256, got.Size, nodepkg.ManifestName, want[p].SHA256, want[p].Size)})
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("the node package is corrupt: %s; download or build it again", summarize(problems))
+	}
+	return rep, nil
 }
