@@ -50,7 +50,7 @@ fails, dist/ is left as it was (results that did build stay cached).`,
 		},
 	}
 	c.bind(cmd)
-	cmd.Flags().StringArrayVarP(&o.Targets, "target", "t", nil, "build only this target and what it needs (glob over target IDs; repeatable)")
+	cmd.Flags().StringArrayVarP(&o.Targets, "target", "t", nil, "build only matching targets and what they need (glob over target IDs, also matching ID prefixes: deb/* selects deb/debian12/...; repeatable)")
 	cmd.Flags().BoolVarP(&o.KeepGoing, "keep-going", "k", false, "keep building independent targets after a failure")
 	cmd.Flags().StringVar(&o.Engine, "engine", "local", fmt.Sprintf("where steps run: %v", engine.Names))
 	cmd.Flags().StringVar(&o.Dist, "dist", "", "output directory (default: build.dist from the configuration)")

@@ -201,3 +201,45 @@ releases: "1.0.0": inputs: [{dir: "payload"}]
 		}
 	}
 }
+
+// An existing .deb whose checksum does not match: the node package fails,
+// naming the place in the config, and nothing reaches dist/.
+func TestExistingDebChecksumMismatch(t *testing.T) {
+	dir := copySample(t)
+	cfg := filepath.Join(dir, "node.cue")
+	src := strings.Replace(string(readFile(t, cfg)), "ff84f77c552fd72bd650361d67bce7fce231db7dbfb7161209a7a657586a5ee8", strings.Repeat("0", 64), 1)
+	os.WriteFile(cfg, []byte(src), 0o644)
+	r := releaseCmd(t, nil, "build", "-C", dir, "--cache", filepath.Join(t.TempDir(), "cache"), "--target", "node/debian12/1.5.0")
+	if r.code != 1 || !strings.Contains(r.stderr, "node.cue:") || !strings.Contains(r.stderr, "sha256 mismatch for "+filepath.Join(dir, "node", "k2s-node-tools_1.0.0_all.deb")) {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	assertNoDist(t, dir)
+}
+
+// A tampered node package is caught by release verify.
+func TestVerifyCatchesTamperedNodePackage(t *testing.T) {
+	dir := copySample(t)
+	runBuild(t, dir, filepath.Join(t.TempDir(), "cache"), "--target", "node/debian12/1.5.0")
+	p := filepath.Join(dir, "dist", "nodes", "k2s-node-debian12-1.5.0.zip")
+	mustRun(t, "verify", p)
+	zr, err := zip.OpenReader(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Corrupt the stored bytes of the first .deb inside the zip.
+	var off int64
+	for _, f := range zr.File {
+		if strings.HasSuffix(f.Name, ".deb") {
+			off, _ = f.DataOffset()
+			break
+		}
+	}
+	zr.Close()
+	data := readFile(t, p)
+	data[off+40] ^= 0xff
+	os.WriteFile(p, data, 0o644)
+	r := releaseCmd(t, nil, "verify", p)
+	if r.code != 1 || !strings.Contains(r.stderr, ".deb") {
+		t.Fatalf("tampered node package: exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -253,6 +253,8 @@ func key(g *Graph, n *Node) string {
 
 // Select returns the IDs matching any of the patterns (globs over target
 // IDs, see internal/glob), plus everything they depend on, in graph order.
+// A pattern also selects the IDs below a prefix it matches, so "deb/*"
+// selects "deb/debian12/kubelet_1.32.2-1_amd64".
 // roots are the matched IDs themselves. A pattern that matches nothing is
 // an error listing what exists.
 func (g *Graph) Select(patterns []string) (all, roots []string, err error) {
@@ -267,7 +269,7 @@ func (g *Graph) Select(patterns []string) (all, roots []string, err error) {
 		}
 		matched := false
 		for _, id := range g.Order {
-			if id == p || glob.Match(p, id) {
+			if id == p || glob.MatchPrefix(p, id) {
 				matched = true
 				isRoot[id] = true
 				g.closure(id, want)

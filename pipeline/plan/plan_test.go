@@ -145,6 +145,10 @@ func TestSelectClosureAndOrder(t *testing.T) {
 	if len(all) != 5 {
 		t.Fatalf("delta/* selected %v", all)
 	}
+	g2 := build(t, []step.Target{{ID: "deb/debian12/kubelet_1_amd64", Kind: "k"}, {ID: "debx/y", Kind: "k"}})
+	if all, _, _ := g2.Select([]string{"deb/*"}); len(all) != 1 || all[0] != "deb/debian12/kubelet_1_amd64" {
+		t.Fatalf("deb/* selected %v", all)
+	}
 	if _, _, err := g.Select([]string{"nope/*"}); err == nil || !strings.Contains(err.Error(), "matches no target; targets are: package/1") {
 		t.Fatalf("err = %v", err)
 	}

@@ -228,6 +228,9 @@ func runOne(ctx context.Context, n *plan.Node, deps map[string]step.Result, opts
 		for _, s := range n.Sources {
 			p, err := opts.Resolve(ctx, s.Source)
 			if err != nil {
+				if s.Pos != "" {
+					return nil, fmt.Errorf("%s: input %s: %w", s.Pos, s.Name, err)
+				}
 				return nil, fmt.Errorf("input %s: %w", s.Name, err)
 			}
 			sources[s.Name] = p
