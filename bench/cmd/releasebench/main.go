@@ -337,7 +337,7 @@ func nodePackages(bin, w string, scale float64) section {
 			if _, err := os.Stat(dir); err != nil {
 				check(gen.Write(dir, "", []gen.File{{Path: "bin/tool", Size: payload, Seed: uint64(1000*i) + uint64(len(pv)*7+v)}}))
 			}
-			fmt.Fprintf(&rel[v], "\t\t{build: {name: \"pkg%02d\", version: \"%s-1\", arch: \"amd64\", maintainer: \"Bench <bench@example.com>\", description: \"generated package\", license: \"MIT\", contents: [{src: %q, dst: \"/opt/pkg%02d\"}]}},\n", i, pv, "debs/"+fmt.Sprintf("pkg%02d/%s", i, pv), i)
+			fmt.Fprintf(&rel[v], "\t\t{build: {name: \"pkg%02d\", version: \"%s-1\", arch: \"amd64\", maintainer: \"Bench <bench@example.com>\", description: \"generated bench package\\n Payload for the node delta benchmark.\", license: \"MIT\", contents: [{src: %q, dst: \"/usr/lib/bench/pkg%02d\"}]}},\n", i, pv, "debs/"+fmt.Sprintf("pkg%02d/%s", i, pv), i)
 		}
 		rel[v].WriteString("\t]\n\timages: [\n")
 		for i := 0; i < images; i++ {
@@ -358,6 +358,8 @@ build: date: "2025-01-01T00:00:00Z"
 releases: "1.0.0": inputs: [{dir: "tree"}]
 releases: "1.1.0": inputs: [{dir: "tree"}]
 deltas: paths: [{from: "1.0.0", to: "1.1.0"}]
+os: debian12: distro: "debian"
+os: debian12: codename: "bookworm"
 os: debian12: releases: {
 "1.0.0": {
 	debs: bench: [
