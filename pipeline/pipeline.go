@@ -107,13 +107,16 @@ func Open(ctx context.Context, mods Modules, opts Options) (*Session, error) {
 // Status reports whether a node is cached (an entry exists; it is verified
 // when the build uses it).
 func (s *Session) Status(n *plan.Node) plan.Status {
+	if n.Effect {
+		return plan.Status{}
+	}
 	return plan.Status{Cached: s.Cache.Has(n.Key)}
 }
 
 // Plan returns the views of the targets selected by patterns (all when
 // empty) and what they need.
 func (s *Session) Plan(patterns []string) ([]plan.TargetView, error) {
-	ids, _, err := s.Graph.Select(patterns)
+	ids, _, err := s.Graph.Select(patterns, true)
 	if err != nil {
 		return nil, &ConfigError{err}
 	}
@@ -128,6 +131,9 @@ type BuildOptions struct {
 	// Dist overrides the configured output directory.
 	Dist     string
 	Progress progress.Reporter
+	// Effects runs the targets with effects outside the build (registry
+	// pushes) among those selected; without it they are left out.
+	Effects bool
 }
 
 // BuildReport is the result of a build.
@@ -154,7 +160,7 @@ type TargetOutcome struct {
 // artifacts of the selected ones (not of dependencies pulled in only to
 // build them) into dist/. On failure dist/ is not touched.
 func (s *Session) Build(ctx context.Context, opts BuildOptions) (*BuildReport, error) {
-	ids, roots, err := s.Graph.Select(opts.Targets)
+	ids, roots, err := s.Graph.Select(opts.Targets, opts.Effects)
 	if err != nil {
 		return nil, &ConfigError{err}
 	}

@@ -132,6 +132,8 @@ type Entry struct {
 	Dir  string
 	Meta Meta
 	lock *os.File
+	// scratch is the temp dir of an ephemeral entry, removed on Release.
+	scratch string
 }
 
 // Result is the entry as a step dependency.
@@ -145,11 +147,63 @@ func (e *Entry) Result() step.Result {
 
 // Release drops the entry's lock.
 func (e *Entry) Release() {
-	if e != nil && e.lock != nil {
+	if e == nil {
+		return
+	}
+	if e.scratch != "" {
+		os.RemoveAll(e.scratch)
+		e.scratch = ""
+	}
+	if e.lock != nil {
 		unlockFile(e.lock)
 		e.lock.Close()
 		e.lock = nil
 	}
+}
+
+// Ephemeral runs fn like Build but never stores or serves its result: the
+// outputs live in a temp dir until Release. It is for steps with effects
+// outside the cache (a registry push), whose record must be made afresh on
+// every run. Holding the key's lock serialises two processes doing the same
+// effect and keeps gc away from the temp dir.
+func (s *Store) Ephemeral(ctx context.Context, key string, info Info, workers int, fn BuildFunc) (*Entry, error) {
+	if err := validKey(key); err != nil {
+		return nil, err
+	}
+	lk, err := s.lock(ctx, key, true, nil)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(s.TempDir(), key[:16]+"-")
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(tmp)
+			unlockFile(lk)
+			lk.Close()
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	out := filepath.Join(tmp, outName)
+	if err := os.Mkdir(out, 0o755); err != nil {
+		return nil, err
+	}
+	arts, err := fn(ctx, out)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	files, err := checkOutputs(ctx, out, arts, workers)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", info.Target, err)
+	}
+	ok = true
+	meta := Meta{Format: 1, Key: key, Info: info, Created: time.Now().UTC().Truncate(time.Second), Files: files}
+	return &Entry{Key: key, Dir: out, Meta: meta, lock: lk, scratch: tmp}, nil
 }
 
 // Has reports whether an entry exists, without verifying it.

@@ -30,6 +30,8 @@ type Node struct {
 	Sources []SourceDigest
 	Deps    []string
 	Pos     string
+	// Effect is step.Target.Effect.
+	Effect bool
 	// Key is the content cache key: it changes when anything that can
 	// change the output changes.
 	Key string
@@ -86,7 +88,7 @@ func Build(ctx context.Context, targets []step.Target, opts Options) (*Graph, er
 		}
 		deps := append([]string(nil), t.Deps...)
 		sort.Strings(deps)
-		g.Nodes[t.ID] = &Node{ID: t.ID, Kind: t.Kind, StepVersion: s.Version(), Spec: spec, Deps: dedupe(deps), Pos: t.Pos}
+		g.Nodes[t.ID] = &Node{ID: t.ID, Kind: t.Kind, StepVersion: s.Version(), Spec: spec, Deps: dedupe(deps), Pos: t.Pos, Effect: t.Effect}
 	}
 	owner := map[string]step.Target{}
 	for _, t := range targets {
@@ -99,8 +101,14 @@ func Build(ctx context.Context, targets []step.Target, opts Options) (*Graph, er
 	}
 	for _, t := range targets {
 		for _, d := range t.Deps {
-			if _, ok := g.Nodes[d]; !ok {
+			dn, ok := g.Nodes[d]
+			if !ok {
 				return nil, posErr(t.Pos, fmt.Errorf("target %s depends on %s, which is not a target", t.ID, d))
+			}
+			if dn.Effect {
+				// An effect has no cacheable result, so nothing may be
+				// built from it.
+				return nil, posErr(t.Pos, fmt.Errorf("target %s depends on %s, which has effects outside the build; only other effects' inputs may be targets", t.ID, d))
 			}
 		}
 	}
@@ -257,25 +265,41 @@ func key(g *Graph, n *Node) string {
 // selects "deb/debian12/kubelet_1.32.2-1_amd64".
 // roots are the matched IDs themselves. A pattern that matches nothing is
 // an error listing what exists.
-func (g *Graph) Select(patterns []string) (all, roots []string, err error) {
-	if len(patterns) == 0 {
-		return append([]string(nil), g.Order...), append([]string(nil), g.Order...), nil
-	}
+//
+// Effect targets are selected only when effects is true; without it, a
+// pattern that matches nothing but effects is an error saying so.
+func (g *Graph) Select(patterns []string, effects bool) (all, roots []string, err error) {
 	want := map[string]bool{}
 	isRoot := map[string]bool{}
+	if len(patterns) == 0 {
+		for _, id := range g.Order {
+			if effects || !g.Nodes[id].Effect {
+				isRoot[id] = true
+				want[id] = true
+			}
+		}
+	}
 	for _, p := range patterns {
 		if err := glob.Validate(p); err != nil {
 			return nil, nil, fmt.Errorf("--target %w", err)
 		}
-		matched := false
+		matched, onlyEffects := false, false
 		for _, id := range g.Order {
-			if id == p || glob.MatchPrefix(p, id) {
-				matched = true
-				isRoot[id] = true
-				g.closure(id, want)
+			if id != p && !glob.MatchPrefix(p, id) {
+				continue
 			}
+			if g.Nodes[id].Effect && !effects {
+				onlyEffects = true
+				continue
+			}
+			matched = true
+			isRoot[id] = true
+			g.closure(id, want)
 		}
 		if !matched {
+			if onlyEffects {
+				return nil, nil, fmt.Errorf("--target %q matches only targets with effects outside the build (such as pushes), which run only when asked for explicitly (build --push)", p)
+			}
 			return nil, nil, fmt.Errorf("--target %q matches no target; targets are: %s", p, strings.Join(g.Order, ", "))
 		}
 	}

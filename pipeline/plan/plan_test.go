@@ -134,22 +134,22 @@ func TestSelectClosureAndOrder(t *testing.T) {
 		{ID: "delta/1..3", Kind: "k", Deps: []string{"package/1", "package/3"}},
 		{ID: "delta/2..3", Kind: "k", Deps: []string{"package/2", "package/3"}},
 	})
-	all, roots, err := g.Select([]string{"delta/1..3"})
+	all, roots, err := g.Select([]string{"delta/1..3"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(all, " ") != "package/1 package/3 delta/1..3" || strings.Join(roots, " ") != "delta/1..3" {
 		t.Fatalf("all=%v roots=%v", all, roots)
 	}
-	all, _, _ = g.Select([]string{"delta/*"})
+	all, _, _ = g.Select([]string{"delta/*"}, false)
 	if len(all) != 5 {
 		t.Fatalf("delta/* selected %v", all)
 	}
 	g2 := build(t, []step.Target{{ID: "deb/debian12/kubelet_1_amd64", Kind: "k"}, {ID: "debx/y", Kind: "k"}})
-	if all, _, _ := g2.Select([]string{"deb/*"}); len(all) != 1 || all[0] != "deb/debian12/kubelet_1_amd64" {
+	if all, _, _ := g2.Select([]string{"deb/*"}, false); len(all) != 1 || all[0] != "deb/debian12/kubelet_1_amd64" {
 		t.Fatalf("deb/* selected %v", all)
 	}
-	if _, _, err := g.Select([]string{"nope/*"}); err == nil || !strings.Contains(err.Error(), "matches no target; targets are: package/1") {
+	if _, _, err := g.Select([]string{"nope/*"}, false); err == nil || !strings.Contains(err.Error(), "matches no target; targets are: package/1") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -191,5 +191,36 @@ func TestRenderFormats(t *testing.T) {
 	}
 	if err := Render(&b, "yaml", views); err == nil {
 		t.Error("unknown format accepted")
+	}
+}
+
+func TestSelectLeavesEffectsOutUnlessAsked(t *testing.T) {
+	steps := map[string]step.Step{"fake": nopStep{"fake", "1"}}
+	ts := []step.Target{
+		{ID: "addon/a/1.0.0", Kind: "fake", Spec: map[string]string{"x": "1"}},
+		{ID: "push/addon/a/1.0.0", Kind: "fake", Spec: map[string]string{"x": "2"}, Deps: []string{"addon/a/1.0.0"}, Effect: true},
+	}
+	g, err := Build(context.Background(), ts, Options{Steps: steps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _, _ := g.Select(nil, false)
+	if strings.Join(all, " ") != "addon/a/1.0.0" {
+		t.Fatalf("plain selection = %v, want the addon only", all)
+	}
+	all, roots, _ := g.Select(nil, true)
+	if len(all) != 2 || len(roots) != 2 {
+		t.Fatalf("selection with effects = %v / %v, want both", all, roots)
+	}
+	if _, _, err := g.Select([]string{"push/*"}, false); err == nil || !strings.Contains(err.Error(), "build --push") {
+		t.Fatalf("selecting only pushes without effects: err = %v, want a hint at --push", err)
+	}
+	if _, roots, err := g.Select([]string{"push/*"}, true); err != nil || len(roots) != 1 {
+		t.Fatalf("push/* with effects = %v, %v", roots, err)
+	}
+	// Nothing may be built from an effect.
+	bad := append(ts, step.Target{ID: "x", Kind: "fake", Spec: 1, Deps: []string{"push/addon/a/1.0.0"}})
+	if _, err := Build(context.Background(), bad, Options{Steps: steps}); err == nil || !strings.Contains(err.Error(), "effects outside the build") {
+		t.Fatalf("dependency on an effect: err = %v", err)
 	}
 }

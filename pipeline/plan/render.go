@@ -15,11 +15,14 @@ type Status struct {
 
 // TargetView is the machine-readable description of one planned target.
 type TargetView struct {
-	ID     string          `json:"id"`
-	Kind   string          `json:"kind"`
-	Deps   []string        `json:"deps"`
-	Key    string          `json:"key"`
-	Cached bool            `json:"cached"`
+	ID     string   `json:"id"`
+	Kind   string   `json:"kind"`
+	Deps   []string `json:"deps"`
+	Key    string   `json:"key"`
+	Cached bool     `json:"cached"`
+	// Effect marks a target with effects outside the build (a push): it
+	// is never cached and runs only when asked for.
+	Effect bool            `json:"effect,omitempty"`
 	Pos    string          `json:"pos,omitempty"`
 	Spec   json.RawMessage `json:"spec"`
 }
@@ -33,7 +36,7 @@ func (g *Graph) View(ids []string, status func(*Node) Status) []TargetView {
 		if deps == nil {
 			deps = []string{}
 		}
-		out = append(out, TargetView{ID: id, Kind: n.Kind, Deps: deps, Key: n.Key, Cached: status(n).Cached, Pos: n.Pos, Spec: n.Spec})
+		out = append(out, TargetView{ID: id, Kind: n.Kind, Deps: deps, Key: n.Key, Cached: status(n).Cached, Effect: n.Effect, Pos: n.Pos, Spec: n.Spec})
 	}
 	return out
 }
@@ -63,6 +66,9 @@ func Render(w io.Writer, format string, views []TargetView) error {
 }
 
 func state(v TargetView) string {
+	if v.Effect {
+		return "effect"
+	}
 	if v.Cached {
 		return "cached"
 	}
@@ -72,10 +78,13 @@ func state(v TargetView) string {
 func renderText(w io.Writer, views []TargetView) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TARGET\tKIND\tSTATUS\tKEY\tDEPENDS ON")
-	cached := 0
+	cached, effects := 0, 0
 	for _, v := range views {
 		if v.Cached {
 			cached++
+		}
+		if v.Effect {
+			effects++
 		}
 		deps := strings.Join(v.Deps, " ")
 		if deps == "" {
@@ -86,7 +95,12 @@ func renderText(w io.Writer, views []TargetView) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\n%d targets: %d cached, %d to build\n", len(views), cached, len(views)-cached)
+	if effects == 0 {
+		_, err := fmt.Fprintf(w, "\n%d targets: %d cached, %d to build\n", len(views), cached, len(views)-cached)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "\n%d targets: %d cached, %d to build, %d with effects (run only when asked for, e.g. build --push)\n",
+		len(views), cached, len(views)-cached-effects, effects)
 	return err
 }
 
@@ -102,6 +116,7 @@ func renderMermaid(w io.Writer, views []TargetView) error {
 	b.WriteString("graph LR\n")
 	b.WriteString("  classDef cached fill:#d4edda,stroke:#28a745\n")
 	b.WriteString("  classDef build fill:#fff3cd,stroke:#d39e00\n")
+	b.WriteString("  classDef effect fill:#cce5ff,stroke:#004085\n")
 	in := map[string]bool{}
 	for _, v := range views {
 		in[v.ID] = true
@@ -129,7 +144,10 @@ func renderDot(w io.Writer, views []TargetView) error {
 	}
 	for _, v := range views {
 		color := "\"#fff3cd\""
-		if v.Cached {
+		switch {
+		case v.Effect:
+			color = "\"#cce5ff\""
+		case v.Cached:
 			color = "\"#d4edda\""
 		}
 		fmt.Fprintf(&b, "  %q [fillcolor=%s, tooltip=%q];\n", v.ID, color, v.Kind+" "+state(v))

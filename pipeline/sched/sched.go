@@ -204,6 +204,9 @@ func runOne(ctx context.Context, n *plan.Node, deps map[string]step.Result, opts
 	}
 	rep := opts.Progress
 	workers := max(opts.Jobs, 1)
+	if n.Effect {
+		return runEffect(ctx, n, deps, opts)
+	}
 	if opts.Cache.Has(n.Key) {
 		t := rep.Start(n.ID, "verify")
 		e, err := opts.Cache.Get(ctx, n.Key, workers)
@@ -224,22 +227,7 @@ func runOne(ctx context.Context, n *plan.Node, deps map[string]step.Result, opts
 	t := rep.Start(n.ID, "build")
 	info := cache.Info{Target: n.ID, Kind: n.Kind, StepVersion: n.StepVersion}
 	e, built, err := opts.Cache.Build(ctx, n.Key, info, workers, func(ctx context.Context, outDir string) ([]step.Artifact, error) {
-		sources := make(map[string]string, len(n.Sources))
-		for _, s := range n.Sources {
-			p, err := opts.Resolve(ctx, s.Source)
-			if err != nil {
-				if s.Pos != "" {
-					return nil, fmt.Errorf("%s: input %s: %w", s.Pos, s.Name, err)
-				}
-				return nil, fmt.Errorf("input %s: %w", s.Name, err)
-			}
-			sources[s.Name] = p
-		}
-		in := &step.Input{
-			Target: n.ID, Spec: n.Spec, Sources: sources, Deps: deps, OutDir: outDir,
-			Workers: workers, Progress: t, Log: t.Log(),
-		}
-		return opts.Engine.Run(ctx, n.Kind, in)
+		return runStep(ctx, n, deps, opts, t, outDir)
 	})
 	if err != nil {
 		t.Done("", err)
@@ -254,6 +242,44 @@ func runOne(ctx context.Context, n *plan.Node, deps map[string]step.Result, opts
 	}
 	t.Done(Built, nil)
 	return e, Built, nil
+}
+
+// runEffect runs a step whose point is an effect outside the build: its
+// record is never stored in or served from the cache.
+func runEffect(ctx context.Context, n *plan.Node, deps map[string]step.Result, opts Options) (*cache.Entry, string, error) {
+	t := opts.Progress.Start(n.ID, "run")
+	info := cache.Info{Target: n.ID, Kind: n.Kind, StepVersion: n.StepVersion}
+	e, err := opts.Cache.Ephemeral(ctx, n.Key, info, max(opts.Jobs, 1), func(ctx context.Context, outDir string) ([]step.Artifact, error) {
+		return runStep(ctx, n, deps, opts, t, outDir)
+	})
+	if err != nil {
+		t.Done("", err)
+		if ctx.Err() != nil {
+			return nil, Canceled, err
+		}
+		return nil, Failed, err
+	}
+	t.Done(Built, nil)
+	return e, Built, nil
+}
+
+func runStep(ctx context.Context, n *plan.Node, deps map[string]step.Result, opts Options, t progress.Task, outDir string) ([]step.Artifact, error) {
+	sources := make(map[string]string, len(n.Sources))
+	for _, s := range n.Sources {
+		p, err := opts.Resolve(ctx, s.Source)
+		if err != nil {
+			if s.Pos != "" {
+				return nil, fmt.Errorf("%s: input %s: %w", s.Pos, s.Name, err)
+			}
+			return nil, fmt.Errorf("input %s: %w", s.Name, err)
+		}
+		sources[s.Name] = p
+	}
+	in := &step.Input{
+		Target: n.ID, Spec: n.Spec, Sources: sources, Deps: deps, OutDir: outDir,
+		Workers: max(opts.Jobs, 1), Progress: t, Log: t.Log(),
+	}
+	return opts.Engine.Run(ctx, n.Kind, in)
 }
 
 // Summary is a one-line account of a run.

@@ -327,3 +327,50 @@ func assertNoTemp(t *testing.T, s *cache.Store) {
 		t.Fatalf("temp dir not cleaned: %v", ents)
 	}
 }
+
+// An effect (a push) runs on every build, reads its dependencies from the
+// cache, and leaves neither a cache entry nor a temp dir behind.
+func TestEffectRunsEveryTimeAndIsNeverCached(t *testing.T) {
+	c := &concat{}
+	dir := t.TempDir()
+	push := target("push/a", "P", "a")
+	push.Effect = true
+	g, opts := setup(t, c, []step.Target{target("a", "A"), push}, dir)
+	for i := 1; i <= 2; i++ {
+		res, err := Run(context.Background(), g, g.Order, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := read(t, res.Outcomes["push/a"]); got != "PA" {
+			t.Fatalf("run %d: push/a = %q, want PA", i, got)
+		}
+		if st := res.Outcomes["push/a"].Status; st != Built {
+			t.Fatalf("run %d: push/a %s, want built", i, st)
+		}
+		res.Release()
+	}
+	if got := c.runs.Load(); got != 3 {
+		t.Fatalf("ran %d steps, want 3 (a once, the effect twice)", got)
+	}
+	if opts.Cache.Has(g.Nodes["push/a"].Key) {
+		t.Fatal("the effect's record was stored in the cache")
+	}
+	if ents, _ := os.ReadDir(opts.Cache.TempDir()); len(ents) != 0 {
+		t.Fatalf("temp dirs left behind: %v", ents)
+	}
+}
+
+// A failing effect leaves nothing behind either.
+func TestFailingEffectLeavesNothing(t *testing.T) {
+	c := &concat{}
+	push := step.Target{ID: "push/x", Kind: "concat", Spec: tspec{Fail: true, Out: "x.txt"}, Effect: true}
+	g, opts := setup(t, c, []step.Target{push}, t.TempDir())
+	res, err := Run(context.Background(), g, g.Order, opts)
+	if err == nil || !strings.Contains(err.Error(), "boom in push/x") {
+		t.Fatalf("err = %v, want the step's failure", err)
+	}
+	res.Release()
+	if ents, _ := os.ReadDir(opts.Cache.TempDir()); len(ents) != 0 {
+		t.Fatalf("temp dirs left behind: %v", ents)
+	}
+}

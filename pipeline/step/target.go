@@ -12,6 +12,11 @@ type Target struct {
 	// write, when known at plan time; two targets claiming one path are a
 	// planning error.
 	Outputs []string
+	// Effect marks a target that changes something outside the cache and
+	// dist/, such as a registry push. It is never served from the cache,
+	// runs on every build that asks for effects, and never as a side
+	// effect of a plain build.
+	Effect bool
 }
 
 // Source is an external input of a target.
