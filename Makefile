@@ -5,7 +5,7 @@ BIN      := bin/release
 PKGS     := ./...
 FUZZTIME ?= 30s
 
-.PHONY: all build test test-short lint vet fmt-check race demo bench fuzz clean
+.PHONY: all build test test-short lint vet fmt-check race demo bench fuzz clean tools
 
 all: build
 
@@ -46,3 +46,7 @@ bench: build
 
 clean:
 	rm -rf bin fixtures/sample/dist
+
+## tools: build the pinned Go tools the tests use as peers (oras, crane, kubeconform, actionlint)
+tools:
+	bash .ci/tools
