@@ -47,7 +47,9 @@ func writeForeignZip(t *testing.T, p, version string, files map[string]string) s
 
 func configWithZip(t *testing.T, dir, zipPath, sum string) {
 	t.Helper()
-	os.Remove(filepath.Join(dir, "node.cue")) // its releases are not declared here
+	// The node content and addons refer to releases not declared here.
+	os.Remove(filepath.Join(dir, "node.cue"))
+	os.Remove(filepath.Join(dir, "addons.cue"))
 	cfg := `package release
 product: name: "k2s"
 build: date: "2025-06-01T00:00:00Z"

@@ -165,10 +165,11 @@ func statuses(b buildJSON) map[string]string {
 // sampleTargets are the sample's targets besides its 16 debs and 8 images.
 var sampleTargets = []string{"package/1.4.0", "package/1.4.1", "package/1.5.0", "delta/1.4.0..1.5.0", "delta/1.4.1..1.5.0",
 	"node/debian12/1.4.0", "node/debian12/1.4.1", "node/debian12/1.5.0", "node/debian13/1.4.1", "node/debian13/1.5.0",
-	"node-delta/debian12/1.4.0..1.5.0", "node-delta/debian12/1.4.1..1.5.0", "node-delta/debian13/1.4.1..1.5.0"}
+	"node-delta/debian12/1.4.0..1.5.0", "node-delta/debian12/1.4.1..1.5.0", "node-delta/debian13/1.4.1..1.5.0",
+	"addon/ingress/1.4.0", "addon/metrics/0.7.2"}
 
 // sampleTotal counts every target of the sample.
-const sampleTotal = 37
+const sampleTotal = 39
 
 func TestSamplePlanBuildCacheReproducible(t *testing.T) {
 	dir := copySample(t)
@@ -193,7 +194,7 @@ func TestSamplePlanBuildCacheReproducible(t *testing.T) {
 		t.Fatalf("planned %d debs and %d images, want 16 and 8", kinds["deb"], kinds["image"])
 	}
 	text := mustRun(t, "plan", "-C", dir, "--cache", cache).stdout
-	if !strings.Contains(text, "37 targets: 0 cached, 37 to build") {
+	if !strings.Contains(text, "39 targets: 0 cached, 39 to build") {
 		t.Fatalf("text plan:\n%s", text)
 	}
 
@@ -203,8 +204,26 @@ func TestSamplePlanBuildCacheReproducible(t *testing.T) {
 			t.Errorf("first build: %s %s", id, s)
 		}
 	}
-	if len(b1.Artifacts) != sampleTotal {
-		t.Fatalf("artifacts: %+v", b1.Artifacts)
+	// One artifact per target, except addon exports: the archive, the
+	// Flux resources and every file of the OCI layout.
+	perTarget := map[string]int{}
+	for _, a := range b1.Artifacts {
+		perTarget[a.Target]++
+	}
+	for _, tg := range b1.Targets {
+		want := 1
+		if strings.HasPrefix(tg.ID, "addon/") {
+			want = perTarget[tg.ID] // checked below
+			if want < 5 {
+				t.Errorf("%s published %d artifacts; want the .oci.tar, the Flux resources and the layout", tg.ID, want)
+			}
+		}
+		if perTarget[tg.ID] != want {
+			t.Errorf("%s published %d artifacts, want %d", tg.ID, perTarget[tg.ID], want)
+		}
+	}
+	if len(perTarget) != sampleTotal {
+		t.Fatalf("artifacts of %d targets, want %d: %+v", len(perTarget), sampleTotal, b1.Artifacts)
 	}
 	dist := filepath.Join(dir, "dist")
 	first := readFile(t, filepath.Join(dist, "artifacts.json"))
@@ -379,6 +398,7 @@ func TestStandaloneDeltaMatchesPipeline(t *testing.T) {
 	// Without node content: the standalone command has no node packages to
 	// fill DebianPackageDiff from.
 	os.Remove(filepath.Join(dir, "node.cue"))
+	os.Remove(filepath.Join(dir, "addons.cue"))
 	runBuild(t, dir, filepath.Join(t.TempDir(), "cache"))
 	dist := filepath.Join(dir, "dist")
 	out := filepath.Join(t.TempDir(), "d.zip")
@@ -414,6 +434,7 @@ releases: "1.0.0": inputs: [{dir: "payload/nope"}]
 		t.Run(c.name, func(t *testing.T) {
 			dir := copySample(t)
 			os.Remove(filepath.Join(dir, "node.cue"))
+			os.Remove(filepath.Join(dir, "addons.cue"))
 			os.WriteFile(filepath.Join(dir, "release.cue"), []byte(c.cue), 0o644)
 			for _, cmd := range []string{"vet", "plan", "build"} {
 				r := releaseCmd(t, nil, cmd, "-C", dir, "--cache", filepath.Join(t.TempDir(), "c"))
@@ -475,7 +496,9 @@ func checkSums(t *testing.T, dist string) {
 	cmd := exec.Command("sha256sum", "--strict", "-c", "SHA256SUMS")
 	cmd.Dir = dist
 	out, err := cmd.CombinedOutput()
-	if err != nil || strings.Count(string(out), ": OK") != sampleTotal {
+	var arts []json.RawMessage
+	json.Unmarshal(readFile(t, filepath.Join(dist, "artifacts.json")), &arts)
+	if err != nil || len(arts) < sampleTotal || strings.Count(string(out), ": OK") != len(arts) {
 		t.Fatalf("sha256sum -c SHA256SUMS: %v\n%s", err, out)
 	}
 }

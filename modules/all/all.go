@@ -2,6 +2,7 @@
 package all
 
 import (
+	"github.com/relcue/release/modules/addon"
 	"github.com/relcue/release/modules/deb"
 	"github.com/relcue/release/modules/delta"
 	"github.com/relcue/release/modules/fullpkg"
@@ -16,9 +17,9 @@ import (
 // Modules returns every step and target source.
 func Modules() pipeline.Modules {
 	return pipeline.Modules{
-		Steps: []step.Step{fullpkg.Step{}, delta.Step{}, deb.Step{}, image.Step{}, nodepkg.Step{}, nodedelta.Step{}},
+		Steps: []step.Step{fullpkg.Step{}, delta.Step{}, deb.Step{}, image.Step{}, nodepkg.Step{}, nodedelta.Step{}, addon.Step{}},
 		Targets: []func(*config.Model) ([]step.Target, error){
-			fullpkg.Targets, delta.Targets, deb.Targets, image.Targets, nodepkg.Targets, nodedelta.Targets,
+			fullpkg.Targets, delta.Targets, deb.Targets, image.Targets, nodepkg.Targets, nodedelta.Targets, addon.Targets,
 		},
 	}
 }

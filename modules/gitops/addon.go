@@ -149,7 +149,9 @@ func (a Addon) resolved() (Addon, error) {
 	if a.Version == "" || semver.Canonical("v"+a.Version) != "v"+a.Version {
 		bad("Version", a.Version, `want semantic version MAJOR.MINOR.PATCH[-PRERELEASE] without "v" or "+build"`)
 	}
-	if !registryRE.MatchString(a.Registry) {
+	// The sync Job reads the registry from the cluster's ConfigMap, so only
+	// Flux needs it; Flux checks that it is set.
+	if a.Registry != "" && !registryRE.MatchString(a.Registry) {
 		bad("Registry", a.Registry, "want host[:port] without scheme or path")
 	}
 	if a.Name != "" && !validRepository(a.Repository, a.ExportName()) {

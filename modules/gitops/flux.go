@@ -25,6 +25,9 @@ func Flux(a Addon) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.Registry == "" {
+		return nil, fmt.Errorf("gitops: Addon.Registry is empty; Flux needs the registry the cluster pulls from")
+	}
 	name := a.objectName()
 
 	repo := &sourcev1.OCIRepository{

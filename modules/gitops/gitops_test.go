@@ -216,7 +216,6 @@ func TestValidation(t *testing.T) {
 		{"Version", func(a *Addon) { a.Version = "v1.4.0" }},
 		{"Version", func(a *Addon) { a.Version = "1.4" }},
 		{"Version", func(a *Addon) { a.Version = "1.4.0+build.1" }},
-		{"Registry", func(a *Addon) { a.Registry = "" }},
 		{"Registry", func(a *Addon) { a.Registry = "https://k2s.registry.local" }},
 		{"Registry", func(a *Addon) { a.Registry = "k2s.registry.local/addons" }},
 		{"Repository", func(a *Addon) { a.Repository = "addons/ingress" }},
@@ -239,6 +238,17 @@ func TestValidation(t *testing.T) {
 				t.Errorf("%s error for bad %s does not name it: %v", fn, c.field, err)
 			}
 		}
+	}
+
+	// The sync Job takes the registry from the cluster, so only Flux
+	// needs one.
+	noReg := ingressNginx()
+	noReg.Registry = ""
+	if _, err := SyncFolder(noReg); err != nil {
+		t.Errorf("SyncFolder without a registry: %v", err)
+	}
+	if _, err := Flux(noReg); err == nil || !strings.Contains(err.Error(), "Addon.Registry is empty") {
+		t.Errorf("Flux without a registry: err = %v", err)
 	}
 
 	a := ingressNginx()

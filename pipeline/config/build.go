@@ -71,6 +71,9 @@ func (b *builder) model(raw *rawConfig) *Model {
 	m.Versions = b.versions(m.Releases)
 	m.Deltas = b.deltas(&raw.Deltas, m.Releases, m.Versions)
 	m.OS, m.OSNames = b.osTargets(raw.OS, m.Releases)
+	m.Registry = b.registry(raw.Registry)
+	m.GitOps = b.gitops(&raw.GitOps, m.Registry)
+	m.Addons, m.AddonNames = b.addons(raw.Addons, m.Releases, m.Versions, m.OS)
 	return m
 }
 

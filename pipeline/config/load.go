@@ -187,6 +187,9 @@ type rawConfig struct {
 	Releases map[string]rawRelease `json:"releases"`
 	Deltas   rawDeltas             `json:"deltas"`
 	OS       map[string]rawOS      `json:"os"`
+	Addons   map[string]rawAddon   `json:"addons"`
+	Registry *rawRegistry          `json:"registry"`
+	GitOps   rawGitOps             `json:"gitops"`
 }
 
 type rawProduct struct {

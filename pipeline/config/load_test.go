@@ -35,6 +35,8 @@ func mustAbs(t *testing.T, p string) string {
 }
 
 // equal compares models as indented JSON, which shows where they differ.
+var defaultGitOps = GitOps{Interval: 5 * time.Minute, Timeout: 10 * time.Minute, Namespace: "k2s-addon-sync", TargetNamespace: "k2s-addon-sync"}
+
 func equal(t *testing.T, got, want any) {
 	t.Helper()
 	if reflect.DeepEqual(got, want) {
@@ -114,6 +116,7 @@ func TestLoadValid(t *testing.T) {
 			},
 		},
 		Versions: []string{"1.3.0", "1.4.0", "1.4.1", "1.5.0"},
+		GitOps:   defaultGitOps,
 		Deltas: []DeltaPath{
 			// Explicit, with its own wholeDirectories; the policy also
 			// yields nothing else for 1.4.0 because only the latest of the
@@ -152,6 +155,7 @@ func TestLoadMinimalAppliesDefaults(t *testing.T) {
 			},
 		},
 		Versions: []string{"0.1.0"},
+		GitOps:   defaultGitOps,
 	}
 	equal(t, m, want)
 }
@@ -288,7 +292,7 @@ build: sourceDateEpoch: 0
 	{
 		name: "unknown field top level",
 		src:  valid + "relases: {}\n",
-		want: []string{`release.cue:9:1: relases: field not allowed (allowed: product, build, releases, deltas, os)`},
+		want: []string{`release.cue:9:1: relases: field not allowed (allowed: product, build, releases, deltas, os, addons, registry, gitops)`},
 	},
 	{
 		name: "unknown fields nested, reported with other errors",

@@ -28,6 +28,12 @@ type Model struct {
 	// lists the names in ascending order. Added with os: [Name]: #OSTarget.
 	OS      map[string]*OSTarget
 	OSNames []string
+	// Addons by name (nil when none); AddonNames lists them in order.
+	Addons     map[string]*Addon
+	AddonNames []string
+	// Registry is where addons are pushed (nil when not configured).
+	Registry *Registry
+	GitOps   GitOps
 }
 
 // Product names what is being released.

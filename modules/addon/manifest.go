@@ -1,0 +1,279 @@
+package addon
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// ManifestFile is the name of the addon manifest in an addon directory.
+const ManifestFile = "addon.manifest.yaml"
+
+// Manifest is K2s's addon.manifest.yaml (apiVersion v1, kind
+// AddonManifest). It is decoded strictly: a misspelt field is an error, not
+// a silently missing command.
+type Manifest struct {
+	APIVersion string           `json:"apiVersion"`
+	Kind       string           `json:"kind"`
+	Metadata   ManifestMetadata `json:"metadata"`
+	Spec       ManifestSpec     `json:"spec"`
+}
+
+// ManifestMetadata names and describes the addon.
+type ManifestMetadata struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+// ManifestSpec lists the implementations.
+type ManifestSpec struct {
+	Implementations []Implementation `json:"implementations"`
+}
+
+// Implementation is one way of providing the addon (e.g. ingress nginx
+// or traefik).
+type Implementation struct {
+	Name         string        `json:"name"`
+	Description  string        `json:"description,omitempty"`
+	Version      string        `json:"version,omitempty"`
+	OfflineUsage *OfflineUsage `json:"offline_usage,omitempty"`
+	Commands     *Commands     `json:"commands,omitempty"`
+}
+
+// OfflineUsage is what K2s downloads for offline use; release takes images
+// and packages from the configuration instead, but keeps the field so that
+// manifests written for K2s load unchanged.
+type OfflineUsage struct {
+	Linux   *OfflineLinux   `json:"linux,omitempty"`
+	Windows *OfflineWindows `json:"windows,omitempty"`
+}
+
+// OfflineLinux lists Linux downloads.
+type OfflineLinux struct {
+	Repos                 []string   `json:"repos,omitempty"`
+	Deb                   []string   `json:"deb,omitempty"`
+	Curl                  []CurlItem `json:"curl,omitempty"`
+	AdditionalImages      []string   `json:"additionalImages,omitempty"`
+	AdditionalImagesFiles []string   `json:"additionalImagesFiles,omitempty"`
+}
+
+// OfflineWindows lists Windows downloads.
+type OfflineWindows struct {
+	Curl                  []CurlItem `json:"curl,omitempty"`
+	AdditionalImages      []string   `json:"additionalImages,omitempty"`
+	AdditionalImagesFiles []string   `json:"additionalImagesFiles,omitempty"`
+}
+
+// CurlItem is one download.
+type CurlItem struct {
+	URL         string `json:"url"`
+	Destination string `json:"destination"`
+}
+
+// Commands are the enable and disable commands.
+type Commands struct {
+	Enable  *Command `json:"enable,omitempty"`
+	Disable *Command `json:"disable,omitempty"`
+}
+
+// Command is a CLI command and the script behind it.
+type Command struct {
+	CLI    *CommandCLI `json:"cli,omitempty"`
+	Script *Script     `json:"script,omitempty"`
+}
+
+// CommandCLI describes flags and examples.
+type CommandCLI struct {
+	Flags    []Flag    `json:"flags,omitempty"`
+	Examples []Example `json:"examples,omitempty"`
+}
+
+// Flag is a CLI flag.
+type Flag struct {
+	Name           string       `json:"name"`
+	Shorthand      string       `json:"shorthand,omitempty"`
+	Default        any          `json:"default,omitempty"`
+	Description    string       `json:"description,omitempty"`
+	Constraints    *Constraints `json:"constraints,omitempty"`
+	ExclusionGroup string       `json:"exclusionGroup,omitempty"`
+}
+
+// Constraints restrict a flag's value.
+type Constraints struct {
+	Kind          string `json:"kind"`
+	ValidationSet []any  `json:"validationSet,omitempty"`
+	Range         *Range `json:"range,omitempty"`
+}
+
+// Range bounds a numeric flag.
+type Range struct {
+	Min any `json:"min,omitempty"`
+	Max any `json:"max,omitempty"`
+}
+
+// Example is a usage example.
+type Example struct {
+	Cmd     string `json:"cmd"`
+	Comment string `json:"comment,omitempty"`
+}
+
+// Script is the PowerShell script a command runs.
+type Script struct {
+	SubPath           string             `json:"subPath"`
+	ParameterMappings []ParameterMapping `json:"parameterMappings,omitempty"`
+}
+
+// ParameterMapping maps a CLI flag to a script parameter.
+type ParameterMapping struct {
+	CLIFlagName         string `json:"cliFlagName"`
+	ScriptParameterName string `json:"scriptParameterName"`
+}
+
+// ManifestError is a problem in an addon manifest, naming the file and
+// the field.
+type ManifestError struct {
+	File  string
+	Field string // e.g. "spec.implementations[1].name"; "" for the file
+	Msg   string
+}
+
+func (e *ManifestError) Error() string {
+	if e.Field == "" {
+		return e.File + ": " + e.Msg
+	}
+	return e.File + ": " + e.Field + ": " + e.Msg
+}
+
+var labelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// LoadManifest reads and validates dir/addon.manifest.yaml.
+func LoadManifest(dir string) (*Manifest, error) {
+	file := filepath.Join(dir, ManifestFile)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, &ManifestError{File: file, Msg: "missing; an addon directory holds an " + ManifestFile + " (apiVersion: v1, kind: AddonManifest)"}
+		}
+		return nil, &ManifestError{File: file, Msg: err.Error()}
+	}
+	return ParseManifest(file, data, dir)
+}
+
+// ParseManifest decodes data strictly and checks it; dir, when not empty,
+// is the addon directory against which script paths are checked.
+func ParseManifest(file string, data []byte, dir string) (*Manifest, error) {
+	fail := func(field, format string, args ...any) error {
+		return &ManifestError{File: file, Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+	js, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, fail("", "not valid YAML: %v", err)
+	}
+	if bytes.Equal(bytes.TrimSpace(js), []byte("null")) {
+		return nil, fail("", "empty; write apiVersion: v1, kind: AddonManifest, metadata and spec")
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	var m Manifest
+	if err := dec.Decode(&m); err != nil {
+		return nil, fail("", "%s", jsonProblem(err))
+	}
+	if m.APIVersion != "v1" {
+		return nil, fail("apiVersion", "%q; K2s addon manifests are apiVersion v1", m.APIVersion)
+	}
+	if m.Kind != "AddonManifest" {
+		return nil, fail("kind", "%q; want AddonManifest", m.Kind)
+	}
+	if !labelRE.MatchString(m.Metadata.Name) {
+		return nil, fail("metadata.name", "%q is not an addon name (lower-case letters, digits and \"-\", at most 63)", m.Metadata.Name)
+	}
+	if strings.TrimSpace(m.Metadata.Description) == "" {
+		return nil, fail("metadata.description", "empty; describe the addon in one line")
+	}
+	if len(m.Spec.Implementations) == 0 {
+		return nil, fail("spec.implementations", "empty; list at least one implementation (its name is the addon's name for a single one)")
+	}
+	seen := map[string]int{}
+	for i, im := range m.Spec.Implementations {
+		f := fmt.Sprintf("spec.implementations[%d]", i)
+		if !labelRE.MatchString(im.Name) {
+			return nil, fail(f+".name", "%q is not an implementation name (lower-case letters, digits and \"-\")", im.Name)
+		}
+		if j, dup := seen[im.Name]; dup {
+			return nil, fail(f+".name", "%q is also implementation %d; names must be unique", im.Name, j)
+		}
+		seen[im.Name] = i
+		if im.Commands == nil {
+			continue
+		}
+		for _, c := range []struct {
+			name string
+			cmd  *Command
+		}{{"enable", im.Commands.Enable}, {"disable", im.Commands.Disable}} {
+			if c.cmd == nil || c.cmd.Script == nil {
+				continue
+			}
+			sf := f + ".commands." + c.name + ".script.subPath"
+			sp := c.cmd.Script.SubPath
+			if sp == "" || strings.Contains(sp, `\`) || path.IsAbs(sp) || path.Clean(sp) != sp || strings.HasPrefix(sp, "../") || sp == ".." {
+				return nil, fail(sf, "%q is not a clean forward-slash path inside the addon directory", sp)
+			}
+			if dir != "" {
+				if fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(sp))); err != nil || !fi.Mode().IsRegular() {
+					return nil, fail(sf, "%q does not name a file in %s; fix the path or add the script", sp, dir)
+				}
+			}
+		}
+	}
+	return &m, nil
+}
+
+// jsonProblem rewrites the decoder's messages in the manifest's terms.
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("%s: wrong type: got %s, want %s", te.Field, te.Value, te.Type)
+	}
+	msg := err.Error()
+	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		return "unknown field " + f + "; check its spelling against K2s's addon manifest schema"
+	}
+	return msg
+}
+
+// Implementation returns the named implementation, or false.
+func (m *Manifest) Implementation(name string) (Implementation, bool) {
+	for _, im := range m.Spec.Implementations {
+		if im.Name == name {
+			return im, true
+		}
+	}
+	return Implementation{}, false
+}
+
+// ExportName is K2s's name for one implementation: the addon's name, or
+// <addon>-<implementation> when they differ ("ingress-nginx").
+func ExportName(addon, impl string) string {
+	if impl == "" || impl == addon {
+		return addon
+	}
+	return addon + "-" + impl
+}
+
+// ImplDir is the directory of an implementation's files: the addon
+// directory itself for a single implementation named like the addon,
+// dir/<impl> otherwise.
+func ImplDir(dir, addon, impl string) string {
+	if impl == addon {
+		return dir
+	}
+	return filepath.Join(dir, impl)
+}
