@@ -51,6 +51,10 @@ type Options struct {
 	// Workers bounds parallelism; 0 means the number of CPUs.
 	Workers int
 	Env     func(string) string
+	// Adjust, when set, changes the loaded model before targets are
+	// planned (command-line overrides such as --registry); its errors are
+	// configuration errors.
+	Adjust func(*config.Model) error
 }
 
 // Session is a loaded and planned configuration.
@@ -71,6 +75,11 @@ func Open(ctx context.Context, mods Modules, opts Options) (*Session, error) {
 	m, err := config.Load(opts.Dir, config.LoadOptions{Env: opts.Env})
 	if err != nil {
 		return nil, &ConfigError{err}
+	}
+	if opts.Adjust != nil {
+		if err := opts.Adjust(m); err != nil {
+			return nil, &ConfigError{err}
+		}
 	}
 	steps, err := engine.Registry(mods.Steps...)
 	if err != nil {

@@ -23,11 +23,18 @@ func newBuild() *cobra.Command {
 taking verified results from the cache and building the rest, at most -j
 steps at a time. When every target succeeds, the artifacts of the selected
 targets are copied into dist/ with artifacts.json and SHA256SUMS; when any
-fails, dist/ is left as it was (results that did build stay cached).`,
+fails, dist/ is left as it was (results that did build stay cached).
+
+Pushes of addon artifacts (push/addon/...) run only with --push, on every
+such build (never from the cache): blobs the registry has are skipped, and
+each tag is set only after its whole artifact is uploaded. Credentials come
+from the docker config file (~/.docker/config.json or $DOCKER_CONFIG).`,
 		Example: `  release build -C fixtures/sample
   release build -C fixtures/sample --target package/1.5.0 -j 4
   release build -C fixtures/sample --target 'delta/*' --keep-going --format json
-  release build -C fixtures/sample --dist /tmp/out --cache /tmp/cache`,
+  release build -C fixtures/sample --dist /tmp/out --cache /tmp/cache
+  release build -C fixtures/sample --push --registry 127.0.0.1:5000 --plain-http
+  release build -C fixtures/sample --push --target 'push/addon/metrics/*'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkFormat(c.format); err != nil {
@@ -50,6 +57,8 @@ fails, dist/ is left as it was (results that did build stay cached).`,
 		},
 	}
 	c.bind(cmd)
+	c.bindRegistry(cmd)
+	cmd.Flags().BoolVar(&o.Effects, "push", false, "also push addon artifacts to the registry (push/... targets); a plain build never pushes")
 	cmd.Flags().StringArrayVarP(&o.Targets, "target", "t", nil, "build only matching targets and what they need (glob over target IDs, also matching ID prefixes: deb/* selects deb/debian12/...; repeatable)")
 	cmd.Flags().BoolVarP(&o.KeepGoing, "keep-going", "k", false, "keep building independent targets after a failure")
 	cmd.Flags().StringVar(&o.Engine, "engine", "local", fmt.Sprintf("where steps run: %v", engine.Names))

@@ -36,6 +36,7 @@ key and whether its result is already cached. Nothing is built.`,
 		},
 	}
 	c.bind(cmd, plan.Formats...)
+	c.bindRegistry(cmd)
 	cmd.Flags().StringArrayVarP(&targets, "target", "t", nil, "only this target and what it needs (glob over target IDs; repeatable)")
 	return cmd
 }

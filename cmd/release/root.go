@@ -11,6 +11,7 @@ import (
 
 	"github.com/relcue/release/modules/all"
 	"github.com/relcue/release/pipeline"
+	"github.com/relcue/release/pipeline/config"
 	"github.com/relcue/release/pipeline/progress"
 )
 
@@ -74,6 +75,37 @@ type common struct {
 	cacheDir string
 	jobs     int
 	format   string
+	// registry overrides registry.host (--registry) when set.
+	registry  string
+	plainHTTP bool
+}
+
+// bindRegistry adds the flags that say where addons are pushed.
+func (c *common) bindRegistry(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&c.registry, "registry", "", "push addons to this registry host[:port] instead of registry.host")
+	cmd.Flags().BoolVar(&c.plainHTTP, "plain-http", false, "talk plain HTTP to the registry (a local one), like registry.plainHTTP")
+}
+
+// adjust applies the registry flags to the model.
+func (c *common) adjust(m *config.Model) error {
+	if c.registry == "" {
+		if c.plainHTTP {
+			if m.Registry == nil {
+				return usageError{fmt.Errorf("--plain-http needs a registry: set registry.host or pass --registry")}
+			}
+			m.Registry.PlainHTTP = true
+		}
+		return nil
+	}
+	if err := config.CheckRegistryHost(c.registry); err != nil {
+		return usageError{fmt.Errorf("--registry: %w", err)}
+	}
+	if m.Registry == nil {
+		m.Registry = &config.Registry{Prefix: config.DefaultRegistryPrefix}
+	}
+	m.Registry.Host = c.registry
+	m.Registry.PlainHTTP = m.Registry.PlainHTTP || c.plainHTTP
+	return nil
 }
 
 func (c *common) bind(cmd *cobra.Command, formats ...string) {
@@ -106,7 +138,7 @@ func (c *common) open(ctx context.Context) (*pipeline.Session, error) {
 	if c.jobs < 0 {
 		return nil, usageError{fmt.Errorf("--jobs must be positive")}
 	}
-	return pipeline.Open(ctx, all.Modules(), pipeline.Options{Dir: c.dir, CacheDir: c.cacheDir, Workers: c.jobs})
+	return pipeline.Open(ctx, all.Modules(), pipeline.Options{Dir: c.dir, CacheDir: c.cacheDir, Workers: c.jobs, Adjust: c.adjust})
 }
 
 // reporter picks live bars or plain lines for stderr.

@@ -25,7 +25,7 @@ const (
 	annotationCreated   = "org.opencontainers.image.created"
 	annotationName      = "vnd.k2s.addon.name"
 	annotationImpl      = "vnd.k2s.addon.implementation"
-	annotationExport    = "vnd.k2s.addon.export-name"
+	annotationExport    = AnnotationExportName
 	annotationK2sVer    = "vnd.k2s.version"
 	annotationExportDay = "vnd.k2s.export.date"
 	annotationExportTyp = "vnd.k2s.export.type"
@@ -152,3 +152,7 @@ func isDir(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.IsDir()
 }
+
+// AnnotationExportName names an implementation's repository (K2s's export
+// name) on its manifest and index entry.
+const AnnotationExportName = "vnd.k2s.addon.export-name"

@@ -3,6 +3,7 @@ package all
 
 import (
 	"github.com/relcue/release/modules/addon"
+	"github.com/relcue/release/modules/addonpush"
 	"github.com/relcue/release/modules/deb"
 	"github.com/relcue/release/modules/delta"
 	"github.com/relcue/release/modules/fullpkg"
@@ -17,9 +18,9 @@ import (
 // Modules returns every step and target source.
 func Modules() pipeline.Modules {
 	return pipeline.Modules{
-		Steps: []step.Step{fullpkg.Step{}, delta.Step{}, deb.Step{}, image.Step{}, nodepkg.Step{}, nodedelta.Step{}, addon.Step{}},
+		Steps: []step.Step{fullpkg.Step{}, delta.Step{}, deb.Step{}, image.Step{}, nodepkg.Step{}, nodedelta.Step{}, addon.Step{}, addonpush.Step{}},
 		Targets: []func(*config.Model) ([]step.Target, error){
-			fullpkg.Targets, delta.Targets, deb.Targets, image.Targets, nodepkg.Targets, nodedelta.Targets, addon.Targets,
+			fullpkg.Targets, delta.Targets, deb.Targets, image.Targets, nodepkg.Targets, nodedelta.Targets, addon.Targets, addonpush.Targets,
 		},
 	}
 }

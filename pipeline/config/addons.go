@@ -330,14 +330,26 @@ func (b *builder) addonFile(p cue.Path, raw *rawAddonFile, os map[string]*OSTarg
 	return f
 }
 
+// DefaultRegistryPrefix is the repository path before an addon's export
+// name, as K2s lays out its registry.
+const DefaultRegistryPrefix = "addons"
+
+// CheckRegistryHost says what is wrong with host as a registry host[:port].
+func CheckRegistryHost(host string) error {
+	if !hostRE.MatchString(host) {
+		return fmt.Errorf("%q is not a registry host[:port] (no scheme, no path), e.g. \"127.0.0.1:5000\"", host)
+	}
+	return nil
+}
+
 func (b *builder) registry(raw *rawRegistry) *Registry {
 	if raw == nil {
 		return nil
 	}
 	rp := at("registry")
 	r := &Registry{Host: raw.Host, PlainHTTP: raw.PlainHTTP, Insecure: raw.Insecure, Prefix: raw.Prefix, Pos: b.ps.posOf(rp)}
-	if !hostRE.MatchString(raw.Host) {
-		b.ps.at(join(rp, "host"), "%q is not a registry host[:port] (no scheme, no path), e.g. \"127.0.0.1:5000\"", raw.Host)
+	if err := CheckRegistryHost(raw.Host); err != nil {
+		b.ps.at(join(rp, "host"), "%v", err)
 	}
 	if !repoPathRE.MatchString(raw.Prefix) {
 		b.ps.at(join(rp, "prefix"), "%q is not a repository path of lower-case components separated by \"/\", e.g. \"addons\"", raw.Prefix)
