@@ -32,6 +32,7 @@ type result struct {
 	Scratch int64 // bytes of temporary disk at the end of the run
 	Output  int64 // bytes of the produced artifact
 	Note    string
+	stdout  string // not reported
 }
 
 type section struct {
@@ -45,6 +46,7 @@ func main() {
 	out := flag.String("out", "docs/BENCHMARKS.md", "Markdown file to write")
 	work := flag.String("work", ".bench", "scratch directory (deleted and recreated)")
 	scale := flag.Float64("scale", 1.0, "size of the large package pair relative to ~1 GiB")
+	only := flag.String("only", "", `"addons" runs only the addon section (for development; the report then holds only it)`)
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -58,6 +60,11 @@ func main() {
 		if _, err := exec.LookPath(tool); err != nil {
 			log.Fatalf("baseline needs %s on PATH", tool)
 		}
+	}
+
+	if *only == "addons" {
+		check(writeReport(*out, []section{addonPush(bin, w, *scale)}, 0, 0, 0))
+		return
 	}
 
 	shape := gen.GiB
@@ -80,6 +87,7 @@ func main() {
 	sections = append(sections, deltas(bin, w, treeA, treeB, sizeA, sizeB, changed))
 	sections = append(sections, manyReleases(bin, w))
 	sections = append(sections, nodePackages(bin, w, *scale))
+	sections = append(sections, addonPush(bin, w, *scale))
 	check(writeReport(*out, sections, sizeA, countA, changed))
 	log.Printf("wrote %s", *out)
 }
@@ -110,18 +118,18 @@ func measure(name, dir string, env []string, argv ...string) result {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
-	var stderr strings.Builder
+	var stderr, stdout strings.Builder
 	cmd.Stderr = &stderr
-	cmd.Stdout = &stderr
+	cmd.Stdout = &stdout
 	start := time.Now()
 	err := cmd.Run()
 	wall := time.Since(start)
 	if err != nil {
-		log.Fatalf("%s: %v\n%s", name, err, stderr.String())
+		log.Fatalf("%s: %v\n%s%s", name, err, stdout.String(), stderr.String())
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	log.Printf("  %-44s %8s  %s RSS", name, wall.Round(10*time.Millisecond), human(ru.Maxrss*1024))
-	return result{Name: name, Wall: wall, MaxRSS: ru.Maxrss * 1024}
+	return result{Name: name, Wall: wall, MaxRSS: ru.Maxrss * 1024, stdout: stdout.String()}
 }
 
 func assembly(bin, w, tree string, size int64, count int) section {
@@ -262,9 +270,21 @@ type buildReport struct {
 	} `json:"targets"`
 	Artifacts []struct {
 		Target string `json:"target"`
+		Kind   string `json:"kind"`
 		Path   string `json:"path"`
 		Size   int64  `json:"size"`
 	} `json:"artifacts"`
+}
+
+// sizeOf is the size of the target's artifact of the given kind.
+func (r buildReport) sizeOf(id, kind string) int64 {
+	for _, a := range r.Artifacts {
+		if a.Target == id && a.Kind == kind {
+			return a.Size
+		}
+	}
+	log.Fatalf("no %s artifact of %s in the build report", kind, id)
+	return 0
 }
 
 func buildJSON(bin, cfg, cache, dist string, targets ...string) buildReport {
