@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -173,7 +177,8 @@ func ParseManifest(file string, data []byte, dir string) (*Manifest, error) {
 	fail := func(field, format string, args ...any) error {
 		return &ManifestError{File: file, Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
-	js, err := yaml.YAMLToJSON(data)
+	// Strict: a key written twice is an error, not one value silently lost.
+	js, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
 		return nil, fail("", "not valid YAML: %v", err)
 	}
@@ -184,7 +189,8 @@ func ParseManifest(file string, data []byte, dir string) (*Manifest, error) {
 	dec.DisallowUnknownFields()
 	var m Manifest
 	if err := dec.Decode(&m); err != nil {
-		return nil, fail("", "%s", jsonProblem(err))
+		field, msg := jsonProblem(err, js)
+		return nil, fail(field, "%s", msg)
 	}
 	if m.APIVersion != "v1" {
 		return nil, fail("apiVersion", "%q; K2s addon manifests are apiVersion v1", m.APIVersion)
@@ -236,17 +242,72 @@ func ParseManifest(file string, data []byte, dir string) (*Manifest, error) {
 	return &m, nil
 }
 
-// jsonProblem rewrites the decoder's messages in the manifest's terms.
-func jsonProblem(err error) string {
+// jsonProblem rewrites the decoder's messages in the manifest's terms: the
+// field (a path like "spec.implementations[0].comands", when it can be
+// told) and the message.
+func jsonProblem(err error, js []byte) (field, msg string) {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return fmt.Sprintf("%s: wrong type: got %s, want %s", te.Field, te.Value, te.Type)
+		if te.Field == "" {
+			return "", fmt.Sprintf("wrong type: got %s, want a mapping with apiVersion, kind, metadata and spec", te.Value)
+		}
+		return te.Field, fmt.Sprintf("wrong type: got %s, want %s", te.Value, te.Type)
 	}
-	msg := err.Error()
+	msg = err.Error()
 	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		return "unknown field " + f + "; check its spelling against K2s's addon manifest schema"
+		var doc any
+		if name, err := strconv.Unquote(f); err == nil && json.Unmarshal(js, &doc) == nil {
+			field = unknownField(doc, reflect.TypeFor[Manifest](), "", name)
+		}
+		return field, "unknown field " + f + "; check its spelling against K2s's addon manifest schema"
 	}
-	return msg
+	return "", msg
+}
+
+// unknownField returns the path of the first key named name in v (decoded
+// JSON) that t has no field for, or "". Keys match fields as
+// encoding/json matches them: case-insensitively.
+func unknownField(v any, t reflect.Type, path, name string) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		if t.Kind() != reflect.Struct {
+			return ""
+		}
+		fields := map[string]reflect.Type{}
+		for i := range t.NumField() {
+			tag, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+			fields[strings.ToLower(tag)] = t.Field(i).Type
+		}
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			ft, ok := fields[strings.ToLower(k)]
+			if !ok {
+				if k == name {
+					return p
+				}
+				continue
+			}
+			if u := unknownField(x[k], ft, p, name); u != "" {
+				return u
+			}
+		}
+	case []any:
+		if t.Kind() != reflect.Slice {
+			return ""
+		}
+		for i, e := range x {
+			if u := unknownField(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), name); u != "" {
+				return u
+			}
+		}
+	}
+	return ""
 }
 
 // Implementation returns the named implementation, or false.

@@ -26,13 +26,19 @@ type entry struct {
 
 // tarFiles collects the regular files below root whose path relative to
 // root (forward slashes) keep accepts, named prefix+path. Symlinks and
-// other special files are refused: a layer must not depend on what a link
-// points at on the build machine.
+// other special files are refused wherever the walk meets them, whether
+// keep would take them or not, and so is a root that is a symlink: a
+// layer must not depend on what a link points at on the build machine,
+// and a linked directory (which the walk does not enter) must not leave
+// its layer silently empty.
 func tarFiles(root, prefix string, keep func(rel string, isDir bool) bool) ([]entry, error) {
 	var out []entry
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if !d.IsDir() && !d.Type().IsRegular() {
+			return fmt.Errorf("%s is not a regular file or directory (a symlink or device); copy the real file or directory into the addon directory", p)
 		}
 		rel, _ := filepath.Rel(root, p)
 		rel = filepath.ToSlash(rel)
@@ -47,9 +53,6 @@ func tarFiles(root, prefix string, keep func(rel string, isDir bool) bool) ([]en
 		}
 		if keep != nil && !keep(rel, false) {
 			return nil
-		}
-		if !d.Type().IsRegular() {
-			return fmt.Errorf("%s is not a regular file (a symlink or device); copy the real file into the addon directory", p)
 		}
 		info, err := d.Info()
 		if err != nil {
@@ -152,12 +155,15 @@ func checkName(name string) error {
 }
 
 // gzipWriter compresses with a fixed level and a header without name or
-// time, so equal tars give equal bytes.
+// time, so equal tars give equal bytes. ModTime is the Unix epoch, which
+// the header stores as 0 ("no time"): klauspost's writer, unlike the
+// standard library's, stores the zero time.Time as uint32(-62135596800),
+// a date in 2042.
 func gzipWriter(w io.Writer) (*gzip.Writer, error) {
 	zw, err := gzip.NewWriterLevel(w, gzip.DefaultCompression)
 	if err != nil {
 		return nil, err
 	}
-	zw.Header = gzip.Header{OS: 255}
+	zw.Header = gzip.Header{OS: 255, ModTime: time.Unix(0, 0)}
 	return zw, nil
 }

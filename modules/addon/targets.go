@@ -28,8 +28,8 @@ const (
 	LayoutKind  = "addon-layout"  // a file of the OCI image layout
 	FluxKind    = "flux"          // the Flux resources
 	// StepVersion changes whenever Export's bytes could change for the
-	// same inputs.
-	StepVersion = "1"
+	// same inputs. 2: gzip headers store time 0, not a date in 2042.
+	StepVersion = "2"
 )
 
 // TargetID is the ID of the export of one addon version.

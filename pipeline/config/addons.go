@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"maps"
+	"net/url"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -176,9 +177,11 @@ func (b *builder) addon(name string, raw *rawAddon, versions []string, os map[st
 	}
 	a.Dir = b.local(join(ap, "dir"), raw.Dir)
 	if !validVersion(raw.Version) || strings.Contains(raw.Version, "+") {
-		msg := fmt.Sprintf("%q is not a semver version X.Y.Z[-pre]; the artifact is tagged v<version>, and tags cannot hold \"+\"", raw.Version)
+		msg := fmt.Sprintf("%q is not a semver version X.Y.Z[-pre]", raw.Version)
 		if w, ok := strings.CutPrefix(raw.Version, "v"); ok && validVersion(w) {
-			msg = fmt.Sprintf("%q has a leading v; write %q (the tag gets the v)", raw.Version, w)
+			msg = fmt.Sprintf("%q has a leading v; write %q (the tag gets the v)", raw.Version, strings.SplitN(w, "+", 2)[0])
+		} else if validVersion(raw.Version) {
+			msg = fmt.Sprintf("%q has build metadata; the artifact is tagged v<version>, and tags cannot hold \"+\"; write %q", raw.Version, strings.SplitN(raw.Version, "+", 2)[0])
 		}
 		b.ps.at(join(ap, "version"), "%s", msg)
 	}
@@ -307,8 +310,12 @@ func (b *builder) addonFile(p cue.Path, raw *rawAddonFile, os map[string]*OSTarg
 		f.File = b.source(join(p, "file"), raw.File)
 		if f.File.Path != "" {
 			f.Name = filepath.Base(f.File.Path)
-		} else if f.File.URL != "" {
-			f.Name = path.Base(strings.SplitN(strings.SplitN(f.File.URL, "?", 2)[0], "#", 2)[0])
+		} else if u, err := url.Parse(f.File.URL); err == nil && f.File.URL != "" {
+			// The last segment of the URL's path: "https://example.com/"
+			// has none (and is not named "example.com").
+			if base := path.Base(u.Path); base != "/" && base != "." {
+				f.Name = base
+			}
 		}
 	default:
 		d := raw.Deb
