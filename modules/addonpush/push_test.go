@@ -76,7 +76,6 @@ spec:
 	return layout
 }
 
-
 func push(ctx context.Context, layout, host, tag string) ([]Pushed, error) {
 	return Push(ctx, layout, Options{
 		Registry:    Registry{Host: host, PlainHTTP: true, Prefix: "addons"},
