@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -99,7 +100,11 @@ func writeReport(path string, sections []section, size int64, count int, changed
 	fmt.Fprintf(&b, "Every figure is measured in the same run as its baseline, on the same generated data.\n")
 	fmt.Fprintf(&b, "Generated package: %d files, %s; the next version changes %s (%.0f%%), adds and removes about 1%% of the files.\n",
 		count, human(size), human(changed), 100*float64(changed)/float64(size))
-	fmt.Fprintf(&b, "Peak RSS is the maximum resident set of the process and its children (wait4 rusage); scratch is temporary disk in use at the end of the run, outputs excluded.\n")
+	rssSource := "GNU time's %M"
+	if gnuTime == "" {
+		rssSource = "wait4 rusage, floored at the harness's own size since children start by vfork"
+	}
+	fmt.Fprintf(&b, "Peak RSS is the maximum resident set of the process and its children (%s); 0 where a row times one step inside a build; scratch is temporary disk in use at the end of the run, outputs excluded.\n", rssSource)
 	for _, s := range sections {
 		fmt.Fprintf(&b, "\n## %s\n\n%s\n\n", s.Title, s.Intro)
 		b.WriteString("| run | wall | peak RSS | scratch disk | output | note |\n|---|---:|---:|---:|---:|---|\n")
@@ -114,7 +119,23 @@ func writeReport(path string, sections []section, size int64, count int, changed
 }
 
 // measure runs argv in dir and reports wall time and peak RSS.
+//
+// The peak comes from GNU time when it is installed: Go starts children
+// with vfork, so a child's own ru_maxrss starts at this process's
+// resident size (Linux records the shared mm's high-water mark at exec),
+// which would floor every small baseline at the harness's footprint.
+// time forks the command from its own small image and reports the
+// command's peak, descendants included.
 func measure(name, dir string, env []string, argv ...string) result {
+	var rssFile string
+	if gnuTime != "" {
+		f, err := os.CreateTemp("", "releasebench-rss-*")
+		check(err)
+		f.Close()
+		rssFile = f.Name()
+		defer os.Remove(rssFile)
+		argv = append([]string{gnuTime, "-f", "%M", "-o", rssFile}, argv...)
+	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
@@ -127,10 +148,36 @@ func measure(name, dir string, env []string, argv ...string) result {
 	if err != nil {
 		log.Fatalf("%s: %v\n%s%s", name, err, stdout.String(), stderr.String())
 	}
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	log.Printf("  %-44s %8s  %s RSS", name, wall.Round(10*time.Millisecond), human(ru.Maxrss*1024))
-	return result{Name: name, Wall: wall, MaxRSS: ru.Maxrss * 1024, stdout: stdout.String()}
+	rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024
+	if rssFile != "" {
+		data, err := os.ReadFile(rssFile)
+		check(err)
+		fields := strings.Fields(string(data))
+		if len(fields) == 0 {
+			log.Fatalf("%s: GNU time wrote no peak RSS", name)
+		}
+		kib, err := strconv.ParseInt(fields[len(fields)-1], 10, 64)
+		check(err)
+		rss = kib * 1024
+	}
+	log.Printf("  %-44s %8s  %s RSS", name, wall.Round(10*time.Millisecond), human(rss))
+	return result{Name: name, Wall: wall, MaxRSS: rss, stdout: stdout.String()}
 }
+
+// gnuTime is GNU time's path, or "" (then peaks come from wait4).
+var gnuTime = func() string {
+	p, err := exec.LookPath("time")
+	if err != nil {
+		if _, err := os.Stat("/usr/bin/time"); err == nil {
+			return "/usr/bin/time"
+		}
+		return ""
+	}
+	if out, err := exec.Command(p, "--version").CombinedOutput(); err != nil || !strings.Contains(string(out), "GNU") {
+		return ""
+	}
+	return p
+}()
 
 func assembly(bin, w, tree string, size int64, count int) section {
 	log.Printf("full package assembly")
