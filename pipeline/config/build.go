@@ -74,6 +74,7 @@ func (b *builder) model(raw *rawConfig) *Model {
 	m.Registry = b.registry(raw.Registry)
 	m.GitOps = b.gitops(&raw.GitOps, m.Registry)
 	m.Addons, m.AddonNames = b.addons(raw.Addons, m.Releases, m.Versions, m.OS)
+	m.Rollouts, m.RolloutNames = b.rollouts(raw.Rollout, m)
 	return m
 }
 

@@ -190,6 +190,7 @@ type rawConfig struct {
 	Addons   map[string]rawAddon   `json:"addons"`
 	Registry *rawRegistry          `json:"registry"`
 	GitOps   rawGitOps             `json:"gitops"`
+	Rollout  map[string]rawRollout `json:"rollout"`
 }
 
 type rawProduct struct {

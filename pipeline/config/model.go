@@ -34,6 +34,10 @@ type Model struct {
 	// Registry is where addons are pushed (nil when not configured).
 	Registry *Registry
 	GitOps   GitOps
+	// Rollouts are the rollout policies by name (nil when none);
+	// RolloutNames lists them in order.
+	Rollouts     map[string]*Rollout
+	RolloutNames []string
 }
 
 // Product names what is being released.
