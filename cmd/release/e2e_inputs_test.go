@@ -50,6 +50,7 @@ func configWithZip(t *testing.T, dir, zipPath, sum string) {
 	// The node content and addons refer to releases not declared here.
 	os.Remove(filepath.Join(dir, "node.cue"))
 	os.Remove(filepath.Join(dir, "addons.cue"))
+	os.Remove(filepath.Join(dir, "rollout.cue"))
 	cfg := `package release
 product: name: "k2s"
 build: date: "2025-06-01T00:00:00Z"

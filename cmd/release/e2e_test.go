@@ -167,10 +167,10 @@ func statuses(b buildJSON) map[string]string {
 var sampleTargets = []string{"package/1.4.0", "package/1.4.1", "package/1.5.0", "delta/1.4.0..1.5.0", "delta/1.4.1..1.5.0",
 	"node/debian12/1.4.0", "node/debian12/1.4.1", "node/debian12/1.5.0", "node/debian13/1.4.1", "node/debian13/1.5.0",
 	"node-delta/debian12/1.4.0..1.5.0", "node-delta/debian12/1.4.1..1.5.0", "node-delta/debian13/1.4.1..1.5.0",
-	"addon/ingress/1.4.0", "addon/metrics/0.7.2"}
+	"addon/ingress/1.4.0", "addon/metrics/0.7.2", "plans/1.4.0", "plans/1.4.1", "plans/1.5.0"}
 
 // sampleTotal counts every target of the sample.
-const sampleTotal = 39
+const sampleTotal = 45
 
 func TestSamplePlanBuildCacheReproducible(t *testing.T) {
 	dir := copySample(t)
@@ -191,11 +191,11 @@ func TestSamplePlanBuildCacheReproducible(t *testing.T) {
 	if strings.Join(sorted(ids), ",") != strings.Join(sorted(sampleTargets), ",") {
 		t.Fatalf("plan targets %v, want %v", ids, sampleTargets)
 	}
-	if kinds["deb"] != 16 || kinds["image"] != 8 {
-		t.Fatalf("planned %d debs and %d images, want 16 and 8", kinds["deb"], kinds["image"])
+	if kinds["deb"] != 16 || kinds["image"] != 11 {
+		t.Fatalf("planned %d debs and %d images, want 16 and 11", kinds["deb"], kinds["image"])
 	}
 	text := mustRun(t, "plan", "-C", dir, "--cache", cache).stdout
-	if !strings.Contains(text, "41 targets: 0 cached, 39 to build, 2 with effects") {
+	if !strings.Contains(text, "47 targets: 0 cached, 45 to build, 2 with effects") {
 		t.Fatalf("text plan:\n%s", text)
 	}
 
@@ -205,14 +205,19 @@ func TestSamplePlanBuildCacheReproducible(t *testing.T) {
 			t.Errorf("first build: %s %s", id, s)
 		}
 	}
-	// One artifact per target, except addon exports: the archive, the
-	// Flux resources and every file of the OCI layout.
+	// One artifact per target, except addon exports (the archive, the
+	// Flux resources and every file of the OCI layout) and plans (a file
+	// per policy, and per delta into the release).
 	perTarget := map[string]int{}
 	for _, a := range b1.Artifacts {
 		perTarget[a.Target]++
 	}
+	wantPlans := map[string]int{"plans/1.4.0": 1, "plans/1.4.1": 1, "plans/1.5.0": 4}
 	for _, tg := range b1.Targets {
 		want := 1
+		if n, ok := wantPlans[tg.ID]; ok {
+			want = n
+		}
 		if strings.HasPrefix(tg.ID, "addon/") {
 			want = perTarget[tg.ID] // checked below
 			if want < 5 {
@@ -279,14 +284,15 @@ func TestAddingOneDeltaPathBuildsOnlyIt(t *testing.T) {
 			toBuild = append(toBuild, tg.ID)
 		}
 	}
-	// The new path and the node delta it brings for the control-plane OS.
-	if strings.Join(sorted(toBuild), " ") != "delta/1.4.0..1.4.1 node-delta/debian12/1.4.0..1.4.1" {
-		t.Fatalf("to build: %v, want only delta/1.4.0..1.4.1 and node-delta/debian12/1.4.0..1.4.1", toBuild)
+	// The new path, the node delta it brings for the control-plane OS,
+	// and the plans of 1.4.1, which gain the upgrade from 1.4.0 through it.
+	if strings.Join(sorted(toBuild), " ") != "delta/1.4.0..1.4.1 node-delta/debian12/1.4.0..1.4.1 plans/1.4.1" {
+		t.Fatalf("to build: %v, want only delta/1.4.0..1.4.1, node-delta/debian12/1.4.0..1.4.1 and plans/1.4.1", toBuild)
 	}
 	b := runBuild(t, dir, cache)
 	for id, s := range statuses(b) {
 		want := "cached"
-		if id == "delta/1.4.0..1.4.1" || id == "node-delta/debian12/1.4.0..1.4.1" {
+		if id == "delta/1.4.0..1.4.1" || id == "node-delta/debian12/1.4.0..1.4.1" || id == "plans/1.4.1" {
 			want = "built"
 		}
 		if s != want {
@@ -300,8 +306,8 @@ func TestTargetSelectionPublishesOnlySelected(t *testing.T) {
 	cache := filepath.Join(t.TempDir(), "cache")
 	b := runBuild(t, dir, cache, "--target", "delta/1.4.1..1.5.0")
 	st := statuses(b)
-	if len(st) != 3+2+11 || st["package/1.4.0"] != "" || st["node/debian13/1.5.0"] != "" {
-		t.Fatalf("built %v; want the delta, its two packages, the two debian12 node packages and their 11 debs and images only", st)
+	if len(st) != 3+2+13 || st["package/1.4.0"] != "" || st["node/debian13/1.5.0"] != "" {
+		t.Fatalf("built %v; want the delta, its two packages, the two debian12 node packages and their 13 debs and images only", st)
 	}
 	if len(b.Artifacts) != 1 || b.Artifacts[0].Kind != "delta" {
 		t.Fatalf("published %+v; want only the delta", b.Artifacts)
@@ -400,6 +406,7 @@ func TestStandaloneDeltaMatchesPipeline(t *testing.T) {
 	// fill DebianPackageDiff from.
 	os.Remove(filepath.Join(dir, "node.cue"))
 	os.Remove(filepath.Join(dir, "addons.cue"))
+	os.Remove(filepath.Join(dir, "rollout.cue"))
 	runBuild(t, dir, filepath.Join(t.TempDir(), "cache"))
 	dist := filepath.Join(dir, "dist")
 	out := filepath.Join(t.TempDir(), "d.zip")
@@ -436,6 +443,7 @@ releases: "1.0.0": inputs: [{dir: "payload/nope"}]
 			dir := copySample(t)
 			os.Remove(filepath.Join(dir, "node.cue"))
 			os.Remove(filepath.Join(dir, "addons.cue"))
+			os.Remove(filepath.Join(dir, "rollout.cue"))
 			os.WriteFile(filepath.Join(dir, "release.cue"), []byte(c.cue), 0o644)
 			for _, cmd := range []string{"vet", "plan", "build"} {
 				r := releaseCmd(t, nil, cmd, "-C", dir, "--cache", filepath.Join(t.TempDir(), "c"))
