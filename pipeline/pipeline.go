@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"runtime"
 
@@ -143,6 +144,11 @@ type BuildOptions struct {
 	// Effects runs the targets with effects outside the build (registry
 	// pushes) among those selected; without it they are left out.
 	Effects bool
+	// StepBinary is the static Linux release binary container engines
+	// run steps with ("" = this executable, when it is one).
+	StepBinary string
+	// EngineLog receives the engine's own messages (nil: discarded).
+	EngineLog io.Writer
 }
 
 // BuildReport is the result of a build.
@@ -173,7 +179,15 @@ func (s *Session) Build(ctx context.Context, opts BuildOptions) (*BuildReport, e
 	if err != nil {
 		return nil, &ConfigError{err}
 	}
-	eng, err := engine.New(opts.Engine, s.Steps)
+	// Effects talk to this host's registries with its credentials: they
+	// run here whichever engine runs the other steps.
+	inProcess := map[string]bool{}
+	for _, n := range s.Graph.Nodes {
+		if n.Effect {
+			inProcess[n.Kind] = true
+		}
+	}
+	eng, err := engine.New(ctx, opts.Engine, s.Steps, engine.Config{StepBinary: opts.StepBinary, InProcess: inProcess, Log: opts.EngineLog})
 	if err != nil {
 		return nil, &ConfigError{err}
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -34,7 +35,8 @@ from the docker config file (~/.docker/config.json or $DOCKER_CONFIG).`,
   release build -C fixtures/sample --target 'delta/*' --keep-going --format json
   release build -C fixtures/sample --dist /tmp/out --cache /tmp/cache
   release build -C fixtures/sample --push --registry 127.0.0.1:5000 --plain-http
-  release build -C fixtures/sample --push --target 'push/addon/metrics/*'`,
+  release build -C fixtures/sample --push --target 'push/addon/metrics/*'
+  _EXPERIMENTAL_DAGGER_RUNNER_HOST=tcp://dagger.ci:1234 release build -C fixtures/sample --engine dagger`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkFormat(c.format); err != nil {
@@ -46,6 +48,7 @@ from the docker config file (~/.docker/config.json or $DOCKER_CONFIG).`,
 			}
 			rep := reporter(quiet)
 			o.Progress = rep
+			o.EngineLog = progress.Lines(rep)
 			report, err := s.Build(cmd.Context(), o)
 			rep.Close()
 			if report != nil {
@@ -61,7 +64,8 @@ from the docker config file (~/.docker/config.json or $DOCKER_CONFIG).`,
 	cmd.Flags().BoolVar(&o.Effects, "push", false, "also push addon artifacts to the registry (push/... targets); a plain build never pushes")
 	cmd.Flags().StringArrayVarP(&o.Targets, "target", "t", nil, "build only matching targets and what they need (glob over target IDs, also matching ID prefixes: deb/* selects deb/debian12/...; repeatable)")
 	cmd.Flags().BoolVarP(&o.KeepGoing, "keep-going", "k", false, "keep building independent targets after a failure")
-	cmd.Flags().StringVar(&o.Engine, "engine", "local", fmt.Sprintf("where steps run: %v", engine.Names))
+	cmd.Flags().StringVar(&o.Engine, "engine", "local", "where steps run: "+strings.Join(engine.Names(), " | ")+" (dagger: each step in a container on a Dagger engine)")
+	cmd.Flags().StringVar(&o.StepBinary, "step-binary", "", "static Linux release binary the dagger engine runs steps with (default: this executable, when it is one; build it with CGO_ENABLED=0 GOOS=linux go build ./cmd/release)")
 	cmd.Flags().StringVar(&o.Dist, "dist", "", "output directory (default: build.dist from the configuration)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	return cmd

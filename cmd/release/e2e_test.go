@@ -33,6 +33,8 @@ func TestMain(m *testing.M) {
 		binPath += ".exe"
 	}
 	build := exec.Command("go", "build", "-o", binPath, ".")
+	// Static, as the dagger engine's step image needs it.
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		panic("building release: " + err.Error())

@@ -6,6 +6,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 
@@ -49,16 +50,58 @@ func Registry(steps ...step.Step) (map[string]step.Step, error) {
 	return m, nil
 }
 
-// Names lists the engines that New knows.
-var Names = []string{"local"}
+// Config is what engines other than local need to know.
+type Config struct {
+	// StepBinary is a statically linked Linux release binary for engines
+	// that run steps in containers ("" = this executable, when it is one).
+	StepBinary string
+	// InProcess lists step kinds that run in this process whatever the
+	// engine: steps with effects outside the build (registry pushes),
+	// which use this host's network and credentials.
+	InProcess map[string]bool
+	// Log receives the engine's own messages (connection, image loading).
+	Log io.Writer
+}
 
-// New returns the named engine.
-func New(name string, steps map[string]step.Step) (Engine, error) {
-	switch name {
-	case "", "local":
+// Factory makes an engine. It fails at once when the engine cannot be
+// reached, so that a build never falls back to another engine silently.
+type Factory func(ctx context.Context, steps map[string]step.Step, cfg Config) (Engine, error)
+
+var factories = map[string]Factory{
+	"local": func(_ context.Context, steps map[string]step.Step, _ Config) (Engine, error) {
 		return &Local{Steps: steps}, nil
+	},
+}
+
+// Register adds an engine; engine packages call it from init.
+func Register(name string, f Factory) {
+	if _, dup := factories[name]; dup {
+		panic("engine: two engines named " + name)
 	}
-	known := append([]string(nil), Names...)
-	sort.Strings(known)
-	return nil, fmt.Errorf("unknown engine %q (known: %s)", name, strings.Join(known, ", "))
+	factories[name] = f
+}
+
+// Names lists the registered engines.
+func Names() []string {
+	names := make([]string, 0, len(factories))
+	for n := range factories {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// New returns the named engine ("" is local).
+func New(ctx context.Context, name string, steps map[string]step.Step, cfg Config) (Engine, error) {
+	if name == "" {
+		name = "local"
+	}
+	f, ok := factories[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown engine %q (known: %s)", name, strings.Join(Names(), ", "))
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	return f(ctx, steps, cfg)
 }

@@ -197,3 +197,9 @@ func (w *lineWriter) Write(b []byte) (int, error) {
 
 // Bytes formats a byte count for people.
 func Bytes(n int64) string { return units.Bytes(n) }
+
+// Lines is an io.Writer that prints each line written to it with the
+// reporter's Printf, for components that log to a writer.
+func Lines(r Reporter) io.Writer {
+	return &lineWriter{emit: func(l string) { r.Printf("%s", l) }}
+}

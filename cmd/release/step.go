@@ -1,0 +1,52 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/relcue/release/modules/all"
+	"github.com/relcue/release/pipeline/engine"
+)
+
+// newStep is the hidden command engines run a step with, in a container
+// or another process: the same step code the local engine calls.
+func newStep() *cobra.Command {
+	var reqPath, out string
+	cmd := &cobra.Command{
+		Use:     "step --request FILE --out DIR",
+		Short:   "Run one build step from an engine's request (used by --engine dagger and process)",
+		Hidden:  true,
+		Example: `  release step --request /in/request.json --out /out`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if reqPath == "" || out == "" {
+				return usageError{fmt.Errorf("--request and --out are required")}
+			}
+			data, err := os.ReadFile(reqPath)
+			if err != nil {
+				return usageError{err}
+			}
+			var req engine.Request
+			dec := json.NewDecoder(bytes.NewReader(data))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req); err != nil {
+				return usageError{fmt.Errorf("%s: %w", reqPath, err)}
+			}
+			steps, err := engine.Registry(all.Modules().Steps...)
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+			return engine.RunRequest(cmd.Context(), steps, &req, out, cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVar(&reqPath, "request", "", "the step request (JSON) written by the engine")
+	cmd.Flags().StringVar(&out, "out", "", "directory the step writes its outputs into")
+	return cmd
+}
