@@ -16,6 +16,7 @@ import (
 	"github.com/relcue/release/pipeline/config"
 	"github.com/relcue/release/pipeline/dist"
 	"github.com/relcue/release/pipeline/engine"
+	_ "github.com/relcue/release/pipeline/engine/daggerengine" // registers --engine dagger
 	"github.com/relcue/release/pipeline/fetch"
 	"github.com/relcue/release/pipeline/plan"
 	"github.com/relcue/release/pipeline/progress"
