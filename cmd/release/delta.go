@@ -26,10 +26,16 @@ release or any other tool) and writes a delta package holding the added and
 changed files, wholesale directories complete, and delta-manifest.json with
 per-file SHA-256 of base and target so that 'release apply' can verify. Files
 are hashed streaming from the zips (or taken from their package-manifest.json)
-and changed entries are copied without recompression.`,
+and changed entries are copied without recompression.
+
+With --mode binary, every changed file of at least --patch-threshold bytes is
+shipped as a zstd patch against its base file when that is smaller than the
+file's compressed entry; only 'release apply' installs such a delta (it checks
+the base before and the result after).`,
 		Example: `  release delta --from k2s-1.4.0.zip --to k2s-1.5.0.zip -o k2s-delta-1.4.0-to-1.5.0.zip
   release delta --from a.zip --to b.zip -o d.zip --whole-dir bin/cni --whole-dir bin/kube
-  release delta --from a.zip --to b.zip -o d.zip --skip 'etc/kubernetes/pki/**' --format json`,
+  release delta --from a.zip --to b.zip -o d.zip --skip 'etc/kubernetes/pki/**' --format json
+  release delta --from k2s-1.4.0.zip --to k2s-1.5.0.zip -o d.zip --mode binary`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkFormat(format); err != nil {
@@ -37,6 +43,9 @@ and changed entries are copied without recompression.`,
 			}
 			if o.Base == "" || o.Target == "" || o.Output == "" {
 				return usageError{fmt.Errorf("--from, --to and -o are required")}
+			}
+			if o.Mode != delta.ModeFile && o.Mode != delta.ModeBinary {
+				return usageError{fmt.Errorf("--mode %q: want %s or %s", o.Mode, delta.ModeFile, delta.ModeBinary)}
 			}
 			for _, p := range append(append([]string{}, o.Skip...), o.WholeDirectories...) {
 				if err := glob.Validate(p); err != nil {
@@ -70,8 +79,8 @@ and changed entries are copied without recompression.`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(m)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s -> %s: %d added, %d changed, %d removed\n",
-				o.Output, m.BaseVersion, m.TargetVersion, m.AddedCount, m.ChangedCount, m.RemovedCount)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s -> %s: %d added, %d changed (%d as patches), %d removed\n",
+				o.Output, m.BaseVersion, m.TargetVersion, m.AddedCount, m.ChangedCount, len(m.Patches), m.RemovedCount)
 			return nil
 		},
 	}
@@ -89,6 +98,9 @@ and changed entries are copied without recompression.`,
 	f.StringArrayVar(&o.Skip, "skip", skip, "glob of paths left out of the delta (repeatable; replaces the defaults)")
 	f.StringVar(&date, "date", "", "timestamp for entries and GeneratedUtc, RFC3339 (default: $SOURCE_DATE_EPOCH or 1980-01-01)")
 	f.IntVar(&o.Level, "level", 6, "deflate level 1..9 for new entries")
+	f.StringVar(&o.Mode, "mode", delta.ModeFile, "file: ship changed files whole (K2s); binary: ship changed files as patches against their base where smaller")
+	f.Int64Var(&o.PatchThreshold, "patch-threshold", delta.DefaultPatchThreshold, "smallest changed file (bytes) tried as a patch in binary mode")
+	f.Int64Var(&o.PatchMemory, "patch-memory", delta.DefaultPatchMemory, "memory (bytes) the patches made at once may use; each needs about 4x its file")
 	f.IntVarP(&o.Workers, "jobs", "j", 0, "parallel hashing workers (default: number of CPUs)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	addFormat(cmd, &format)

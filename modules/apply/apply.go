@@ -260,7 +260,7 @@ func apply(ctx context.Context, deltaZip, dirArg string, opts Options) (rep *Rep
 		}
 		return err
 	}
-	if err := stageFiles(ctx, t, r, workers, opts.Progress); err != nil {
+	if err := stageFiles(ctx, t, r, m.Patches, workers, opts.Progress); err != nil {
 		return rep, discard(err)
 	}
 	if err := t.save(statePrepared); err != nil {
@@ -652,7 +652,7 @@ func makePlan(ctx context.Context, dir string, r *pkgzip.Reader, m *delta.Manife
 
 // stageFiles streams every new file from the delta into the staging area,
 // hashing as it goes, so that a corrupt delta is caught before the commit.
-func stageFiles(ctx context.Context, t *txn, r *pkgzip.Reader, workers int, progress func(int64)) error {
+func stageFiles(ctx context.Context, t *txn, r *pkgzip.Reader, patches map[string]delta.Patch, workers int, progress func(int64)) error {
 	for _, d := range []string{stageDir, backupDir} {
 		if err := os.MkdirAll(filepath.Join(t.state, d), 0o755); err != nil {
 			return fmt.Errorf("create the staging area: %w", err)
@@ -663,6 +663,19 @@ func stageFiles(ctx context.Context, t *txn, r *pkgzip.Reader, workers int, prog
 	g.SetLimit(workers)
 	for _, o := range t.j.Ops {
 		if o.Stage == "" {
+			continue
+		}
+		if pt, ok := patches[o.Path]; ok {
+			g.Go(func() error {
+				e := r.Lookup(pt.Entry)
+				if e == nil {
+					return fmt.Errorf("%s: no patch entry %s", r.Path, pt.Entry)
+				}
+				if err := stagePatch(e, pt, t.installPath(o.Path), t.stagePath(o), *o.Target, progress); err != nil {
+					return fmt.Errorf("%s: %s: %w", r.Path, o.Path, err)
+				}
+				return crashPoint(pointStaged, int(staged.Add(1)))
+			})
 			continue
 		}
 		g.Go(func() error {
@@ -713,6 +726,69 @@ func stageOne(ctx context.Context, e *pkgzip.Entry, dst string, want pkgzip.Dige
 	}
 	// The zip's executable bit is authoritative; the umask is not.
 	return f.Chmod(pkgzip.NormalMode(e.Mode))
+}
+
+// stagePatch rebuilds a patched file from the installed base and the
+// patch, both checked against the manifest, into the staging area. It
+// holds the base, the patch and the result in memory: about 2x the file.
+func stagePatch(e *pkgzip.Entry, pt delta.Patch, basePath, dst string, want pkgzip.Digest, progress func(int64)) (err error) {
+	if e.Size != pt.Patch.Size {
+		return fmt.Errorf("patch entry %s is %d bytes, %s says %d; the delta is corrupt, download or build it again", e.Name, e.Size, delta.ManifestName, pt.Patch.Size)
+	}
+	patch, err := readAll(e)
+	if err != nil {
+		return err
+	}
+	if got := sha256Hex(patch); got != pt.Patch.SHA256 {
+		return fmt.Errorf("patch entry %s has sha256 %s but %s says %s; the delta is corrupt, download or build it again", e.Name, got, delta.ManifestName, pt.Patch.SHA256)
+	}
+	base, err := os.ReadFile(basePath)
+	if err != nil {
+		return fmt.Errorf("read the installed base file: %w", err)
+	}
+	out, err := delta.ApplyPatch(base, patch, pt, want.Size)
+	if err != nil {
+		return err
+	}
+	if sha256Hex(out) != want.SHA256 {
+		return fmt.Errorf("the rebuilt file does not have the target's sha256 %s", want.SHA256)
+	}
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	if _, err := f.Write(out); err != nil {
+		return err
+	}
+	if progress != nil {
+		progress(int64(len(out)))
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return f.Chmod(pkgzip.NormalMode(e.Mode))
+}
+
+func readAll(e *pkgzip.Entry) ([]byte, error) {
+	rc, err := e.Open()
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(rc, e.Size+1))
+	if cerr := rc.Close(); err == nil {
+		err = cerr
+	}
+	return data, err
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }
 
 // serialize makes a progress callback safe for the parallel workers, so

@@ -41,7 +41,17 @@ type fixture struct {
 
 func newFixture(t *testing.T, seed uint64, withManifest bool) *fixture {
 	t.Helper()
+	return newFixtureMode(t, seed, withManifest, delta.ModeFile, nil)
+}
+
+// newFixtureMode is newFixture with a delta mode and a change to the
+// generated scenario before the packages are written.
+func newFixtureMode(t *testing.T, seed uint64, withManifest bool, mode string, edit func(*deltatest.Scenario)) *fixture {
+	t.Helper()
 	f := &fixture{dir: t.TempDir(), s: deltatest.Generate(seed), withPackageManifest: withManifest}
+	if edit != nil {
+		edit(&f.s)
+	}
 	f.baseZip = filepath.Join(f.dir, "k2s-base.zip")
 	f.targetZip = filepath.Join(f.dir, "k2s-target.zip")
 	deltatest.WritePackage(t, f.baseZip, f.s.Base, withManifest)
@@ -49,7 +59,7 @@ func newFixture(t *testing.T, seed uint64, withManifest bool) *fixture {
 	f.deltaZip = filepath.Join(f.dir, "k2s-delta.zip")
 	m, err := delta.Build(context.Background(), delta.Options{
 		Base: f.baseZip, Target: f.targetZip, Output: f.deltaZip,
-		WholeDirectories: f.s.Whole, Skip: f.s.Skip, Date: deltatest.Date, Workers: 2,
+		WholeDirectories: f.s.Whole, Skip: f.s.Skip, Date: deltatest.Date, Workers: 2, Mode: mode,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -194,7 +194,17 @@ func verify(ctx context.Context, zipPath string, workers int) (*Report, error) {
 		rep.BaseVersion, rep.TargetVersion = m.BaseVersion, m.TargetVersion
 		rep.Added, rep.Changed, rep.Removed = m.AddedCount, m.ChangedCount, m.RemovedCount
 		var problems []problem
+		for _, p := range sortedKeys(m.Patches) {
+			pt := m.Patches[p]
+			if got := digests[pt.Entry]; got != pt.Patch {
+				problems = append(problems, problem{p, fmt.Sprintf("patch entry %s has sha256 %s (%d bytes) but %s says %s (%d bytes)",
+					pt.Entry, got.SHA256, got.Size, delta.ManifestName, pt.Patch.SHA256, pt.Patch.Size)})
+			}
+		}
 		for _, p := range sortedKeys(m.Files.Target) {
+			if _, patched := m.Patches[p]; patched {
+				continue
+			}
 			if got := digests[p]; got != m.Files.Target[p] {
 				problems = append(problems, problem{p, fmt.Sprintf("entry %s has sha256 %s (%d bytes) but %s says %s (%d bytes)",
 					p, got.SHA256, got.Size, delta.ManifestName, m.Files.Target[p].SHA256, m.Files.Target[p].Size)})

@@ -41,6 +41,18 @@ type Options struct {
 	// (the manifest); shipped files are copied without recompression.
 	// 0 means 6.
 	Level int
+	// Mode is "file" (default): changed files are shipped whole; or
+	// "binary": changed files of at least PatchThreshold bytes are shipped
+	// as patches against their base (see MakePatch) when the patch is
+	// smaller than the file's compressed entry.
+	Mode string
+	// PatchThreshold is the smallest target size patched in binary mode;
+	// 0 means DefaultPatchThreshold.
+	PatchThreshold int64
+	// PatchMemory bounds the memory of the patches made at once (each
+	// costs about 4x its larger file); 0 means DefaultPatchMemory. A file
+	// whose patch alone needs more is still patched, alone.
+	PatchMemory int64
 	// Workers bounds parallel hashing and compression; < 1 means 1.
 	Workers int
 	// Progress receives uncompressed bytes hashed and written; may be nil.
@@ -83,6 +95,13 @@ func build(ctx context.Context, opts Options) (*Manifest, error) {
 		return nil, fmt.Errorf("compression level %d is outside 1..9", level)
 	}
 	workers := max(opts.Workers, 1)
+	mode := opts.Mode
+	if mode == "" {
+		mode = ModeFile
+	}
+	if mode != ModeFile && mode != ModeBinary {
+		return nil, fmt.Errorf("mode %q: want %q or %q", opts.Mode, ModeFile, ModeBinary)
+	}
 	date := opts.Date.UTC().Truncate(time.Second)
 	if opts.Date.IsZero() || date.Before(zipEpoch) {
 		date = zipEpoch
@@ -170,6 +189,24 @@ func build(ctx context.Context, opts Options) (*Manifest, error) {
 	m.SpecialSkippedFilesCount = len(m.SpecialSkippedFiles)
 	m.AddedCount, m.ChangedCount, m.RemovedCount = len(m.Added), len(m.Changed), len(m.Removed)
 
+	var patches map[string][]byte
+	if mode == ModeBinary {
+		m.DeltaMode = ModeBinary
+		patches, err = makePatches(ctx, base, target, bp, tp, d.Changed, opts, workers)
+		if err != nil {
+			return nil, err
+		}
+		if len(patches) > 0 {
+			m.Patches = map[string]Patch{}
+		}
+		for p, data := range patches {
+			pt := Patch{Algorithm: PatchAlgorithm, Entry: PatchEntry(p), BaseSHA256: bp.files[p].SHA256, TargetSHA256: tp.files[p].SHA256}
+			pt.Patch.SHA256, pt.Patch.Size = sha256Hex(data), int64(len(data))
+			m.Patches[p] = pt
+		}
+		logf("delta %s..%s: %d of %d changed files shipped as patches", bp.version, tp.version, len(patches), len(d.Changed))
+	}
+
 	var ship []string
 	for _, l := range [][]string{d.Added, d.Changed, d.WholeTarget} {
 		for _, p := range l {
@@ -208,7 +245,16 @@ func build(ctx context.Context, opts Options) (*Manifest, error) {
 				return err
 			}
 		}
+		for _, p := range sortedKeys(patches) {
+			e := target.Lookup(p)
+			if err := zw.AddBytes(PatchEntry(p), patches[p], e.Mode); err != nil {
+				return err
+			}
+		}
 		for _, p := range ship {
+			if _, ok := patches[p]; ok {
+				continue
+			}
 			e := target.Lookup(p)
 			if e == nil {
 				return fmt.Errorf("internal error: target entry %s vanished", p)
@@ -221,7 +267,15 @@ func build(ctx context.Context, opts Options) (*Manifest, error) {
 		if err != nil {
 			return err
 		}
+		for _, pt := range m.Patches {
+			if got := written[pt.Entry]; got != pt.Patch {
+				return fmt.Errorf("internal error: patch %s was written as %+v, the manifest says %+v", pt.Entry, got, pt.Patch)
+			}
+		}
 		for p, want := range m.Files.Target {
+			if _, ok := m.Patches[p]; ok {
+				continue
+			}
 			if got, ok := written[p]; !ok || got != want {
 				return fmt.Errorf("internal error: entry %s was written as %+v, the manifest says %+v", p, got, want)
 			}

@@ -114,7 +114,20 @@ type Manifest struct {
 	SkipRules []string
 	// Files (release extension) carries the hashes apply verifies.
 	Files FileHashes
+	// DeltaMode (release extension) is "binary" for a delta that may ship
+	// changed files as patches; absent for K2s's file mode.
+	DeltaMode string `json:",omitempty"`
+	// Patches (release extension) are the changed files shipped as
+	// patches, by path: the zip holds Patch.Entry instead of the file, and
+	// only release apply can install them.
+	Patches map[string]Patch `json:",omitempty"`
 }
+
+// Delta modes.
+const (
+	ModeFile   = "file"
+	ModeBinary = "binary"
+)
 
 // FileHashes is release's extension to the K2s manifest:
 //
@@ -252,21 +265,30 @@ func ReadManifest(r *pkgzip.Reader) (*Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.Path, err)
 	}
+	// A patched file is shipped as its patch entry instead.
+	expect := map[string]pkgzip.Digest{}
+	for p, d := range m.Files.Target {
+		if pt, ok := m.Patches[p]; ok {
+			expect[pt.Entry] = pt.Patch
+			continue
+		}
+		expect[p] = d
+	}
 	for _, ent := range r.Entries {
 		if ent.Name == ManifestName {
 			continue
 		}
-		d, ok := m.Files.Target[ent.Name]
+		d, ok := expect[ent.Name]
 		if !ok {
-			return nil, fmt.Errorf("%s: entry %s is not listed in %s Files.Target; the delta was modified after it was built, rebuild it", r.Path, ent.Name, ManifestName)
+			return nil, fmt.Errorf("%s: entry %s is not listed in %s Files.Target or Patches; the delta was modified after it was built, rebuild it", r.Path, ent.Name, ManifestName)
 		}
 		if d.Size != ent.Size {
 			return nil, fmt.Errorf("%s: entry %s is %d bytes but %s says %d; the delta is corrupt, download or build it again", r.Path, ent.Name, ent.Size, ManifestName, d.Size)
 		}
 	}
-	for _, p := range sortedKeys(m.Files.Target) {
+	for _, p := range sortedKeys(expect) {
 		if r.Lookup(p) == nil {
-			return nil, fmt.Errorf("%s: %s lists %s in Files.Target but the zip has no such entry; the delta is incomplete, download or build it again", r.Path, ManifestName, p)
+			return nil, fmt.Errorf("%s: %s lists %s but the zip has no such entry; the delta is incomplete, download or build it again", r.Path, ManifestName, p)
 		}
 	}
 	return m, nil
@@ -348,7 +370,39 @@ func (m *Manifest) validate() error {
 			}
 		}
 	}
+	if err := m.checkPatches(); err != nil {
+		return err
+	}
 	return m.checkConsistency()
+}
+
+// checkPatches ties every patch to a changed file and its hashes.
+func (m *Manifest) checkPatches() error {
+	switch m.DeltaMode {
+	case "", ModeBinary:
+	default:
+		return fmt.Errorf("DeltaMode is %q; this release reads %q or none", m.DeltaMode, ModeBinary)
+	}
+	if len(m.Patches) > 0 && m.DeltaMode != ModeBinary {
+		return fmt.Errorf("the manifest has Patches but DeltaMode is not %q", ModeBinary)
+	}
+	changed := setOf(m.Changed)
+	for _, p := range sortedKeys(m.Patches) {
+		pt := m.Patches[p]
+		switch {
+		case !changed[p]:
+			return fmt.Errorf("Patches has %s, which Changed does not list", p)
+		case pt.Algorithm != PatchAlgorithm:
+			return fmt.Errorf("Patches[%s]: algorithm %q is not supported (this release reads %s)", p, pt.Algorithm, PatchAlgorithm)
+		case pt.Entry != PatchEntry(p):
+			return fmt.Errorf("Patches[%s]: entry %q, want %q", p, pt.Entry, PatchEntry(p))
+		case pt.BaseSHA256 != m.Files.Base[p].SHA256 || pt.TargetSHA256 != m.Files.Target[p].SHA256:
+			return fmt.Errorf("Patches[%s]: its hashes disagree with Files", p)
+		case !validSHA256(pt.Patch.SHA256) || pt.Patch.Size < 0:
+			return fmt.Errorf("Patches[%s]: Patch digest %+v is invalid", p, pt.Patch)
+		}
+	}
+	return nil
 }
 
 // checkConsistency ties the K2s lists to Files, so that apply, which acts
@@ -448,7 +502,7 @@ func CheckPath(p string) error {
 		}
 	}
 	if Reserved(p) {
-		return fmt.Errorf("path %q is reserved for release apply's state (%s, %s)", p, ApplyStateDir, ApplyLockFile)
+		return fmt.Errorf("path %q is reserved for release (%s, %s, %s)", p, ApplyStateDir, ApplyLockFile, PatchDir)
 	}
 	return nil
 }
@@ -458,7 +512,7 @@ func CheckPath(p string) error {
 // case-insensitive file systems too.
 func Reserved(p string) bool {
 	first, _, _ := strings.Cut(p, "/")
-	return strings.EqualFold(first, ApplyStateDir) || strings.EqualFold(first, ApplyLockFile)
+	return strings.EqualFold(first, ApplyStateDir) || strings.EqualFold(first, ApplyLockFile) || strings.EqualFold(first, PatchDir)
 }
 
 func checkPathList(name string, paths []string) error {

@@ -82,8 +82,8 @@ func Targets(m *config.Model) ([]step.Target, error) {
 		if mode == "" {
 			mode = "file"
 		}
-		if mode != "file" {
-			return nil, fmt.Errorf("%sdelta %s..%s: mode %q is not supported yet; use mode \"file\"", where, d.From, d.To, d.Mode)
+		if mode != ModeFile && mode != ModeBinary {
+			return nil, fmt.Errorf("%sdelta %s..%s: mode %q: want %q or %q", where, d.From, d.To, d.Mode, ModeFile, ModeBinary)
 		}
 		whole, err := normalizeWholeDirs(d.WholeDirectories)
 		if err != nil {
@@ -143,7 +143,7 @@ func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 	if err := dec.Decode(&s); err != nil {
 		return nil, fmt.Errorf("%s: bad spec: %w", in.Target, err)
 	}
-	if s.Mode != "file" {
+	if s.Mode != ModeFile && s.Mode != ModeBinary {
 		return nil, fmt.Errorf("%s: mode %q is not supported", in.Target, s.Mode)
 	}
 	if s.Output == "" || path.IsAbs(s.Output) || path.Clean(s.Output) != s.Output || s.Output == ".." || len(s.Output) > 2 && s.Output[:3] == "../" {
@@ -181,6 +181,7 @@ func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 		Skip:             s.Skip,
 		Date:             date,
 		Level:            s.Level,
+		Mode:             s.Mode,
 		Workers:          in.Workers,
 		Progress:         in.Progress.Add,
 		Log:              in.Log,

@@ -61,7 +61,7 @@ func TestTargets(t *testing.T) {
 		want   string
 	}{
 		{func(d *config.DeltaPath) { d.From = "1.3.0" }, "release 1.3.0 is not defined"},
-		{func(d *config.DeltaPath) { d.Mode = "binary" }, `mode "binary" is not supported yet`},
+		{func(d *config.DeltaPath) { d.Mode = "bsdiff" }, `mode "bsdiff": want "file" or "binary"`},
 		{func(d *config.DeltaPath) { d.Skip = []string{"/abs"} }, "skip rule"},
 		{func(d *config.DeltaPath) { d.WholeDirectories = []string{".."} }, "wholesale directory"},
 		{func(d *config.DeltaPath) { d.To = d.From }, "same version"},
