@@ -188,10 +188,30 @@ func writePackage(ctx context.Context, in *step.Input, spec *Spec, out string, f
 		Progress: progressFunc(in.Progress),
 		TempDir:  filepath.Dir(out),
 	})
-	for _, tf := range files {
+	reuse, err := openReuse(ctx, in, spec, files)
+	if err != nil {
+		return err
+	}
+	if reuse != nil {
+		defer reuse.close()
+	}
+	var reused int
+	var reusedBytes int64
+	for i, tf := range files {
+		if e, d := reuse.lookup(i, tf); e != nil {
+			if err := w.AddRaw(tf.name, e, d); err != nil {
+				return fmt.Errorf("%s: %w", tf.owner, err)
+			}
+			reused++
+			reusedBytes += d.Size
+			continue
+		}
 		if err := w.AddFile(tf.name, tf.src, tf.mode); err != nil {
 			return fmt.Errorf("%s: %w", tf.owner, err)
 		}
+	}
+	if reuse != nil {
+		fmt.Fprintf(in.Log, "copied %d of %d files (%d bytes) compressed from %s\n", reused, len(files), reusedBytes, spec.Reuse)
 	}
 	if !versionProvided {
 		if err := w.AddBytes(pkgmanifest.VersionFile, []byte(spec.Version), pkgzip.ModeFile); err != nil {

@@ -45,6 +45,12 @@ type Spec struct {
 	Zip string `json:"zip,omitempty"`
 	// Layers are overlaid in order; a path provided twice is an error.
 	Layers []Layer `json:"layers,omitempty"`
+	// Reuse is the target of the previous assembled release's package:
+	// entries whose content it already holds (same SHA-256, size and
+	// mode) are copied from it raw instead of compressed again. The bytes
+	// are the same either way, since both come from this step's writer at
+	// the same level; only the time differs.
+	Reuse string `json:"reuse,omitempty"`
 }
 
 // Layer places one source, a directory tree or a single file, in the
@@ -62,6 +68,7 @@ type Layer struct {
 // Targets plans one full-package target per release, in version order.
 func Targets(m *config.Model) ([]step.Target, error) {
 	out := make([]step.Target, 0, len(m.Versions))
+	prev := ""
 	for _, v := range m.Versions {
 		rel, ok := m.Releases[v]
 		if !ok || rel == nil {
@@ -70,6 +77,15 @@ func Targets(m *config.Model) ([]step.Target, error) {
 		t, err := target(m, rel)
 		if err != nil {
 			return nil, err
+		}
+		if len(rel.Inputs) > 0 {
+			if prev != "" && m.Build.Reuse {
+				spec := t.Spec.(Spec)
+				spec.Reuse = prev
+				t.Spec = spec
+				t.Deps = append(t.Deps, prev)
+			}
+			prev = t.ID
 		}
 		out = append(out, t)
 	}

@@ -79,7 +79,7 @@ func (b *builder) model(raw *rawConfig) *Model {
 }
 
 func (b *builder) build(raw *rawBuild) Build {
-	out := Build{CompressionLevel: raw.Compression.Level}
+	out := Build{CompressionLevel: raw.Compression.Level, Reuse: raw.Reuse}
 	if raw.Dist == "" {
 		b.ps.at(at("build", "dist"), `empty; name the output directory, e.g. "dist"`)
 	} else {

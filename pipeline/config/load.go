@@ -205,6 +205,7 @@ type rawBuild struct {
 	Compression     struct {
 		Level int `json:"level"`
 	} `json:"compression"`
+	Reuse bool `json:"reuse"`
 }
 
 type rawRelease struct {

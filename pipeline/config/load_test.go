@@ -64,6 +64,7 @@ func TestLoadValid(t *testing.T) {
 			// build.date wins over SOURCE_DATE_EPOCH.
 			Date:             time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
 			CompressionLevel: 9,
+			Reuse:            true,
 		},
 		Releases: map[string]*Release{
 			"1.3.0": {
@@ -143,6 +144,7 @@ func TestLoadMinimalAppliesDefaults(t *testing.T) {
 			Dist:             filepath.Join(dir, "dist"),
 			Date:             time.Unix(1700000000, 0).UTC(),
 			CompressionLevel: 6,
+			Reuse:            true,
 		},
 		Releases: map[string]*Release{
 			"0.1.0": {

@@ -56,6 +56,10 @@ type Build struct {
 	Date time.Time
 	// CompressionLevel is the deflate level for zips (1..9, default 6).
 	CompressionLevel int
+	// Reuse lets an assembled package copy the compressed entries of
+	// unchanged files from the previous assembled release's package
+	// (default true); the bytes are the same, the work is not.
+	Reuse bool
 }
 
 // Release is one version of the product. Exactly one of Zip and Inputs is set.
