@@ -5,7 +5,7 @@ BIN      := bin/release
 PKGS     := ./...
 FUZZTIME ?= 30s
 
-.PHONY: all build test test-short lint vet fmt-check race demo bench fuzz clean tools
+.PHONY: all build test test-short lint vet fmt-check race demo bench bench-tools fuzz clean tools
 
 all: build
 
@@ -41,8 +41,15 @@ fuzz:
 	done
 
 ## bench: benchmarks against their baselines; writes docs/BENCHMARKS.md
-bench: build
+bench: build bench-tools
 	$(GO) run ./bench/cmd/releasebench -release $(BIN) -out docs/BENCHMARKS.md
+
+## bench-tools: the baselines the benchmarks run (Debian packages)
+bench-tools:
+	@need=""; for pair in zip:zip unzip:unzip zstd:zstd xdelta3:xdelta3 bsdiff:bsdiff docker-registry:docker-registry /usr/bin/time:time; do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || need="$$need $${pair##*:}"; done; \
+	if [ -n "$$need" ]; then echo "installing:$$need"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; fi
+	bash .ci/tools oras
 
 clean:
 	rm -rf bin fixtures/sample/dist

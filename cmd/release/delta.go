@@ -100,7 +100,7 @@ the base before and the result after).`,
 	f.IntVar(&o.Level, "level", 6, "deflate level 1..9 for new entries")
 	f.StringVar(&o.Mode, "mode", delta.ModeFile, "file: ship changed files whole (K2s); binary: ship changed files as patches against their base where smaller")
 	f.Int64Var(&o.PatchThreshold, "patch-threshold", delta.DefaultPatchThreshold, "smallest changed file (bytes) tried as a patch in binary mode")
-	f.Int64Var(&o.PatchMemory, "patch-memory", delta.DefaultPatchMemory, "memory (bytes) the patches made at once may use; each needs about 4x its file")
+	f.Int64Var(&o.PatchMemory, "patch-memory", delta.DefaultPatchMemory, "memory (bytes) the patches made at once may use; each holds its base and target plus ~128 MiB per frame in flight")
 	f.IntVarP(&o.Workers, "jobs", "j", 0, "parallel hashing workers (default: number of CPUs)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	addFormat(cmd, &format)

@@ -47,10 +47,10 @@ deltas: paths: [{from: "1.0.0", to: "1.1.0", mode: "binary"}]
 		Patches   map[string]struct{ Entry string }
 	}
 	data := readFile(t, filepath.Join(unpacked, "delta-manifest.json"))
-	if err := json.Unmarshal(data, &m); err != nil || m.DeltaMode != "binary" || m.Patches["bin/kubelet.exe"].Entry != ".release-patches/bin/kubelet.exe.zst" {
+	if err := json.Unmarshal(data, &m); err != nil || m.DeltaMode != "binary" || m.Patches["bin/kubelet.exe"].Entry != ".release-patches/bin/kubelet.exe.patch" {
 		t.Fatalf("manifest: %v %+v", err, m)
 	}
-	if fi, err := os.Stat(filepath.Join(unpacked, ".release-patches", "bin", "kubelet.exe.zst")); err != nil || fi.Size() > 10<<10 {
+	if fi, err := os.Stat(filepath.Join(unpacked, ".release-patches", "bin", "kubelet.exe.patch")); err != nil || fi.Size() > 10<<10 {
 		t.Fatalf("patch entry: %v %v", fi, err)
 	}
 	if _, err := os.Stat(filepath.Join(unpacked, "bin", "kubelet.exe")); !os.IsNotExist(err) {

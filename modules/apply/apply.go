@@ -746,7 +746,7 @@ func stagePatch(e *pkgzip.Entry, pt delta.Patch, basePath, dst string, want pkgz
 	if err != nil {
 		return fmt.Errorf("read the installed base file: %w", err)
 	}
-	out, err := delta.ApplyPatch(base, patch, pt, want.Size)
+	out, err := delta.ApplyPatch(base, patch, pt, want.Size, runtime.GOMAXPROCS(0))
 	if err != nil {
 		return err
 	}

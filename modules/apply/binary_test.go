@@ -113,7 +113,7 @@ func TestBinaryDeltaRefusesTamperedBase(t *testing.T) {
 
 	// The patch format itself checks the base too.
 	pt := f.m.Patches[p]
-	if _, err := delta.ApplyPatch(data, []byte("irrelevant"), pt, f.m.Files.Target[p].Size); err == nil || !strings.Contains(err.Error(), "the patch was made against "+pt.BaseSHA256) {
+	if _, err := delta.ApplyPatch(data, []byte("irrelevant"), pt, f.m.Files.Target[p].Size, 2); err == nil || !strings.Contains(err.Error(), "the patch was made against "+pt.BaseSHA256) {
 		t.Errorf("ApplyPatch on a tampered base: %v", err)
 	}
 }

@@ -50,8 +50,9 @@ type Options struct {
 	// 0 means DefaultPatchThreshold.
 	PatchThreshold int64
 	// PatchMemory bounds the memory of the patches made at once (each
-	// costs about 4x its larger file); 0 means DefaultPatchMemory. A file
-	// whose patch alone needs more is still patched, alone.
+	// holds its base and target, plus ~128 MiB per frame encoder in
+	// flight); 0 means DefaultPatchMemory. A file whose patch alone needs
+	// more is still patched, alone.
 	PatchMemory int64
 	// Workers bounds parallel hashing and compression; < 1 means 1.
 	Workers int
