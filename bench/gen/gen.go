@@ -31,6 +31,10 @@ type File struct {
 	Path string
 	Size int64
 	Seed uint64
+	// Edit, when non-zero, makes the file a rebuild of Seed's content: a
+	// few small regions overwritten, as a binary rebuilt with a small code
+	// change differs from the previous build.
+	Edit uint64
 }
 
 // Layout decides paths, sizes and content seeds of a tree.
@@ -85,6 +89,9 @@ func Next(files []File, seed uint64, fraction float64) []File {
 		switch {
 		case r.IntN(100) == 0: // removed
 			continue
+		case changed[i] && f.Size > 1<<20:
+			// A rebuilt binary: mostly the same bytes.
+			f.Edit = r.Uint64()
 		case changed[i]:
 			f.Seed = r.Uint64()
 		}
@@ -119,7 +126,11 @@ func writeFile(p string, f File) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.CopyN(out, NewContent(f.Seed), f.Size)
+	var src io.Reader = NewContent(f.Seed)
+	if f.Edit != 0 {
+		src = &editor{r: src, rng: rand.New(rand.NewPCG(f.Edit, 0x65646974))}
+	}
+	_, err = io.CopyN(out, src, f.Size)
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
@@ -159,4 +170,30 @@ func (c *Content) Read(p []byte) (int, error) {
 		n += run
 	}
 	return n, nil
+}
+
+// editor overwrites a region of 16..512 bytes in about one 64 KiB block
+// in eight of the stream it reads.
+type editor struct {
+	r   io.Reader
+	rng *rand.Rand
+	pos int64
+}
+
+func (e *editor) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	for i := 0; i < n; {
+		block := e.pos + int64(i)
+		next := (block/(64<<10) + 1) * (64 << 10)
+		end := min(n, i+int(next-block))
+		if e.rng.IntN(8) == 0 {
+			start := i + e.rng.IntN(end-i)
+			for j := start; j < min(end, start+16+e.rng.IntN(497)); j++ {
+				p[j] = byte(e.rng.Uint32())
+			}
+		}
+		i = end
+	}
+	e.pos += int64(n)
+	return n, err
 }

@@ -47,7 +47,7 @@ func main() {
 	out := flag.String("out", "docs/BENCHMARKS.md", "Markdown file to write")
 	work := flag.String("work", ".bench", "scratch directory (deleted and recreated)")
 	scale := flag.Float64("scale", 1.0, "size of the large package pair relative to ~1 GiB")
-	only := flag.String("only", "", `"addons" runs only the addon section (for development; the report then holds only it)`)
+	only := flag.String("only", "", `"addons" or "binary" runs only that section (for development; the report then holds only it)`)
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -63,6 +63,10 @@ func main() {
 		}
 	}
 
+	if *only == "binary" {
+		check(writeReport(*out, []section{binaryPatches(bin, w)}, 0, 0, 0))
+		return
+	}
 	if *only == "addons" {
 		check(writeReport(*out, []section{addonPush(bin, w, *scale)}, 0, 0, 0))
 		return
@@ -86,6 +90,9 @@ func main() {
 	var sections []section
 	sections = append(sections, assembly(bin, w, treeA, sizeA, countA))
 	sections = append(sections, deltas(bin, w, treeA, treeB, sizeA, sizeB, changed))
+	sections[0].Rows = append(sections[0].Rows, reuseRows...)
+	sections[0].Notes = append(sections[0].Notes, "The last two rows build the next version's package (10% of its bytes changed) with the previous package cached, copying the compressed entries of unchanged files from it (build.reuse, the default), against the same build with reuse off from an empty cache. Both include planning (hashing the input tree).")
+	sections = append(sections, binaryPatches(bin, w))
 	sections = append(sections, manyReleases(bin, w))
 	sections = append(sections, nodePackages(bin, w, *scale))
 	sections = append(sections, addonPush(bin, w, *scale))
@@ -179,6 +186,16 @@ var gnuTime = func() string {
 	return p
 }()
 
+// reuseRows are measured with the delta section's packages and reported
+// with the assembly section.
+var reuseRows []result
+
+func sameFile(a, b string) bool {
+	x, err1 := os.ReadFile(a)
+	y, err2 := os.ReadFile(b)
+	return err1 == nil && err2 == nil && string(x) == string(y)
+}
+
 func assembly(bin, w, tree string, size int64, count int) section {
 	log.Printf("full package assembly")
 	cfg := filepath.Join(w, "cfg-assembly")
@@ -220,8 +237,30 @@ releases: "1.0.0": inputs: [{dir: %q}]
 releases: "1.1.0": inputs: [{dir: %q}]
 `, treeA, treeB)), 0o644))
 	dist := filepath.Join(w, "dist-delta")
-	measure("(setup) release build both packages", w, nil, bin, "build", "-q", "-C", cfg, "--cache", filepath.Join(w, "cache-delta"), "--dist", dist)
+	cacheDelta := filepath.Join(w, "cache-delta")
+	measure("(setup) release build package 1.0.0", w, nil, bin, "build", "-q", "-C", cfg, "--cache", cacheDelta, "--dist", dist, "--target", "package/1.0.0")
+	// The next package with the previous one cached copies its unchanged
+	// entries raw; the same configuration with build.reuse false
+	// compresses everything, from an empty cache.
+	reuseRow := measure("release build package 1.1.0, 1.0.0 cached (reuse)", w, nil, bin, "build", "-q", "-C", cfg, "--cache", cacheDelta, "--dist", dist)
+	cfgNoReuse := filepath.Join(w, "cfg-delta-noreuse")
+	check(os.MkdirAll(cfgNoReuse, 0o755))
+	check(os.WriteFile(filepath.Join(cfgNoReuse, "release.cue"), []byte(fmt.Sprintf(`package release
+product: name: "bench"
+build: {date: "2025-01-01T00:00:00Z", reuse: false}
+releases: "1.1.0": inputs: [{dir: %q}]
+`, treeB)), 0o644))
+	distNoReuse := filepath.Join(w, "dist-noreuse")
+	noReuseRow := measure("release build package 1.1.0 (build.reuse false; baseline)", w, nil, bin, "build", "-q", "-C", cfgNoReuse, "--cache", filepath.Join(w, "cache-noreuse"), "--dist", distNoReuse)
 	zipA, zipB := filepath.Join(dist, "packages/bench-1.0.0.zip"), filepath.Join(dist, "packages/bench-1.1.0.zip")
+	noReuseRow.Output = fileSize(filepath.Join(distNoReuse, "packages/bench-1.1.0.zip"))
+	reuseRow.Output = fileSize(zipB)
+	same := "identical bytes"
+	if !sameFile(zipB, filepath.Join(distNoReuse, "packages/bench-1.1.0.zip")) {
+		same = "BYTES DIFFER"
+	}
+	reuseRow.Note = fmt.Sprintf("%.1fx faster than without reuse; %s", float64(noReuseRow.Wall)/float64(reuseRow.Wall), same)
+	reuseRows = []result{noReuseRow, reuseRow}
 	// Zips without package-manifest.json, as another tool would make them.
 	plainA, plainB := filepath.Join(w, "plain-1.0.0.zip"), filepath.Join(w, "plain-1.1.0.zip")
 	measure("(setup) zip -r tree 1.0.0", treeA, nil, "zip", "-r", "-q", "-6", plainA, ".")
@@ -247,21 +286,24 @@ comm -13 <(sort "$S/a.sum") <(sort "$S/b.sum") | cut -c67- > "$S/changed.txt"
 	s.Rows = append(s.Rows, r)
 	check(os.RemoveAll(scratch))
 
-	for _, c := range []struct{ name, a, b string }{
-		{"release delta (packages with manifests)", zipA, zipB},
-		{"release delta (plain zips: entries hashed streaming)", plainA, plainB},
+	for _, c := range []struct{ name, a, b, mode string }{
+		{"release delta (packages with manifests)", zipA, zipB, "file"},
+		{"release delta (plain zips: entries hashed streaming)", plainA, plainB, "file"},
+		{"release delta --mode binary (packages with manifests)", zipA, zipB, "binary"},
 	} {
 		out := filepath.Join(w, "delta-"+fmt.Sprint(len(s.Rows))+".zip")
 		tmpDir := filepath.Join(w, "tmp-delta")
 		check(os.MkdirAll(tmpDir, 0o755))
-		r := measure(c.name, w, []string{"TMPDIR=" + tmpDir}, bin, "delta", "-q", "--from", c.a, "--to", c.b, "-o", out, "--date", "2025-01-01T00:00:00Z")
+		r := measure(c.name, w, []string{"TMPDIR=" + tmpDir}, bin, "delta", "-q", "--from", c.a, "--to", c.b, "-o", out, "--date", "2025-01-01T00:00:00Z", "--mode", c.mode)
 		r.Scratch, _ = dirSize(tmpDir)
 		r.Output = fileSize(out)
 		r.Note = fmt.Sprintf("%.1fx faster than baseline", float64(s.Rows[0].Wall)/float64(r.Wall))
 		s.Rows = append(s.Rows, r)
 	}
 	s.Notes = []string{
-		"With package-manifest.json in both packages, release reads no file content at all: it diffs the two manifests and copies the changed entries' compressed bytes raw (no decompression, no recompression); the baseline extracts both packages (the scratch column) and hashes everything. Without manifests, release hashes every entry streaming from the zips in parallel, still without extracting. release's delta is " + human(s.Rows[1].Output-s.Rows[0].Output) + " larger because it ships the wholesale directory `bin/cni` complete (as K2s does) plus both manifests with per-file hashes, which the baseline script does not.",
+		fmt.Sprintf("The generated next version rebuilds its changed binaries (a few small regions of each overwritten, as a recompiled binary differs): binary mode ships them as zstd patches against the base, %s instead of file mode's %s (%.1f%%), at the cost of reading and patching every changed binary. Apply rebuilds each patched file from the installed base and checks its hash.",
+			human(s.Rows[3].Output), human(s.Rows[1].Output), 100*float64(s.Rows[3].Output)/float64(s.Rows[1].Output)),
+		"With package-manifest.json in both packages, release reads no file content at all in file mode: it diffs the two manifests and copies the changed entries' compressed bytes raw (no decompression, no recompression); the baseline extracts both packages (the scratch column) and hashes everything. Without manifests, release hashes every entry streaming from the zips in parallel, still without extracting. release's delta is " + human(s.Rows[1].Output-s.Rows[0].Output) + " larger because it ships the wholesale directory `bin/cni` complete (as K2s does) plus both manifests with per-file hashes, which the baseline script does not.",
 	}
 	return s
 }
