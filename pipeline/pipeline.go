@@ -150,6 +150,8 @@ type BuildOptions struct {
 	StepBinary string
 	// EngineLog receives the engine's own messages (nil: discarded).
 	EngineLog io.Writer
+	// Remote is a cache shared through a registry (nil: none).
+	Remote sched.RemoteCache
 }
 
 // BuildReport is the result of a build.
@@ -200,7 +202,7 @@ func (s *Session) Build(ctx context.Context, opts BuildOptions) (*BuildReport, e
 	resolver := &fetch.Resolver{BlobDir: s.Cache.BlobDir(), TempDir: s.Cache.TempDir(), Attempts: 3}
 	res, runErr := sched.Run(ctx, s.Graph, ids, sched.Options{
 		Jobs: s.Workers, KeepGoing: opts.KeepGoing, Engine: eng, Cache: s.Cache,
-		Resolve: resolver.Resolve, Progress: rep,
+		Resolve: resolver.Resolve, Progress: rep, Remote: opts.Remote,
 	})
 	if res == nil {
 		return nil, runErr

@@ -17,6 +17,7 @@ func newBuild() *cobra.Command {
 	var c common
 	var o pipeline.BuildOptions
 	var quiet bool
+	var rc remoteFlags
 	cmd := &cobra.Command{
 		Use:   "build",
 		Short: "Build the planned targets and publish their artifacts into dist/",
@@ -29,14 +30,21 @@ fails, dist/ is left as it was (results that did build stay cached).
 Pushes of addon artifacts (push/addon/...) run only with --push, on every
 such build (never from the cache): blobs the registry has are skipped, and
 each tag is set only after its whole artifact is uploaded. Credentials come
-from the docker config file (~/.docker/config.json or $DOCKER_CONFIG).`,
+from the docker config file (~/.docker/config.json or $DOCKER_CONFIG).
+
+--remote-cache oci://host/repo (or --cache-from / --cache-to) shares results
+through a registry: a target missing from the local cache is pulled from it
+(every file verified against its digest, then hashed again) before it is
+built, and what is built is pushed. A registry that cannot be reached only
+costs a warning: the build goes on locally.`,
 		Example: `  release build -C fixtures/sample
   release build -C fixtures/sample --target package/1.5.0 -j 4
   release build -C fixtures/sample --target 'delta/*' --keep-going --format json
   release build -C fixtures/sample --dist /tmp/out --cache /tmp/cache
   release build -C fixtures/sample --push --registry 127.0.0.1:5000 --plain-http
   release build -C fixtures/sample --push --target 'push/addon/metrics/*'
-  _EXPERIMENTAL_DAGGER_RUNNER_HOST=tcp://dagger.ci:1234 release build -C fixtures/sample --engine dagger`,
+  _EXPERIMENTAL_DAGGER_RUNNER_HOST=tcp://dagger.ci:1234 release build -C fixtures/sample --engine dagger
+  release build -C fixtures/sample --target 'delta/*' --remote-cache oci://ghcr.io/acme/release-cache`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkFormat(c.format); err != nil {
@@ -49,11 +57,28 @@ from the docker config file (~/.docker/config.json or $DOCKER_CONFIG).`,
 			rep := reporter(quiet)
 			o.Progress = rep
 			o.EngineLog = progress.Lines(rep)
+			remote, err := rc.open(rep.Printf)
+			if err != nil {
+				rep.Close()
+				return err
+			}
+			if remote != nil {
+				o.Remote = remote
+			}
 			report, err := s.Build(cmd.Context(), o)
+			stats := remote.summary()
+			if stats != "" {
+				rep.Printf("remote cache: %s", stats)
+			}
 			rep.Close()
 			if report != nil {
 				if werr := writeBuildReport(cmd.OutOrStdout(), c.format, report); werr != nil && err == nil {
 					err = werr
+				}
+				if inGitHub() {
+					if werr := buildToGitHub(report, stats); werr != nil && err == nil {
+						err = werr
+					}
 				}
 			}
 			return err
@@ -68,6 +93,7 @@ from the docker config file (~/.docker/config.json or $DOCKER_CONFIG).`,
 	cmd.Flags().StringVar(&o.StepBinary, "step-binary", "", "static Linux release binary the dagger engine runs steps with (default: this executable, when it is one; build it with CGO_ENABLED=0 GOOS=linux go build ./cmd/release)")
 	cmd.Flags().StringVar(&o.Dist, "dist", "", "output directory (default: build.dist from the configuration)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress output")
+	rc.bind(cmd)
 	return cmd
 }
 

@@ -48,6 +48,9 @@ func run(args []string) int {
 	var silent *silentError
 	if !errors.As(err, &silent) {
 		fmt.Fprintf(os.Stderr, "release: %v\n", err)
+		if inGitHub() && code != exitCanceled {
+			annotate(os.Stdout, err)
+		}
 	}
 	return code
 }

@@ -14,7 +14,13 @@ func newPlan() *cobra.Command {
 		Short: "Show the targets a build would make and which are already cached",
 		Long: `plan loads the configuration, expands delta policies, hashes every input
 and prints the build graph: each target with its kind, dependencies, cache
-key and whether its result is already cached. Nothing is built.`,
+key and whether its result is already cached. Nothing is built.
+
+--format github-matrix prints {"include": [...]} for strategy.matrix: one
+entry per root target (one that nothing else needs), whose job builds it and
+what it needs. In GitHub Actions (GITHUB_ACTIONS=true) the plan also goes to
+the job summary as a table and a Mermaid graph, and the step outputs get
+matrix, targets and to-build.`,
 		Example: `  release plan -C fixtures/sample
   release plan -C fixtures/sample --format json
   release plan -C fixtures/sample --format mermaid >> "$GITHUB_STEP_SUMMARY"
@@ -32,7 +38,13 @@ key and whether its result is already cached. Nothing is built.`,
 			if err != nil {
 				return err
 			}
-			return plan.Render(cmd.OutOrStdout(), c.format, views)
+			if err := plan.Render(cmd.OutOrStdout(), c.format, views); err != nil {
+				return err
+			}
+			if inGitHub() {
+				return planToGitHub(views)
+			}
+			return nil
 		},
 	}
 	c.bind(cmd, plan.Formats...)

@@ -169,18 +169,54 @@ type MatrixEntry struct {
 	Target string `json:"target"`
 	Kind   string `json:"kind"`
 	Cached bool   `json:"cached"`
+	// Needs counts the targets the job builds (or pulls from a remote
+	// cache) along with Target.
+	Needs int `json:"needs"`
 }
 
 // renderMatrix writes {"include": [...]} usable as strategy.matrix via
-// fromJSON. Each job builds one target and, through the cache, what it
-// needs. GitHub rejects an empty matrix, so a workflow must skip the
-// matrix job when include is empty.
+// fromJSON: one job per root of the selected graph (a target no other
+// selected target needs), which builds that target and, through the
+// cache, everything it needs. Every target is in exactly one root's
+// closure or shared between closures, so the jobs together build the
+// whole graph; a last job that builds everything with the same remote
+// cache then only pulls, and publishes dist/ complete. Effects are left
+// out (they run where the build asks for them). GitHub rejects an empty
+// matrix, so a workflow must skip the matrix job when include is empty.
 func renderMatrix(w io.Writer, views []TargetView) error {
 	m := struct {
 		Include []MatrixEntry `json:"include"`
 	}{Include: []MatrixEntry{}}
+	needed := map[string]bool{}
+	deps := map[string][]string{}
 	for _, v := range views {
-		m.Include = append(m.Include, MatrixEntry{Target: v.ID, Kind: v.Kind, Cached: v.Cached})
+		if v.Effect {
+			continue
+		}
+		deps[v.ID] = v.Deps
+		for _, d := range v.Deps {
+			needed[d] = true
+		}
+	}
+	closure := func(id string) int {
+		seen := map[string]bool{}
+		var walk func(string)
+		walk = func(id string) {
+			for _, d := range deps[id] {
+				if !seen[d] {
+					seen[d] = true
+					walk(d)
+				}
+			}
+		}
+		walk(id)
+		return len(seen)
+	}
+	for _, v := range views {
+		if v.Effect || needed[v.ID] {
+			continue
+		}
+		m.Include = append(m.Include, MatrixEntry{Target: v.ID, Kind: v.Kind, Cached: v.Cached, Needs: closure(v.ID)})
 	}
 	raw, err := json.Marshal(m)
 	if err != nil {

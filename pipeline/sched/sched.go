@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +31,19 @@ type Options struct {
 	// Resolve turns a source into a verified local path.
 	Resolve  func(ctx context.Context, s step.Source) (string, error)
 	Progress progress.Reporter
+	// Remote, when set, is asked for a target missing from the local
+	// cache before it is built, and given what is built.
+	Remote RemoteCache
+}
+
+// RemoteCache is a cache shared between machines (pipeline/remotecache).
+type RemoteCache interface {
+	// Fetch writes the entry of key into the empty outDir; any error
+	// means "build it" (the remote reports refusals itself).
+	Fetch(ctx context.Context, key string, info cache.Info, outDir string) ([]step.Artifact, error)
+	// Push uploads a verified local entry; failures are reported by the
+	// remote and never fail the build.
+	Push(ctx context.Context, e *cache.Entry)
 }
 
 // Status of a target after a run.
@@ -226,7 +241,22 @@ func runOne(ctx context.Context, n *plan.Node, deps map[string]step.Result, opts
 	}
 	t := rep.Start(n.ID, "build")
 	info := cache.Info{Target: n.ID, Kind: n.Kind, StepVersion: n.StepVersion}
+	pulled := false
 	e, built, err := opts.Cache.Build(ctx, n.Key, info, workers, func(ctx context.Context, outDir string) ([]step.Artifact, error) {
+		if opts.Remote != nil {
+			arts, err := opts.Remote.Fetch(ctx, n.Key, info, outDir)
+			if err == nil {
+				// The cache hashes the files again before it stores them.
+				pulled = true
+				return arts, nil
+			}
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if err := emptyDir(outDir); err != nil {
+				return nil, err
+			}
+		}
 		return runStep(ctx, n, deps, opts, t, outDir)
 	})
 	if err != nil {
@@ -240,8 +270,29 @@ func runOne(ctx context.Context, n *plan.Node, deps map[string]step.Result, opts
 		t.Done(Cached, nil) // another build made it while we waited
 		return e, Cached, nil
 	}
+	if pulled {
+		t.Done("pulled from the remote cache", nil)
+		return e, Cached, nil
+	}
+	if opts.Remote != nil {
+		opts.Remote.Push(ctx, e)
+	}
 	t.Done(Built, nil)
 	return e, Built, nil
+}
+
+// emptyDir removes what a refused remote entry left in dir.
+func emptyDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // runEffect runs a step whose point is an effect outside the build: its

@@ -242,7 +242,7 @@ releases: "1.1.0": inputs: [{dir: %q}]
 	// The next package with the previous one cached copies its unchanged
 	// entries raw; the same configuration with build.reuse false
 	// compresses everything, from an empty cache.
-	reuseRow := measure("release build package 1.1.0, 1.0.0 cached (reuse)", w, nil, bin, "build", "-q", "-C", cfg, "--cache", cacheDelta, "--dist", dist)
+	reuseRow := measure("release build package 1.1.0, 1.0.0 cached (reuse)", w, nil, bin, "build", "-q", "-C", cfg, "--cache", cacheDelta, "--dist", dist, "--target", "package/1.1.0")
 	cfgNoReuse := filepath.Join(w, "cfg-delta-noreuse")
 	check(os.MkdirAll(cfgNoReuse, 0o755))
 	check(os.WriteFile(filepath.Join(cfgNoReuse, "release.cue"), []byte(fmt.Sprintf(`package release
