@@ -38,7 +38,7 @@ func rebuiltBinaries(seed uint64) func(*deltatest.Scenario) {
 			}
 			return append(out, random(1000)...)
 		}
-		for i, n := range []int{300 << 10, 1 << 20, 2<<20 + 12345} {
+		for i, n := range []int{100 << 10, 300 << 10, 600<<10 + 12345} {
 			p := fmt.Sprintf("bin/kube/bin%d.exe", i)
 			base := random(n)
 			s.Base[p] = deltatest.File{Data: base, Exec: true}

@@ -17,13 +17,22 @@ func randomBytes(rng *rand.Rand, n int) []byte {
 
 // Patches round-trip across frame boundaries, for empty and tiny files,
 // a target shorter or longer than its base, and whatever the workers.
+// smallFrames makes frames of 64 KiB, so that a few hundred KiB exercise
+// many frames (and the race detector stays quick).
+func smallFrames(t *testing.T) {
+	chunk, margin := patchChunk, patchMargin
+	patchChunk, patchMargin = 64<<10, 64<<10
+	t.Cleanup(func() { patchChunk, patchMargin = chunk, margin })
+}
+
 func TestPatchRoundTrip(t *testing.T) {
+	smallFrames(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	big := randomBytes(rng, 3*patchChunk+12345)
-	grown := append(bytes.Clone(big[:patchChunk]), randomBytes(rng, 1<<20)...)
+	grown := append(bytes.Clone(big[:patchChunk]), randomBytes(rng, 64<<10)...)
 	grown = append(grown, big[patchChunk:]...)
 	edited := bytes.Clone(big)
-	for i := 0; i < len(edited); i += 1 << 20 {
+	for i := 0; i < len(edited); i += 16 << 10 {
 		edited[i] ^= 0xff
 	}
 	for _, c := range []struct {
@@ -34,10 +43,10 @@ func TestPatchRoundTrip(t *testing.T) {
 		{"empty to empty", nil, nil, 200},
 		{"empty to some", nil, []byte("hello"), 200},
 		{"tiny", []byte("hello world"), []byte("hello, world"), 200},
-		{"edited, 4 frames", big, edited, 64 << 10},
-		{"grown in the middle", big, grown, 1<<20 + 64<<10},
-		{"shrunk", big, big[:patchChunk/2], 4 << 10},
-		{"unrelated", big[:1<<20], randomBytes(rng, 1<<20), 1<<20 + 4<<10},
+		{"edited, 4 frames", big, edited, 8 << 10},
+		{"grown in the middle", big, grown, 64<<10 + 8<<10},
+		{"shrunk", big, big[:patchChunk/2], 2 << 10},
+		{"unrelated", big[:128<<10], randomBytes(rng, 128<<10), 128<<10 + 4<<10},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var first []byte
@@ -68,8 +77,9 @@ func TestPatchRoundTrip(t *testing.T) {
 }
 
 func TestApplyPatchRefusesBadInput(t *testing.T) {
+	smallFrames(t)
 	rng := rand.New(rand.NewPCG(3, 4))
-	base := randomBytes(rng, 1<<20)
+	base := randomBytes(rng, 256<<10)
 	target := append(bytes.Clone(base), "more"...)
 	p, err := MakePatch(base, target, 2)
 	if err != nil {
