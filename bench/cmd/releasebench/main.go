@@ -105,7 +105,7 @@ func writeReport(path string, sections []section, size int64, count int, changed
 	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (bench/cmd/releasebench) on %s: %d CPUs, %s/%s, %s.\n",
 		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	fmt.Fprintf(&b, "Every figure is measured in the same run as its baseline, on the same generated data.\n")
-	fmt.Fprintf(&b, "Generated package: %d files, %s; the next version changes %s (%.0f%%), adds and removes about 1%% of the files.\n",
+	fmt.Fprintf(&b, "Generated package: %d files, %s; in the next version files of %s (%.0f%%) differ (the large binaries rebuilt: a few small regions overwritten), and about 1%% of the files are added and removed.\n",
 		count, human(size), human(changed), 100*float64(changed)/float64(size))
 	rssSource := "GNU time's %M"
 	if gnuTime == "" {
@@ -504,14 +504,17 @@ func median(name string, n int, dir string, argv []string) result {
 	return m
 }
 
+// changedBytes is the size of the files of b that differ from a's: new,
+// regenerated or rebuilt.
 func changedBytes(a, b []gen.File) int64 {
-	old := map[string]uint64{}
+	type id struct{ seed, edit uint64 }
+	old := map[string]id{}
 	for _, f := range a {
-		old[f.Path] = f.Seed
+		old[f.Path] = id{f.Seed, f.Edit}
 	}
 	var n int64
 	for _, f := range b {
-		if s, ok := old[f.Path]; !ok || s != f.Seed {
+		if s, ok := old[f.Path]; !ok || s != (id{f.Seed, f.Edit}) {
 			n += f.Size
 		}
 	}
