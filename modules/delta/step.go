@@ -5,9 +5,7 @@
 package delta
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"path"
 	"path/filepath"
@@ -138,10 +136,8 @@ func (Step) Version() string { return StepVersion }
 // Run builds the delta named by the spec from the two package dependencies.
 func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 	var s Spec
-	dec := json.NewDecoder(bytes.NewReader(in.Spec))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("%s: bad spec: %w", in.Target, err)
+	if err := in.DecodeSpec(&s); err != nil {
+		return nil, err
 	}
 	if s.Mode != ModeFile && s.Mode != ModeBinary {
 		return nil, fmt.Errorf("%s: mode %q is not supported", in.Target, s.Mode)
@@ -193,21 +189,9 @@ func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 }
 
 func packageZip(in *step.Input, version string) (string, error) {
-	return depArtifact(in, fullpkg.TargetID(version), fullpkg.ArtifactKind)
+	return in.DepArtifact(fullpkg.TargetID(version), fullpkg.ArtifactKind)
 }
 
 func nodePackageZip(in *step.Input, os, version string) (string, error) {
-	return depArtifact(in, nodepkg.TargetID(os, version), nodepkg.ArtifactKind)
-}
-
-func depArtifact(in *step.Input, id, kind string) (string, error) {
-	r, ok := in.Deps[id]
-	if !ok {
-		return "", fmt.Errorf("%s: dependency %s was not provided; the plan is inconsistent", in.Target, id)
-	}
-	a, ok := r.Find(kind)
-	if !ok {
-		return "", fmt.Errorf("%s: dependency %s has no %q artifact", in.Target, id, kind)
-	}
-	return filepath.Join(r.Dir, filepath.FromSlash(a.Path)), nil
+	return in.DepArtifact(nodepkg.TargetID(os, version), nodepkg.ArtifactKind)
 }

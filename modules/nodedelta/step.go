@@ -6,9 +6,7 @@
 package nodedelta
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -106,10 +104,8 @@ func (Step) Version() string { return StepVersion }
 // Run builds the node delta from the two node package dependencies.
 func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 	var s Spec
-	dec := json.NewDecoder(bytes.NewReader(in.Spec))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("%s: bad spec: %w", in.Target, err)
+	if err := in.DecodeSpec(&s); err != nil {
+		return nil, err
 	}
 	if err := pkgzip.CheckName(s.Output); err != nil {
 		return nil, fmt.Errorf("%s: bad spec: output: %w", in.Target, err)

@@ -41,7 +41,7 @@ func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 	for i, d := range s.Debs {
 		var p, origin string
 		if d.Target != "" {
-			p, err = depArtifact(in, d.Target, deb.ArtifactKind)
+			p, err = in.DepArtifact(d.Target, deb.ArtifactKind)
 			origin = d.Target
 		} else {
 			p, err = sourcePath(in, d.Source)
@@ -53,7 +53,7 @@ func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 		opts.Debs = append(opts.Debs, Deb{Group: d.Group, Path: p, Origin: origin})
 	}
 	for _, img := range s.Images {
-		p, err := depArtifact(in, img.Target, image.ArtifactKind)
+		p, err := in.DepArtifact(img.Target, image.ArtifactKind)
 		if err != nil {
 			return nil, err
 		}
@@ -98,18 +98,6 @@ func ParseSpec(raw json.RawMessage) (*Spec, error) {
 		}
 	}
 	return &s, nil
-}
-
-func depArtifact(in *step.Input, id, kind string) (string, error) {
-	r, ok := in.Deps[id]
-	if !ok {
-		return "", fmt.Errorf("%s: dependency %s was not provided; the plan is inconsistent", in.Target, id)
-	}
-	a, ok := r.Find(kind)
-	if !ok {
-		return "", fmt.Errorf("%s: dependency %s has no %q artifact", in.Target, id, kind)
-	}
-	return filepath.Join(r.Dir, filepath.FromSlash(a.Path)), nil
 }
 
 func sourcePath(in *step.Input, name string) (string, error) {

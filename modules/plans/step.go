@@ -1,9 +1,7 @@
 package plans
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path"
@@ -30,10 +28,8 @@ func (Step) Version() string { return StepVersion }
 // SHA-256, image digests) and writes one YAML file per policy and path.
 func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 	var s Spec
-	dec := json.NewDecoder(bytes.NewReader(in.Spec))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("%s: bad spec: %w", in.Target, err)
+	if err := in.DecodeSpec(&s); err != nil {
+		return nil, err
 	}
 	pins := Pins{Deltas: map[string]Pinned{}, Images: map[string]string{}}
 	var err error
@@ -95,7 +91,7 @@ func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 
 // pin names a dependency's artifact by file name and SHA-256.
 func pin(in *step.Input, a Artifact) (Pinned, error) {
-	p, err := depArtifact(in, a.Target, a.Kind)
+	p, err := in.DepArtifact(a.Target, a.Kind)
 	if err != nil {
 		return Pinned{}, err
 	}
@@ -110,7 +106,7 @@ func pin(in *step.Input, a Artifact) (Pinned, error) {
 // image target built: the index's for a multi-platform image, else the
 // manifest's, which is what a registry serves for the tag.
 func imageByDigest(in *step.Input, target, ref string) (string, error) {
-	p, err := depArtifact(in, target, image.ArtifactKind)
+	p, err := in.DepArtifact(target, image.ArtifactKind)
 	if err != nil {
 		return "", err
 	}
@@ -133,16 +129,4 @@ func imageByDigest(in *step.Input, target, ref string) (string, error) {
 		return "", fmt.Errorf("image %s: digest %q: %w", ref, info.Digest, err)
 	}
 	return d.String(), nil
-}
-
-func depArtifact(in *step.Input, id, kind string) (string, error) {
-	r, ok := in.Deps[id]
-	if !ok {
-		return "", fmt.Errorf("%s: dependency %s was not provided; the plan is inconsistent", in.Target, id)
-	}
-	a, ok := r.Find(kind)
-	if !ok {
-		return "", fmt.Errorf("%s: dependency %s has no %q artifact", in.Target, id, kind)
-	}
-	return filepath.Join(r.Dir, filepath.FromSlash(a.Path)), nil
 }

@@ -6,9 +6,12 @@
 package step
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"path/filepath"
 )
 
 // Step makes one kind of artifact.
@@ -84,3 +87,28 @@ type discard struct{}
 
 func (discard) SetTotal(int64) {}
 func (discard) Add(int64)      {}
+
+// DecodeSpec decodes the planner's spec into v, strictly: a field the step
+// does not know means the planner and the step disagree about the format.
+func (in *Input) DecodeSpec(v any) error {
+	dec := json.NewDecoder(bytes.NewReader(in.Spec))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%s: bad spec: %w", in.Target, err)
+	}
+	return nil
+}
+
+// DepArtifact is the local path of the first artifact of kind that
+// dependency id produced.
+func (in *Input) DepArtifact(id, kind string) (string, error) {
+	r, ok := in.Deps[id]
+	if !ok {
+		return "", fmt.Errorf("%s: dependency %s was not provided; the plan is inconsistent", in.Target, id)
+	}
+	a, ok := r.Find(kind)
+	if !ok {
+		return "", fmt.Errorf("%s: dependency %s has no %q artifact", in.Target, id, kind)
+	}
+	return filepath.Join(r.Dir, filepath.FromSlash(a.Path)), nil
+}

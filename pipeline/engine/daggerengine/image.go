@@ -160,24 +160,33 @@ func writeLayerTar(out string, files []layerFile) error {
 		names = append(names, d)
 	}
 	sort.Strings(names)
+	epoch := time.Unix(0, 0).UTC()
+	sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
+	return writeTar(out, func(tw *tar.Writer) error {
+		for _, d := range names {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: dirs[d], ModTime: epoch, Format: tar.FormatPAX}); err != nil {
+				return err
+			}
+		}
+		for _, f := range files {
+			if err := addFile(tw, f, epoch); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// writeTar creates out and writes a tar into it with fn.
+func writeTar(out string, fn func(*tar.Writer) error) error {
 	w, err := os.Create(out)
 	if err != nil {
 		return err
 	}
 	tw := tar.NewWriter(w)
-	epoch := time.Unix(0, 0).UTC()
-	for _, d := range names {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: dirs[d], ModTime: epoch, Format: tar.FormatPAX}); err != nil {
-			w.Close()
-			return err
-		}
-	}
-	sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
-	for _, f := range files {
-		if err := addFile(tw, f, epoch); err != nil {
-			w.Close()
-			return err
-		}
+	if err := fn(tw); err != nil {
+		w.Close()
+		return err
 	}
 	if err := tw.Close(); err != nil {
 		w.Close()
@@ -223,36 +232,27 @@ func tarDir(dir, out string) error {
 		return err
 	}
 	sort.Strings(paths)
-	w, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	tw := tar.NewWriter(w)
 	epoch := time.Unix(0, 0).UTC()
-	for _, p := range paths {
-		rel, _ := filepath.Rel(dir, p)
-		name := filepath.ToSlash(rel)
-		fi, err := os.Lstat(p)
-		if err != nil {
-			w.Close()
-			return err
+	return writeTar(out, func(tw *tar.Writer) error {
+		for _, p := range paths {
+			rel, _ := filepath.Rel(dir, p)
+			name := filepath.ToSlash(rel)
+			fi, err := os.Lstat(p)
+			if err != nil {
+				return err
+			}
+			switch {
+			case fi.IsDir():
+				err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: 0o755, ModTime: epoch, Format: tar.FormatPAX})
+			case fi.Mode().IsRegular():
+				err = addFile(tw, layerFile{path: "/" + name, src: p, mode: 0o644}, epoch)
+			default:
+				err = errors.New(p + ": not a regular file")
+			}
+			if err != nil {
+				return err
+			}
 		}
-		switch {
-		case fi.IsDir():
-			err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: 0o755, ModTime: epoch, Format: tar.FormatPAX})
-		case fi.Mode().IsRegular():
-			err = addFile(tw, layerFile{path: "/" + name, src: p, mode: 0o644}, epoch)
-		default:
-			err = errors.New(p + ": not a regular file")
-		}
-		if err != nil {
-			w.Close()
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		w.Close()
-		return err
-	}
-	return w.Close()
+		return nil
+	})
 }
