@@ -50,6 +50,9 @@ costs a warning: the build goes on locally.`,
 			if err := checkFormat(c.format); err != nil {
 				return err
 			}
+			if o.StepBinary != "" && o.Engine != "dagger" && o.Engine != "process" {
+				return usageError{fmt.Errorf("--step-binary is the binary the dagger and process engines run steps with; add --engine dagger")}
+			}
 			s, err := c.open(cmd.Context())
 			if err != nil {
 				return err

@@ -44,6 +44,9 @@ the base before and the result after).`,
 			if o.Base == "" || o.Target == "" || o.Output == "" {
 				return usageError{fmt.Errorf("--from, --to and -o are required")}
 			}
+			if o.PatchThreshold < 0 || o.PatchMemory < 0 {
+				return usageError{fmt.Errorf("--patch-threshold and --patch-memory are sizes in bytes; they cannot be negative")}
+			}
 			if o.Mode != delta.ModeFile && o.Mode != delta.ModeBinary {
 				return usageError{fmt.Errorf("--mode %q: want %s or %s", o.Mode, delta.ModeFile, delta.ModeBinary)}
 			}

@@ -77,3 +77,25 @@ deltas: paths: [{from: "1.0.0", to: "1.1.0", mode: "binary"}]
 		t.Error("release delta --mode binary differs from the configured binary delta")
 	}
 }
+
+func TestFlagMistakesAreUsageErrors(t *testing.T) {
+	dir := copySample(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"delta", "--from", "a.zip", "--to", "b.zip", "-o", "d.zip", "--mode", "binary", "--patch-threshold", "-1"}, "cannot be negative"},
+		{[]string{"delta", "--from", "a.zip", "--to", "b.zip", "-o", "d.zip", "--mode", "bsdiff"}, `--mode "bsdiff"`},
+		{[]string{"build", "-C", dir, "--step-binary", "/bin/release"}, "--step-binary"},
+		{[]string{"build", "-C", dir, "--remote-cache", "https://example.com/cache"}, "use oci://host[:port]/repository"},
+		{[]string{"build", "-C", dir, "--remote-cache-plain-http"}, "need --remote-cache"},
+	} {
+		r := releaseCmd(t, nil, c.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("release %v: exit %d, %s", c.args, r.code, r.stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dist")); !os.IsNotExist(err) {
+		t.Error("a refused build wrote dist/")
+	}
+}
