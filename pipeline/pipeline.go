@@ -14,6 +14,7 @@ import (
 
 	"github.com/relcue/release/pipeline/cache"
 	"github.com/relcue/release/pipeline/config"
+	"github.com/relcue/release/pipeline/digest"
 	"github.com/relcue/release/pipeline/dist"
 	"github.com/relcue/release/pipeline/engine"
 	_ "github.com/relcue/release/pipeline/engine/daggerengine" // registers --engine dagger
@@ -95,13 +96,6 @@ func Open(ctx context.Context, mods Modules, opts Options) (*Session, error) {
 		}
 		targets = append(targets, ts...)
 	}
-	g, err := plan.Build(ctx, targets, plan.Options{Steps: steps, Workers: workers})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, &ConfigError{err}
-	}
 	cacheDir := opts.CacheDir
 	if cacheDir == "" {
 		if cacheDir, err = cache.DefaultDir(); err != nil {
@@ -111,6 +105,14 @@ func Open(ctx context.Context, mods Modules, opts Options) (*Session, error) {
 	store, err := cache.Open(cacheDir)
 	if err != nil {
 		return nil, err
+	}
+	digests := &plan.LocalDigester{Workers: workers, Index: digest.OpenIndex(store.StateDir("digests"))}
+	g, err := plan.Build(ctx, targets, plan.Options{Steps: steps, Workers: workers, Digests: digests})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &ConfigError{err}
 	}
 	return &Session{Model: m, Graph: g, Cache: store, Steps: steps, Workers: workers}, nil
 }
@@ -161,6 +163,9 @@ type BuildReport struct {
 	Targets   []TargetOutcome `json:"targets"`
 	Artifacts []dist.Artifact `json:"artifacts"`
 	Summary   string          `json:"summary"`
+	// Publish says what publishing into dist/ wrote and what it left
+	// alone because it was already in place.
+	Publish dist.Stats `json:"publish"`
 }
 
 // TargetOutcome is one target's line in a BuildReport.
@@ -235,10 +240,15 @@ func (s *Session) Build(ctx context.Context, opts BuildOptions) (*BuildReport, e
 	for _, id := range roots {
 		items = append(items, dist.Item{Target: id, Entry: res.Outcomes[id].Entry})
 	}
-	arts, err := dist.Publish(distDir, items)
+	state, err := dist.StatePath(s.Cache.StateDir("dist"), distDir)
+	if err != nil {
+		return report, err
+	}
+	pub, err := dist.Publish(ctx, distDir, items, dist.Options{State: state, Workers: s.Workers})
 	if err != nil {
 		return report, fmt.Errorf("publish to %s: %w", distDir, err)
 	}
-	report.Artifacts = arts
+	report.Artifacts = pub.Artifacts
+	report.Publish = pub.Stats
 	return report, nil
 }

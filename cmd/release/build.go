@@ -111,7 +111,8 @@ func writeBuildReport(w io.Writer, format string, r *pipeline.BuildReport) error
 		fmt.Fprintf(w, "  %-48s %10s  %s\n", a.Path, progress.Bytes(a.Size), a.SHA256[:16])
 	}
 	if len(r.Artifacts) > 0 {
-		fmt.Fprintf(w, "wrote %d artifacts, artifacts.json and SHA256SUMS to %s\n", len(r.Artifacts), r.Dist)
+		fmt.Fprintf(w, "%d artifacts in %s: %d written (%s), %d already in place; artifacts.json and SHA256SUMS\n",
+			len(r.Artifacts), r.Dist, r.Publish.Written, progress.Bytes(r.Publish.WrittenSize), r.Publish.Kept)
 	}
 	return nil
 }

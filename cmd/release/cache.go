@@ -19,7 +19,8 @@ func newCache() *cobra.Command {
 		Short: "Inspect and prune the build cache",
 		Example: `  release cache ls
   release cache gc --max-age 720h --max-size 20GiB
-  release cache gc --all --dry-run --format json`,
+  release cache gc --all --dry-run --format json
+  release cache verify --all`,
 	}
 	cmd.PersistentFlags().StringVar(&dir, "cache", "", "cache directory (default: $RELEASE_CACHE or the user cache dir)")
 	open := func() (*cache.Store, error) {
@@ -127,7 +128,7 @@ removes only corrupt entries and leftovers.`,
 	gc.Flags().BoolVar(&o.All, "all", false, "remove every entry")
 	gc.Flags().BoolVar(&o.DryRun, "dry-run", false, "report what would be removed")
 	addFormat(gc, &gcFormat)
-	cmd.AddCommand(ls, gc)
+	cmd.AddCommand(ls, gc, newCacheVerify(&dir))
 	return cmd
 }
 

@@ -12,17 +12,21 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/relcue/release/internal/atomicfile"
 	"github.com/relcue/release/pipeline/digest"
+	"github.com/relcue/release/pipeline/fingerprint"
 	"github.com/relcue/release/pipeline/step"
 )
 
@@ -30,6 +34,9 @@ const (
 	layout   = "v1"
 	metaName = "meta.json"
 	outName  = "out"
+	// fpName records the fingerprints of an entry's files: a read whose
+	// files still have them is served without hashing.
+	fpName = "fingerprints.json"
 )
 
 // ErrNotFound means the key has no entry.
@@ -51,6 +58,21 @@ type Store struct {
 
 	mu       sync.Mutex
 	verified map[string]bool
+
+	rehashed      atomic.Int64
+	rehashedBytes atomic.Int64
+}
+
+// Stats counts the entry files a Store has read in full to verify them
+// (not those trusted by fingerprint).
+type Stats struct {
+	Rehashed      int64
+	RehashedBytes int64
+}
+
+// Stats reports the files re-hashed so far.
+func (s *Store) Stats() Stats {
+	return Stats{Rehashed: s.rehashed.Load(), RehashedBytes: s.rehashedBytes.Load()}
 }
 
 // DefaultDir is the cache used when --cache is not given.
@@ -79,6 +101,11 @@ func Open(dir string) (*Store, error) {
 	}
 	return &Store{root: root, verified: map[string]bool{}}, nil
 }
+
+// StateDir is a directory for records that other packages keep beside
+// the entries (input digests, published files); they are advisory and
+// removed with the cache.
+func (s *Store) StateDir(name string) string { return filepath.Join(s.root, "state", name) }
 
 // Root is the versioned cache directory.
 func (s *Store) Root() string { return s.root }
@@ -134,6 +161,17 @@ type Entry struct {
 	lock *os.File
 	// scratch is the temp dir of an ephemeral entry, removed on Release.
 	scratch string
+	// fps are the fingerprints the files had when they were last known
+	// to match Meta (nil when unknown).
+	fps map[string]fingerprint.FP
+}
+
+// Fingerprint is the fingerprint the artifact at path (as in Meta.Files)
+// had when its content was last known to match its recorded SHA-256; a
+// file that still has it may be used without reading it.
+func (e *Entry) Fingerprint(path string) (fingerprint.FP, bool) {
+	fp, ok := e.fps[path]
+	return fp, ok
 }
 
 // Result is the entry as a step dependency.
@@ -197,7 +235,7 @@ func (s *Store) Ephemeral(ctx context.Context, key string, info Info, workers in
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	files, err := checkOutputs(ctx, out, arts, workers)
+	files, _, err := checkOutputs(ctx, out, arts, workers)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", info.Target, err)
 	}
@@ -236,6 +274,12 @@ func (s *Store) Get(ctx context.Context, key string, workers int) (*Entry, error
 
 // open reads and verifies an entry; the caller holds its lock.
 func (s *Store) open(ctx context.Context, key string, workers int) (*Entry, error) {
+	return s.openVerified(ctx, key, workers, false)
+}
+
+// openVerified is open; full hashes every file even when its fingerprints
+// match or it was verified before in this process.
+func (s *Store) openVerified(ctx context.Context, key string, workers int, full bool) (*Entry, error) {
 	dir := s.entryDir(key)
 	raw, err := os.ReadFile(filepath.Join(dir, metaName))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -250,15 +294,29 @@ func (s *Store) open(ctx context.Context, key string, workers int) (*Entry, erro
 	}
 	e := &Entry{Key: key, Dir: filepath.Join(dir, outName), Meta: m}
 	s.mu.Lock()
-	done := s.verified[key]
+	done := s.verified[key] && !full
 	s.mu.Unlock()
-	if !done {
-		if err := verifyFiles(ctx, e.Dir, m.Files, workers); err != nil {
+	fps, match := fingerprintsMatch(dir, m.Files)
+	if match && !full {
+		e.fps = fps
+	} else if !done {
+		// Stat'ed before reading, so a change during the hash shows.
+		fps, statErr := statFiles(e.Dir, m.Files)
+		if err := s.verifyFiles(ctx, e.Dir, m.Files, workers); err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
 			return nil, &CorruptError{Key: key, Reason: err.Error()}
 		}
+		// Verified in full: trust the files as they are now until they
+		// change. Readers share the lock, so two may write this at once;
+		// both write the same thing through a rename.
+		if after, err := statFiles(e.Dir, m.Files); statErr == nil && err == nil && maps.Equal(fps, after) {
+			e.fps = fps
+			_ = writeFingerprints(dir, fps)
+		}
+	}
+	if !done {
 		s.mu.Lock()
 		s.verified[key] = true
 		s.mu.Unlock()
@@ -268,7 +326,113 @@ func (s *Store) open(ctx context.Context, key string, workers int) (*Entry, erro
 	return e, nil
 }
 
-func verifyFiles(ctx context.Context, dir string, files []FileMeta, workers int) error {
+// fingerprintsMatch reports whether every file of an entry still has the
+// fingerprint recorded when it was written or last verified. Any doubt (no
+// record, an unreadable one, a changed size, time, inode or device) means
+// no: the caller then hashes the files.
+func fingerprintsMatch(entryDir string, files []FileMeta) (map[string]fingerprint.FP, bool) {
+	raw, err := os.ReadFile(filepath.Join(entryDir, fpName))
+	if err != nil {
+		return nil, false
+	}
+	var rec map[string]fingerprint.FP
+	if json.Unmarshal(raw, &rec) != nil || len(rec) != len(files) {
+		return nil, false
+	}
+	out := filepath.Join(entryDir, outName)
+	for _, f := range files {
+		want, ok := rec[f.Path]
+		if !ok || want.Size != f.Size {
+			return nil, false
+		}
+		got, err := fingerprint.Stat(filepath.Join(out, filepath.FromSlash(f.Path)))
+		if err != nil || got != want {
+			return nil, false
+		}
+	}
+	return rec, true
+}
+
+func statFiles(outDir string, files []FileMeta) (map[string]fingerprint.FP, error) {
+	fps := make(map[string]fingerprint.FP, len(files))
+	for _, f := range files {
+		fp, err := fingerprint.Stat(filepath.Join(outDir, filepath.FromSlash(f.Path)))
+		if err != nil {
+			return nil, err
+		}
+		fps[f.Path] = fp
+	}
+	return fps, nil
+}
+
+func writeFingerprints(entryDir string, fps map[string]fingerprint.FP) error {
+	raw, err := json.Marshal(fps)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(entryDir, fpName), raw, 0o644)
+}
+
+// Verify re-hashes every file of key's entry whatever its fingerprints
+// say, records them afresh when it verifies, and evicts it when it does
+// not (returning the *CorruptError). ErrNotFound when there is no entry.
+func (s *Store) Verify(ctx context.Context, key string, workers int) error {
+	if err := validKey(key); err != nil {
+		return err
+	}
+	// Readers (a running build) may hold the entry: verify beside them.
+	lk, err := s.lock(ctx, key, false, nil)
+	if err != nil {
+		return err
+	}
+	_, err = s.openVerified(ctx, key, workers, true)
+	unlockFile(lk)
+	lk.Close()
+	var corrupt *CorruptError
+	if !errors.As(err, &corrupt) {
+		return err
+	}
+	// Evicting needs the builders' lock; whoever holds it may have
+	// replaced the entry meanwhile, so check again under it.
+	lk, lerr := s.lock(ctx, key, true, nil)
+	if lerr != nil {
+		return lerr
+	}
+	defer func() {
+		unlockFile(lk)
+		lk.Close()
+	}()
+	if _, err = s.openVerified(ctx, key, workers, true); errors.As(err, &corrupt) {
+		if rmErr := os.RemoveAll(s.entryDir(key)); rmErr != nil {
+			return fmt.Errorf("evict %w: %v", err, rmErr)
+		}
+	}
+	return err
+}
+
+// Keys lists the keys of every entry in the store.
+func (s *Store) Keys() ([]string, error) {
+	var keys []string
+	prefixes, err := os.ReadDir(filepath.Join(s.root, "entries"))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range prefixes {
+		ents, err := os.ReadDir(filepath.Join(s.root, "entries", p.Name()))
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			if validKey(e.Name()) == nil {
+				keys = append(keys, e.Name())
+			}
+		}
+	}
+	sort.Strings(keys)
+	return keys, nil
+}
+
+func (s *Store) verifyFiles(ctx context.Context, dir string, files []FileMeta, workers int) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(workers, 1))
 	for _, f := range files {
@@ -280,6 +444,8 @@ func verifyFiles(ctx context.Context, dir string, files []FileMeta, workers int)
 			if err != nil {
 				return fmt.Errorf("%s: %w", f.Path, err)
 			}
+			s.rehashed.Add(1)
+			s.rehashedBytes.Add(n)
 			if n != f.Size || sum != f.SHA256 {
 				return fmt.Errorf("%s: content does not match its recorded sha256", f.Path)
 			}
@@ -363,13 +529,21 @@ func (s *Store) Build(ctx context.Context, key string, info Info, workers int, f
 	if err := ctx.Err(); err != nil {
 		return nil, false, err
 	}
-	files, err := checkOutputs(ctx, out, arts, workers)
+	files, fps, err := checkOutputs(ctx, out, arts, workers)
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %w", info.Target, err)
 	}
 	meta := Meta{Format: 1, Key: key, Info: info, Created: time.Now().UTC().Truncate(time.Second), Files: files}
 	raw, _ := json.MarshalIndent(meta, "", "  ")
-	if err := writeSync(filepath.Join(tmp, metaName), raw); err != nil {
+	if err := atomicfile.WriteSync(filepath.Join(tmp, metaName), raw, 0o644); err != nil {
+		return nil, false, err
+	}
+	// Renaming the directory changes neither the files' inodes nor their
+	// change times, so what checkOutputs saw is what a reader will see.
+	if err := writeFingerprints(tmp, fps); err != nil {
+		return nil, false, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, false, err
 	}
 	dst := s.entryDir(key)
@@ -382,7 +556,7 @@ func (s *Store) Build(ctx context.Context, key string, info Info, workers int, f
 	s.mu.Lock()
 	s.verified[key] = true
 	s.mu.Unlock()
-	e = &Entry{Key: key, Dir: filepath.Join(dst, outName), Meta: meta}
+	e = &Entry{Key: key, Dir: filepath.Join(dst, outName), Meta: meta, fps: fps}
 	e, _, err = s.downgrade(e, lk)
 	return e, true, err
 }
@@ -397,18 +571,19 @@ func (s *Store) downgrade(e *Entry, lk *os.File) (*Entry, bool, error) {
 }
 
 // checkOutputs makes sure the step wrote exactly the artifacts it declared,
-// as regular files inside outDir, and hashes them.
-func checkOutputs(ctx context.Context, outDir string, arts []step.Artifact, workers int) ([]FileMeta, error) {
+// as regular files inside outDir, hashes them, and fingerprints them as
+// they were hashed.
+func checkOutputs(ctx context.Context, outDir string, arts []step.Artifact, workers int) ([]FileMeta, map[string]fingerprint.FP, error) {
 	declared := map[string]string{}
 	for _, a := range arts {
 		if a.Path == "" || path.IsAbs(a.Path) || path.Clean(a.Path) != a.Path || strings.HasPrefix(a.Path, "../") || a.Path == ".." || strings.Contains(a.Path, "\\") {
-			return nil, fmt.Errorf("step declared an invalid artifact path %q", a.Path)
+			return nil, nil, fmt.Errorf("step declared an invalid artifact path %q", a.Path)
 		}
 		if a.Kind == "" {
-			return nil, fmt.Errorf("step declared artifact %s without a kind", a.Path)
+			return nil, nil, fmt.Errorf("step declared artifact %s without a kind", a.Path)
 		}
 		if _, dup := declared[a.Path]; dup {
-			return nil, fmt.Errorf("step declared artifact %s twice", a.Path)
+			return nil, nil, fmt.Errorf("step declared artifact %s twice", a.Path)
 		}
 		declared[a.Path] = a.Kind
 	}
@@ -431,41 +606,47 @@ func checkOutputs(ctx context.Context, outDir string, arts []step.Artifact, work
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for p := range declared {
-		return nil, fmt.Errorf("step declared artifact %s but did not write it", p)
+		return nil, nil, fmt.Errorf("step declared artifact %s but did not write it", p)
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
-	g, ctx := errgroup.WithContext(ctx)
+	fps := make([]fingerprint.FP, len(files))
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(workers, 1))
 	for i := range files {
 		g.Go(func() error {
-			if err := ctx.Err(); err != nil {
+			if err := gctx.Err(); err != nil {
 				return err
 			}
-			sum, n, err := digest.File(filepath.Join(outDir, filepath.FromSlash(files[i].Path)))
-			files[i].SHA256, files[i].Size = sum, n
-			return err
+			p := filepath.Join(outDir, filepath.FromSlash(files[i].Path))
+			before, err := fingerprint.Stat(p)
+			if err != nil {
+				return err
+			}
+			sum, n, err := digest.File(p)
+			if err != nil {
+				return err
+			}
+			if after, err := fingerprint.Stat(p); err != nil || after != before || n != before.Size {
+				return fmt.Errorf("artifact %s changed while it was hashed; a step must close its outputs before it returns", files[i].Path)
+			}
+			files[i].SHA256, files[i].Size, fps[i] = sum, n, before
+			return nil
 		})
 	}
-	return files, g.Wait()
-}
-
-func writeSync(p string, data []byte) error {
-	f, err := os.Create(p)
-	if err != nil {
-		return err
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	byPath := make(map[string]fingerprint.FP, len(files))
+	for i, f := range files {
+		byPath[f.Path] = fps[i]
 	}
-	return f.Close()
+	return files, byPath, nil
 }
 
 // errAppeared means a builder stopped waiting because the entry exists.

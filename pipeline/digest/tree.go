@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/relcue/release/pipeline/fingerprint"
 )
 
 // File returns the lower-case hex SHA-256 and size of the file at path.
@@ -39,6 +41,8 @@ type TreeFile struct {
 	Exec   bool
 	Size   int64
 	SHA256 string
+	// FP is the file's fingerprint when it was listed.
+	FP fingerprint.FP
 }
 
 // Walk lists the regular files below root, sorted by path. Anything that is
@@ -60,6 +64,10 @@ func Walk(root string) ([]TreeFile, error) {
 		if err != nil {
 			return err
 		}
+		fp, err := fingerprint.Of(p, info)
+		if err != nil {
+			return err
+		}
 		rel, err := filepath.Rel(root, p)
 		if err != nil {
 			return err
@@ -68,6 +76,7 @@ func Walk(root string) ([]TreeFile, error) {
 			Path: filepath.ToSlash(rel),
 			Exec: info.Mode().Perm()&0o111 != 0,
 			Size: info.Size(),
+			FP:   fp,
 		})
 		return nil
 	})

@@ -1,21 +1,41 @@
 // Package dist publishes build results into the output directory: each
-// artifact copied from the cache and checked against its recorded digest on
-// the way, then artifacts.json and SHA256SUMS written last, so a reader that
-// sees artifacts.json sees a complete, consistent set.
+// artifact placed from the cache, then SHA256SUMS and artifacts.json
+// written last, so a reader that sees artifacts.json sees a complete,
+// consistent set.
+//
+// Publishing costs what changed, not what is there: a dist file that still
+// has the fingerprint recorded when it was published is left alone, one
+// that merely looks different is hashed and kept if its content is right,
+// and only a missing or wrong file is written — by reflink where the file
+// system can share extents copy-on-write, else by copy_file_range, else by
+// a plain copy. Never by hard link: a user editing a dist file must not
+// change the cache.
 package dist
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"sync"
+	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/relcue/release/internal/atomicfile"
 	"github.com/relcue/release/pipeline/cache"
+	"github.com/relcue/release/pipeline/digest"
+	"github.com/relcue/release/pipeline/fingerprint"
 )
 
 // Artifact is one line of artifacts.json.
@@ -31,6 +51,34 @@ type Artifact struct {
 type Item struct {
 	Target string
 	Entry  *cache.Entry
+}
+
+// Options configures Publish.
+type Options struct {
+	// State is the file that remembers what was published (fingerprints
+	// of dist files and their SHA-256); "" keeps none, and then every
+	// existing dist file is hashed to decide whether it is current.
+	State string
+	// Workers bounds parallel copies and hashes.
+	Workers int
+}
+
+// Stats says what publishing did.
+type Stats struct {
+	Kept        int   `json:"kept"`        // already in place, untouched
+	Written     int   `json:"written"`     // placed from the cache
+	WrittenSize int64 `json:"writtenSize"` // bytes of the files placed
+	// Methods counts written files by how they were placed: reflink,
+	// copy_file_range or copy.
+	Methods map[string]int `json:"methods,omitempty"`
+	// Hashed counts dist files read to check them (no trusted record).
+	Hashed int `json:"hashed"`
+}
+
+// Result is what Publish placed.
+type Result struct {
+	Artifacts []Artifact
+	Stats     Stats
 }
 
 // Collect lists the artifacts of items, sorted by path, and rejects two
@@ -51,10 +99,37 @@ func Collect(items []Item) ([]Artifact, error) {
 	return out, nil
 }
 
-// Publish copies every artifact of items into dir and writes
-// artifacts.json and SHA256SUMS. Files are written to temporary names and
-// renamed; an error leaves earlier artifacts.json untouched.
-func Publish(dir string, items []Item) ([]Artifact, error) {
+// stateFile is the record of published files, keyed by dist path.
+type stateFile struct {
+	Dir   string                 `json:"dir"`
+	Files map[string]stateRecord `json:"files"`
+}
+
+type stateRecord struct {
+	SHA256 string         `json:"sha256"`
+	FP     fingerprint.FP `json:"fp"`
+	// Own is set for files this package wrote: nothing else writes them
+	// between the copy and the fingerprint, so the racy-clean rule that
+	// guards foreign files (At) does not apply.
+	Own bool  `json:"own,omitempty"`
+	At  int64 `json:"at,omitempty"`
+}
+
+// pending is one artifact's work: a temp file to rename into place, or
+// nothing when the dist copy is current.
+type pending struct {
+	art    Artifact
+	dst    string
+	tmp    string
+	method string
+	rec    stateRecord
+}
+
+// Publish places every artifact of items into dir and writes
+// artifacts.json and SHA256SUMS. New files are first written to temporary
+// names; only when all are ready are they renamed into place, so an error
+// leaves dir as it was.
+func Publish(ctx context.Context, dir string, items []Item, opts Options) (*Result, error) {
 	arts, err := Collect(items)
 	if err != nil {
 		return nil, err
@@ -62,17 +137,93 @@ func Publish(dir string, items []Item) ([]Artifact, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	src := map[string]string{}
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	type source struct {
+		path  string
+		entry *cache.Entry
+	}
+	src := map[string]source{}
 	for _, it := range items {
 		for _, f := range it.Entry.Meta.Files {
-			src[f.Path] = filepath.Join(it.Entry.Dir, filepath.FromSlash(f.Path))
+			src[f.Path] = source{filepath.Join(it.Entry.Dir, filepath.FromSlash(f.Path)), it.Entry}
 		}
 	}
-	for _, a := range arts {
-		if err := copyVerified(src[a.Path], filepath.Join(dir, filepath.FromSlash(a.Path)), a.SHA256); err != nil {
-			return nil, fmt.Errorf("publish %s: %w", a.Path, err)
-		}
+	state := loadState(opts.State, absDir)
+
+	work := make([]*pending, len(arts))
+	var mu sync.Mutex
+	stats := Stats{Methods: map[string]int{}}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(opts.Workers, 1))
+	for i, a := range arts {
+		p := &pending{art: a, dst: filepath.Join(absDir, filepath.FromSlash(a.Path))}
+		work[i] = p
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			current, hashed, rec, err := isCurrent(p.dst, a, state.Files[a.Path])
+			if err != nil {
+				return fmt.Errorf("publish %s: %w", a.Path, err)
+			}
+			mu.Lock()
+			if hashed {
+				stats.Hashed++
+			}
+			mu.Unlock()
+			if current {
+				p.rec = rec
+				return nil
+			}
+			s := src[a.Path]
+			if err := p.prepare(s.path, s.entry); err != nil {
+				return fmt.Errorf("publish %s: %w", a.Path, err)
+			}
+			return nil
+		})
 	}
+	err = g.Wait()
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		for _, p := range work {
+			if p.tmp != "" {
+				os.Remove(p.tmp)
+			}
+		}
+		return nil, err
+	}
+
+	next := stateFile{Dir: absDir, Files: map[string]stateRecord{}}
+	for path, rec := range state.Files {
+		next.Files[path] = rec // other builds' artifacts, still valid if untouched
+	}
+	for _, p := range work {
+		if p.tmp != "" {
+			if err := os.Rename(p.tmp, p.dst); err != nil {
+				os.Remove(p.tmp)
+				return nil, fmt.Errorf("publish %s: %w", p.art.Path, err)
+			}
+			// A rename sets the change time: fingerprint the file where
+			// it now is.
+			fp, err := fingerprint.Stat(p.dst)
+			if err != nil {
+				return nil, fmt.Errorf("publish %s: %w", p.art.Path, err)
+			}
+			p.rec = stateRecord{SHA256: p.art.SHA256, FP: fp, Own: true}
+			stats.Written++
+			stats.WrittenSize += p.art.Size
+			stats.Methods[p.method]++
+		} else {
+			stats.Kept++
+		}
+		next.Files[p.art.Path] = p.rec
+	}
+
 	js, err := json.MarshalIndent(arts, "", "  ")
 	if err != nil {
 		return nil, err
@@ -83,61 +234,204 @@ func Publish(dir string, items []Item) ([]Artifact, error) {
 		// Two spaces: the format sha256sum -c reads.
 		fmt.Fprintf(&sums, "%s  %s\n", a.SHA256, a.Path)
 	}
-	if err := writeAtomic(filepath.Join(dir, "SHA256SUMS"), sums.Bytes()); err != nil {
+	if err := writeIfChanged(filepath.Join(absDir, "SHA256SUMS"), sums.Bytes()); err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(filepath.Join(dir, "artifacts.json"), js); err != nil {
+	if err := writeIfChanged(filepath.Join(absDir, "artifacts.json"), js); err != nil {
 		return nil, err
 	}
-	return arts, nil
+	if opts.State != "" {
+		if err := saveState(opts.State, next); err != nil {
+			return nil, fmt.Errorf("record published files: %w", err)
+		}
+	}
+	return &Result{Artifacts: arts, Stats: stats}, nil
 }
 
-func copyVerified(src, dst, want string) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+// isCurrent decides whether dst already holds a: by its recorded
+// fingerprint when it has one, else by hashing it. rec is the record to
+// keep for a current file.
+func isCurrent(dst string, a Artifact, rec stateRecord) (current, hashed bool, _ stateRecord, _ error) {
+	at := time.Now()
+	info, err := os.Lstat(dst)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, false, rec, nil
+	}
+	if err != nil {
+		return false, false, rec, err
+	}
+	if !info.Mode().IsRegular() || info.Size() != a.Size || !published(info) {
+		return false, false, rec, nil
+	}
+	fp, err := fingerprint.Of(dst, info)
+	if err != nil {
+		return false, false, rec, err
+	}
+	if rec.SHA256 == a.SHA256 && rec.FP == fp && (rec.Own || fp.Settled(time.Unix(0, rec.At))) {
+		return true, false, rec, nil
+	}
+	sum, _, err := digest.File(dst)
+	if err != nil {
+		return false, true, rec, err
+	}
+	if sum != a.SHA256 {
+		return false, true, rec, nil
+	}
+	after, err := fingerprint.Stat(dst)
+	if err != nil || after != fp {
+		return false, true, rec, nil // changing under us: replace it
+	}
+	return true, true, stateRecord{SHA256: sum, FP: fp, At: at.UnixNano()}, nil
+}
+
+// prepare writes the artifact's bytes from the cache file srcPath to a
+// temporary file beside p.dst.
+func (p *pending) prepare(srcPath string, e *cache.Entry) error {
+	if err := os.MkdirAll(filepath.Dir(p.dst), 0o755); err != nil {
 		return err
 	}
-	in, err := os.Open(src)
+	in, err := os.Open(srcPath)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
+	before, err := fingerprint.Stat(srcPath)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h), in); err != nil {
-		tmp.Close()
+	// The cache trusts the file by this fingerprint; one that differs is
+	// read in full while copying and must hash right.
+	trusted := false
+	if fp, ok := e.Fingerprint(p.art.Path); ok && fp == before {
+		trusted = true
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p.dst), "."+filepath.Base(p.dst)+".tmp-*")
+	if err != nil {
 		return err
+	}
+	p.tmp = tmp.Name()
+	fail := func(err error) error {
+		tmp.Close()
+		os.Remove(p.tmp)
+		p.tmp = ""
+		return err
+	}
+	var h hash.Hash
+	var method string
+	var n int64
+	if trusted {
+		method, n, err = place(tmp, in, p.art.Size, nil)
+	} else {
+		h = sha256.New()
+		method, n, err = place(tmp, in, p.art.Size, h)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if n != p.art.Size {
+		return fail(fmt.Errorf("cached copy changed while publishing (%d bytes, want %d); run `release cache verify --all` and build again", n, p.art.Size))
+	}
+	if trusted {
+		if after, err := fingerprint.Stat(srcPath); err != nil || after != before {
+			return fail(fmt.Errorf("cached copy changed while publishing; run `release cache verify --all` and build again"))
+		}
+	} else if got := hex.EncodeToString(h.Sum(nil)); got != p.art.SHA256 {
+		return fail(fmt.Errorf("cached copy changed while publishing (sha256 %s, want %s); run `release cache verify --all` and build again", got, p.art.SHA256))
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return fail(err)
 	}
 	if err := tmp.Close(); err != nil {
+		os.Remove(p.tmp)
+		p.tmp = ""
 		return err
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return fmt.Errorf("cached copy changed while publishing (sha256 %s, want %s); run `release cache gc --all` and build again", got, want)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
+	p.method = method
+	return nil
 }
 
-func writeAtomic(p string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
+// place copies size bytes of src into the empty dst. With hash set, the
+// bytes must pass through it, so only a plain copy will do.
+func place(dst, src *os.File, size int64, hash io.Writer) (method string, n int64, err error) {
+	if hash == nil {
+		if m, n, ok, err := placeFast(dst, src, size); ok || err != nil {
+			return m, n, err
+		}
+	}
+	w := io.Writer(onlyWriter{dst})
+	if hash != nil {
+		w = io.MultiWriter(dst, hash)
+	}
+	n, err = io.Copy(w, onlyReader{src})
+	return MethodCopy, n, err
+}
+
+// How files are placed (Stats.Methods).
+const (
+	MethodReflink       = "reflink"
+	MethodCopyFileRange = "copy_file_range"
+	MethodCopy          = "copy"
+)
+
+// onlyWriter and onlyReader hide *os.File's ReaderFrom/WriterTo so the
+// plain copy is really one (the fast paths are chosen explicitly).
+type onlyWriter struct{ io.Writer }
+type onlyReader struct{ io.Reader }
+
+func loadState(path, dir string) stateFile {
+	st := stateFile{Dir: dir, Files: map[string]stateRecord{}}
+	if path == "" {
+		return st
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return st
+	}
+	var got stateFile
+	if json.Unmarshal(raw, &got) != nil || got.Dir != dir || got.Files == nil {
+		return st
+	}
+	return got
+}
+
+func saveState(path string, st stateFile) error {
+	raw, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	if err := tmp.Close(); err != nil {
-		return err
+	return atomicfile.Write(path, raw, 0o644)
+}
+
+// StatePath is where the record of a dist directory is kept below a
+// state directory: one file per absolute dist path.
+func StatePath(stateDir, dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join(stateDir, hex.EncodeToString(sum[:])+".json"), nil
+}
+
+// writeIfChanged leaves a file that already holds data alone (a no-op
+// build writes nothing into dist/).
+func writeIfChanged(p string, data []byte) error {
+	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, data) {
+		if info, err := os.Lstat(p); err == nil && info.Mode().IsRegular() && published(info) {
+			return nil
+		}
 	}
-	return os.Rename(tmp.Name(), p)
+	return atomicfile.Write(p, data, 0o644)
+}
+
+// published reports whether a file has the permissions dist files get
+// (Windows has only a read-only bit, which 0644 leaves clear).
+func published(info fs.FileInfo) bool {
+	if runtime.GOOS == "windows" {
+		return info.Mode().Perm()&0o200 != 0
+	}
+	return info.Mode().Perm() == 0o644
 }

@@ -36,10 +36,11 @@ func TestPublish(t *testing.T) {
 	a := entry(t, s, 'a', map[string]string{"packages/p-1.zip": "one"})
 	b := entry(t, s, 'b', map[string]string{"packages/p-2.zip": "two"})
 	dir := filepath.Join(t.TempDir(), "dist")
-	arts, err := Publish(dir, []Item{{"package/2", b}, {"package/1", a}})
+	res, err := Publish(context.Background(), dir, []Item{{"package/2", b}, {"package/1", a}}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	arts := res.Artifacts
 	if len(arts) != 2 || arts[0].Path != "packages/p-1.zip" || arts[0].Target != "package/1" {
 		t.Fatalf("artifacts %+v", arts)
 	}
@@ -66,12 +67,12 @@ func TestPublishRejectsClashAndTampering(t *testing.T) {
 	a := entry(t, s, 'a', map[string]string{"x.zip": "one"})
 	b := entry(t, s, 'b', map[string]string{"x.zip": "two"})
 	dir := filepath.Join(t.TempDir(), "dist")
-	if _, err := Publish(dir, []Item{{"node/debian12/1", a}, {"node/debian13/1", b}}); err == nil ||
+	if _, err := Publish(context.Background(), dir, []Item{{"node/debian12/1", a}, {"node/debian13/1", b}}, Options{}); err == nil ||
 		!strings.Contains(err.Error(), "targets node/debian12/1 and node/debian13/1 both produce x.zip") {
 		t.Fatalf("clash: %v", err)
 	}
 	os.WriteFile(filepath.Join(a.Dir, "x.zip"), []byte("evil"), 0o644)
-	if _, err := Publish(dir, []Item{{"t", a}}); err == nil || !strings.Contains(err.Error(), "cached copy changed") {
+	if _, err := Publish(context.Background(), dir, []Item{{"t", a}}, Options{}); err == nil || !strings.Contains(err.Error(), "cached copy changed") {
 		t.Fatalf("tampered: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "artifacts.json")); err == nil {

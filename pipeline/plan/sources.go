@@ -19,8 +19,11 @@ import (
 // targets share inputs.
 type LocalDigester struct {
 	Workers int
-	mu      sync.Mutex
-	memo    map[string]*memoEntry
+	// Index, when set, serves digests of unchanged files from earlier
+	// runs instead of reading them again.
+	Index *digest.Index
+	mu    sync.Mutex
+	memo  map[string]*memoEntry
 }
 
 type memoEntry struct {
@@ -50,12 +53,20 @@ func (d *LocalDigester) Digest(ctx context.Context, s step.Source) (string, erro
 	e.once.Do(func() {
 		if s.Dir {
 			var sum string
-			sum, _, e.err = digest.Tree(ctx, s.Path, d.Workers)
+			if d.Index != nil {
+				sum, _, e.err = d.Index.Tree(ctx, s.Path, d.Workers)
+			} else {
+				sum, _, e.err = digest.Tree(ctx, s.Path, d.Workers)
+			}
 			e.digest = "tree:" + sum
 			return
 		}
 		var sum string
-		sum, _, e.err = digest.File(s.Path)
+		if d.Index != nil {
+			sum, _, e.err = d.Index.File(s.Path)
+		} else {
+			sum, _, e.err = digest.File(s.Path)
+		}
 		e.digest = "sha256:" + sum
 	})
 	return e.digest, e.err
