@@ -61,9 +61,12 @@ func Load(dir string, opts LoadOptions) (*Model, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	reported := map[string]bool{}
-	ps.unknownFields(schema, user, nil, reported)
 	v := schema.Unify(user)
 	if err := v.Validate(cue.Concrete(true)); err != nil {
+		// CUE reports unknown fields too, so a configuration that
+		// validates has none; the walk (a third of the load of a large
+		// configuration) is only needed to list them all at once.
+		ps.unknownFields(schema, user, nil, reported)
 		ps.fromCUE(err, schema, reported)
 	}
 	if err := ps.err(); err != nil {
