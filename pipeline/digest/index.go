@@ -191,7 +191,9 @@ func (x *Index) Tree(ctx context.Context, root string, workers int) (string, []T
 		rec, ok := recs[f.Path]
 		if sum, ok := trusted(rec, ok, f.FP); ok {
 			f.SHA256 = sum
+			mu.Lock() // hashing goroutines of earlier files write next too
 			next[f.Path] = rec
+			mu.Unlock()
 			continue
 		}
 		changed = true

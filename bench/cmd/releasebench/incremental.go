@@ -8,6 +8,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/relcue/release/bench/gen"
@@ -21,7 +22,7 @@ func incremental(bin, base, w, treeA, treeB string) section {
 	log.Printf("incremental: no-op builds and plans")
 	s := section{
 		Title: "Incremental: no-op builds and plans",
-		Intro: "Cold build (empty cache and dist/), then `release plan` and a no-op `release build` (everything cached), median of 5. " +
+		Intro: "Cold build (empty cache and dist/), then `release plan` and a no-op `release build` (everything cached), median of 5 runs (3 for the 30-release product). " +
 			"\"dist bytes written\" sums the sizes of dist/ files whose fingerprint (inode, size, mtime, ctime) changed during the run. " +
 			"The baseline binary is the release before input digests, cache entries and dist files were trusted by fingerprint, built from git in the same run.",
 	}
@@ -43,10 +44,17 @@ deltas: paths: [{from: "1.0.0", to: "1.1.0"}]
 	many := filepath.Join(w, "cfg-10k")
 	n := manyTargets(many)
 
+	k2s := filepath.Join(w, "cfg-k2s")
+	productK2s(k2s)
 	type product struct {
 		name, cfg string
+		runs      int
 	}
-	products := []product{{"2 × 1 GiB releases + delta", cfg}, {fmt.Sprintf("%d releases, %d targets (tiny payloads)", n.releases, n.targets), many}}
+	products := []product{
+		{"2 × 1 GiB releases + delta", cfg, 5},
+		{"30 releases × 3 OS × 20 addons, ~230 MiB per release", k2s, 3},
+		{fmt.Sprintf("%d releases, %d targets (tiny payloads)", n.releases, n.targets), many, 5},
+	}
 	bins := []struct{ label, path string }{{"release", bin}}
 	if base != "" {
 		bins = append(bins, struct{ label, path string }{"baseline", base})
@@ -76,12 +84,12 @@ deltas: paths: [{from: "1.0.0", to: "1.1.0"}]
 			s.Rows = append(s.Rows, cold)
 			// Let the last outputs settle, as any later build would find them.
 			time.Sleep(100 * time.Millisecond)
-			plan := median(tag+": plan", 5, w, args("plan"))
+			plan := median(tag+": plan", p.runs, w, args("plan"))
 			s.Rows = append(s.Rows, plan)
 			before := snapshot(dist)
-			noop := median(tag+": no-op build", 5, w, args("build"))
+			noop := median(tag+": no-op build", p.runs, w, args("build"))
 			written := changedBytes2(before, snapshot(dist))
-			noop.Note = fmt.Sprintf("%.1f%% of its cold build; dist bytes written in 5 runs: %s", 100*float64(noop.Wall)/float64(cold.Wall), human(written))
+			noop.Note = fmt.Sprintf("%.1f%% of its cold build; dist bytes written in %d runs: %s", 100*float64(noop.Wall)/float64(cold.Wall), p.runs, human(written))
 			s.Rows = append(s.Rows, noop)
 			check(os.RemoveAll(cache))
 			check(os.RemoveAll(dist))
@@ -136,4 +144,52 @@ func changedBytes2(before, after map[string]fingerprint.FP) int64 {
 		}
 	}
 	return n
+}
+
+// productK2s writes a K2s-sized product: 30 releases (3 minors × 10
+// patches) of a ~250 MiB shared tree plus files of their own, 3 OS targets
+// with a .deb and an image per release, 20 addons, and deltas from every
+// patch of the previous minor (policy previous-minor).
+func productK2s(dir string) {
+	shape := gen.Shape{Small: 400, Medium: 10, Large: 3, CNI: 4, SmallMax: 64 << 10, MediumMax: 8 << 20, LargeMax: 128 << 20, CNIMax: 1 << 20}
+	check(gen.Write(filepath.Join(dir, "payload/common"), "", gen.Layout(11, shape)))
+	var b strings.Builder
+	b.WriteString("package release\n\nproduct: name: \"k2s\"\nbuild: date: \"2025-01-01T00:00:00Z\"\n")
+	b.WriteString("deltas: policies: [{from: \"previous-minor\"}]\n")
+	oses := []string{"debian12", "debian13", "ubuntu24"}
+	n := 0
+	for minor := 0; minor < 3; minor++ {
+		for patch := 0; patch < 10; patch++ {
+			v := fmt.Sprintf("1.%d.%d", minor, patch)
+			own := gen.Layout(uint64(200+n), gen.Shape{Small: 20, SmallMax: 16 << 10})
+			for i := range own {
+				own[i].Path = "release-files/" + own[i].Path
+			}
+			check(gen.Write(filepath.Join(dir, "payload", v), v, own))
+			fmt.Fprintf(&b, "releases: %q: inputs: [{dir: \"payload/common\"}, {dir: \"payload/%s\"}]\n", v, v)
+			node := filepath.Join(dir, "node", v)
+			check(gen.Write(node, "", gen.Layout(uint64(900+n), gen.Shape{Small: 4, SmallMax: 256 << 10})))
+			for i, o := range oses {
+				fmt.Fprintf(&b, "os: %s: releases: %q: {\n\tdebs: tools: [{build: {name: \"k2s-tools\", version: \"%s-1\", arch: \"amd64\", maintainer: \"Bench <bench@example.com>\", description: \"bench tools\\n Generated.\", license: \"MIT\", contents: [{src: \"node/%s\", dst: \"/usr/lib/k2s/%s\"}]}}]\n", o, v, v, v, o)
+				fmt.Fprintf(&b, "\timages: [{ref: \"example.com/k2s/agent-%d:%s\", layers: [{dir: \"node/%s\", dest: \"/opt/agent\"}]}]\n}\n", i, v, v)
+			}
+			n++
+		}
+	}
+	for i, o := range oses {
+		codename := []string{"bookworm", "trixie", "noble"}[i]
+		fmt.Fprintf(&b, "os: %s: {distro: \"debian\", codename: %q}\n", o, codename)
+	}
+	b.WriteString("os: debian12: controlPlane: true\n")
+	manifest, err := os.ReadFile("fixtures/sample/addons/metrics/addon.manifest.yaml")
+	check(err)
+	for i := range 20 {
+		name := fmt.Sprintf("addon%02d", i)
+		ad := filepath.Join(dir, "addons", name)
+		check(os.CopyFS(ad, os.DirFS("fixtures/sample/addons/metrics")))
+		m := strings.ReplaceAll(string(manifest), "metrics", name)
+		check(os.WriteFile(filepath.Join(ad, "addon.manifest.yaml"), []byte(m), 0o644))
+		fmt.Fprintf(&b, "addons: %s: {dir: \"addons/%s\", version: \"1.%d.0\"}\n", name, name, i)
+	}
+	check(os.WriteFile(filepath.Join(dir, "release.cue"), []byte(b.String()), 0o644))
 }
