@@ -5,7 +5,7 @@ BIN      := bin/release
 PKGS     := ./...
 FUZZTIME ?= 30s
 
-.PHONY: all build test test-short lint vet fmt-check race demo bench bench-tools fuzz clean tools
+.PHONY: all build test test-cancel test-short lint vet fmt-check race demo bench bench-tools fuzz clean tools
 
 all: build
 
@@ -16,6 +16,13 @@ build:
 test: fmt-check vet
 	$(GO) test -count=1 $(PKGS)
 	$(GO) test -count=1 -race ./pipeline/... ./modules/...
+	$(MAKE) --no-print-directory test-cancel
+
+## test-cancel: cancelled builds, publishes and applies leave nothing, 200 times over (their races were one in twenty)
+CANCEL_TESTS := TestWriterCloseCancelled|TestBuildCancelled|TestApplyCancelledBeforeStart|TestCancelLeavesNothingHalfWritten|TestPublishCancelled|TestLocalRunCancelledIsAnError
+test-cancel:
+	$(GO) test -short -count=200 -run 'TestBuildErrorsLeaveNothing/cancelled' ./modules/delta
+	$(GO) test -short -count=200 -run '$(CANCEL_TESTS)' ./modules/pkgzip ./modules/nodepkg ./modules/apply ./pipeline/sched ./pipeline/dist ./pipeline/engine
 
 test-short: fmt-check vet
 	$(GO) test -short -count=1 $(PKGS)

@@ -269,6 +269,11 @@ func apply(ctx context.Context, deltaZip, dirArg string, opts Options) (rep *Rep
 	if err := crashPoint(pointJournal, 0); err != nil {
 		return rep, discard(err)
 	}
+	// The last moment a cancellation leaves the installation untouched:
+	// staging may have had nothing to stage, and so never looked at ctx.
+	if err := ctx.Err(); err != nil {
+		return rep, discard(err)
+	}
 	if err := t.save(stateCommitting); err != nil {
 		return rep, discard(err)
 	}

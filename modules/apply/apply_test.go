@@ -891,3 +891,19 @@ func TestReportString(t *testing.T) {
 		}
 	}
 }
+
+// Cancelled before it starts, apply changes nothing, whatever the delta
+// has to stage (a delta that only removes files stages nothing).
+func TestApplyCancelledBeforeStart(t *testing.T) {
+	f := newFixture(t, 73, true)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := Apply(ctx, f.deltaZip, f.install, Options{Workers: 2})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want cancellation", err)
+	}
+	assertTree(t, f.install, f.before)
+	if _, err := os.Stat(filepath.Join(f.install, delta.ApplyStateDir)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("state left behind: %v", err)
+	}
+}

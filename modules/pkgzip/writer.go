@@ -183,6 +183,12 @@ func (w *Writer) Close(ctx context.Context) (map[string]Digest, error) {
 		return nil, errors.New("zip writer: Close called twice")
 	}
 	w.closed = true
+	// The workers only look at ctx between chunks, and a zip of raw
+	// copies and small entries may have none to look at: a cancelled
+	// context must still fail the write, never yield a finished zip.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 
 	var plain, generated []*queued
 	for _, q := range w.entries {
@@ -211,6 +217,9 @@ func (w *Writer) Close(ctx context.Context) (map[string]Digest, error) {
 		q.data, q.isBytes = data, true
 	}
 	if err := w.writeBatch(ctx, zw, sp, generated, digests); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {

@@ -535,3 +535,31 @@ func TestWriterZip64(t *testing.T) {
 		}
 	}
 }
+
+// A cancelled context fails Close whatever the entries: raw copies and
+// small entries give the workers no chunk at which to notice it.
+func TestWriterCloseCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name string
+		add  func(w *Writer) error
+	}{
+		{"no entries", func(*Writer) error { return nil }},
+		{"small bytes", func(w *Writer) error { return w.AddBytes("VERSION", []byte("1.0.0\n"), ModeFile) }},
+		{"generated", func(w *Writer) error {
+			return w.AddGenerated("m.json", ModeFile, func(map[string]Digest) ([]byte, error) { return []byte("{}"), nil })
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			w := NewWriter(&buf, WriterOptions{Workers: 2})
+			if err := tc.add(w); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Close(ctx); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Close with a cancelled context: %v", err)
+			}
+		})
+	}
+}

@@ -35,7 +35,16 @@ func (l *Local) Run(ctx context.Context, kind string, in *step.Input) ([]step.Ar
 	if !ok {
 		return nil, fmt.Errorf("local engine: no step of kind %q", kind)
 	}
-	return s.Run(ctx, in)
+	arts, err := s.Run(ctx, in)
+	if err == nil {
+		// A step that finished its work without looking at a cancelled
+		// context has still been cancelled: its result must not count.
+		err = ctx.Err()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return arts, nil
 }
 
 // Registry indexes steps by kind and rejects duplicates.
