@@ -5,7 +5,7 @@ BIN      := bin/release
 PKGS     := ./...
 FUZZTIME ?= 30s
 
-.PHONY: all build test test-cancel test-short lint vet fmt-check race demo bench bench-tools fuzz clean tools
+.PHONY: all build test test-cancel test-short lint vet fmt-check race demo bench bench-base bench-tools fuzz clean tools
 
 all: build
 
@@ -48,8 +48,18 @@ fuzz:
 	done
 
 ## bench: benchmarks against their baselines; writes docs/BENCHMARKS.md
-bench: build bench-tools
-	$(GO) run ./bench/cmd/releasebench -release $(BIN) -out docs/BENCHMARKS.md
+## BENCH_BASE: the commit whose binary is the incremental section's baseline (before fingerprints); "" skips it
+BENCH_BASE ?= 0853d56
+bench: build bench-tools bench-base
+	$(GO) run ./bench/cmd/releasebench -release $(BIN) $(if $(BENCH_BASE),-baseline bin/release-base) -out docs/BENCHMARKS.md
+
+## bench-base: build BENCH_BASE's binary from git into bin/release-base (a throwaway worktree)
+bench-base:
+	@if [ -n "$(BENCH_BASE)" ]; then \
+	  tree=$$(mktemp -d) && git worktree add -q --detach "$$tree" $(BENCH_BASE) && \
+	  (cd "$$tree" && CGO_ENABLED=0 $(GO) build -trimpath -o "$(CURDIR)/bin/release-base" ./cmd/release); rc=$$?; \
+	  git worktree remove --force "$$tree"; exit $$rc; \
+	fi
 
 ## bench-tools: the baselines the benchmarks run (Debian packages)
 bench-tools:

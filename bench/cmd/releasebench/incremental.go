@@ -46,13 +46,14 @@ deltas: paths: [{from: "1.0.0", to: "1.1.0"}]
 
 	k2s := filepath.Join(w, "cfg-k2s")
 	productK2s(k2s)
+	perRelease, _ := dirSize(filepath.Join(k2s, "payload/common"))
 	type product struct {
 		name, cfg string
 		runs      int
 	}
 	products := []product{
 		{"2 × 1 GiB releases + delta", cfg, 5},
-		{"30 releases × 3 OS × 20 addons, ~230 MiB per release", k2s, 3},
+		{fmt.Sprintf("30 releases × 3 OS × 20 addons, %s per release", human(perRelease)), k2s, 3},
 		{fmt.Sprintf("%d releases, %d targets (tiny payloads)", n.releases, n.targets), many, 5},
 	}
 	bins := []struct{ label, path string }{{"release", bin}}
@@ -147,11 +148,11 @@ func changedBytes2(before, after map[string]fingerprint.FP) int64 {
 }
 
 // productK2s writes a K2s-sized product: 30 releases (3 minors × 10
-// patches) of a ~250 MiB shared tree plus files of their own, 3 OS targets
+// patches) of a ~300 MiB shared tree plus files of their own, 3 OS targets
 // with a .deb and an image per release, 20 addons, and deltas from every
 // patch of the previous minor (policy previous-minor).
 func productK2s(dir string) {
-	shape := gen.Shape{Small: 400, Medium: 10, Large: 3, CNI: 4, SmallMax: 64 << 10, MediumMax: 8 << 20, LargeMax: 128 << 20, CNIMax: 1 << 20}
+	shape := gen.Shape{Small: 400, Medium: 10, Large: 4, CNI: 4, SmallMax: 64 << 10, MediumMax: 8 << 20, LargeMax: 128 << 20, CNIMax: 1 << 20}
 	check(gen.Write(filepath.Join(dir, "payload/common"), "", gen.Layout(11, shape)))
 	var b strings.Builder
 	b.WriteString("package release\n\nproduct: name: \"k2s\"\nbuild: date: \"2025-01-01T00:00:00Z\"\n")
