@@ -1,7 +1,8 @@
 // Package peers finds and starts the real, independent programs that tests
 // check this project against: an OCI registry (Debian's docker-registry),
-// and the pinned Go tools .ci/tools installs (oras, crane, kubeconform,
-// actionlint).
+// the pinned Go tools .ci/tools installs (oras, crane, kubeconform,
+// actionlint), and a Kubernetes control plane with Flux's controllers
+// (etcd, kube-apiserver, kubectl, source-controller, kustomize-controller).
 //
 // A missing peer skips the test with a message naming how to install it,
 // unless RELEASE_REQUIRE_PEERS=1 (as CI sets), where it fails the test.
@@ -25,18 +26,27 @@ const (
 
 // installHints says how to get each known peer.
 var installHints = map[string]string{
-	"oras":            "make tools (or .ci/tools), which builds oras v1.3.2",
-	"crane":           "make tools (or .ci/tools), which builds crane v0.22.1",
-	"kubeconform":     "make tools (or .ci/tools), which builds kubeconform v0.8.0",
-	"actionlint":      "make tools (or .ci/tools), which builds actionlint v1.7.12",
-	"docker-registry": "apt-get install docker-registry",
-	"skopeo":          "apt-get install skopeo",
-	"htpasswd":        "apt-get install apache2-utils",
-	"lintian":         "apt-get install lintian",
-	"dpkg-deb":        "apt-get install dpkg",
-	"debootstrap":     "apt-get install debootstrap",
-	"zip":             "apt-get install zip",
-	"unzip":           "apt-get install unzip",
+	"oras":                 "make tools (or .ci/tools), which builds oras v1.3.2",
+	"crane":                "make tools (or .ci/tools), which builds crane v0.22.1",
+	"kubeconform":          "make tools (or .ci/tools), which builds kubeconform v0.8.0",
+	"actionlint":           "make tools (or .ci/tools), which builds actionlint v1.7.12",
+	"etcd":                 "make tools (or .ci/tools), which builds etcd v3.6.5",
+	"kube-apiserver":       "make tools (or .ci/tools), which builds kube-apiserver v1.36.4",
+	"kubectl":              "make tools (or .ci/tools), which builds kubectl v1.36.4",
+	"source-controller":    "make tools (or .ci/tools), which builds Flux source-controller v1.7.0 and keeps its CRDs",
+	"kustomize-controller": "make tools (or .ci/tools), which builds Flux kustomize-controller v1.7.3 and keeps its CRDs",
+	"controller-gen":       "make tools (or .ci/tools), which builds controller-gen v0.19.0",
+	// Its module is refused by the proxy; the CRD is generated from its
+	// served pkg/apis module.
+	"system-upgrade-controller": "make tools (or .ci/tools), which generates its Plan CRD from its pkg/apis module with controller-gen v0.19.0",
+	"docker-registry":           "apt-get install docker-registry",
+	"skopeo":                    "apt-get install skopeo",
+	"htpasswd":                  "apt-get install apache2-utils",
+	"lintian":                   "apt-get install lintian",
+	"dpkg-deb":                  "apt-get install dpkg",
+	"debootstrap":               "apt-get install debootstrap",
+	"zip":                       "apt-get install zip",
+	"unzip":                     "apt-get install unzip",
 }
 
 // ToolsDir is where .ci/tools installs: $RELEASE_TOOLS, else
