@@ -187,11 +187,12 @@ func (s *Session) Build(ctx context.Context, opts BuildOptions) (*BuildReport, e
 	if err != nil {
 		return nil, &ConfigError{err}
 	}
-	// Effects talk to this host's registries with its credentials: they
-	// run here whichever engine runs the other steps.
+	// Effects talk to this host's registries with its credentials, and
+	// signing steps use its keys: they run here whichever engine runs the
+	// other steps, so no credential leaves the process.
 	inProcess := map[string]bool{}
 	for _, n := range s.Graph.Nodes {
-		if n.Effect {
+		if n.Effect || n.InProcess {
 			inProcess[n.Kind] = true
 		}
 	}

@@ -4,14 +4,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/relcue/release/modules/apply"
+	"github.com/relcue/release/modules/codesign"
 )
 
 func newApply() *cobra.Command {
 	var o apply.Options
+	var sf signatureFlags
 	var dir, format string
 	var quiet, recover bool
 	cmd := &cobra.Command{
@@ -27,14 +30,15 @@ interrupted one first: the installation is always the old or the new version.
 		Example: `  release apply k2s-delta-1.4.0-to-1.5.0.zip --install-dir /opt/k2s --dry-run
   release apply k2s-delta-1.4.0-to-1.5.0.zip --install-dir /opt/k2s
   release apply d.zip --install-dir /opt/k2s --format json
-  release apply --recover --install-dir /opt/k2s`,
+  release apply --recover --install-dir /opt/k2s
+  release apply d.zip --install-dir /opt/k2s --require-signed --trusted-cert signer.pem`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if recover {
 				return cobra.NoArgs(cmd, args)
 			}
 			return cobra.ExactArgs(1)(cmd, args)
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			if err := checkFormat(format); err != nil {
 				return err
 			}
@@ -44,12 +48,14 @@ interrupted one first: the installation is always the old or the new version.
 			if o.Workers <= 0 {
 				o.Workers = runtime.NumCPU()
 			}
+			if o.Signatures, err = sf.load(); err != nil {
+				return err
+			}
 			rep := reporter(quiet)
 			t := rep.Start(dir, "apply")
 			o.Progress = t.Add
 			o.Log = t.Log()
 			var r *apply.Report
-			var err error
 			if recover {
 				r, err = apply.Recover(cmd.Context(), dir)
 			} else {
@@ -76,22 +82,64 @@ interrupted one first: the installation is always the old or the new version.
 	f.BoolVar(&recover, "recover", false, "only finish or roll back an interrupted apply")
 	f.IntVarP(&o.Workers, "jobs", "j", 0, "parallel hashing workers (default: number of CPUs)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
+	sf.bind(cmd, "refuse the delta unless every .exe/.dll/.ps1/... it writes carries a valid Authenticode signature by --trusted-cert")
 	addFormat(cmd, &format)
 	return cmd
+}
+
+// signatureFlags are --require-signed, --trusted-cert and
+// --signed-extensions.
+type signatureFlags struct {
+	require bool
+	trusted []string
+	exts    []string
+}
+
+func (sf *signatureFlags) bind(cmd *cobra.Command, requireHelp string) {
+	f := cmd.Flags()
+	f.BoolVar(&sf.require, "require-signed", false, requireHelp)
+	f.StringArrayVar(&sf.trusted, "trusted-cert", nil, "a trusted signer: its certificate, or a CA it chains to (PEM or DER; repeatable)")
+	f.StringSliceVar(&sf.exts, "signed-extensions", nil, "the signable files (default "+strings.Join(codesign.DefaultExtensions, ",")+")")
+}
+
+func (sf *signatureFlags) load() (*apply.Signatures, error) {
+	if sf.require && len(sf.trusted) == 0 {
+		return nil, usageError{fmt.Errorf("--require-signed needs --trusted-cert, the certificate (or CA) of the signer you trust")}
+	}
+	if len(sf.exts) > 0 {
+		if err := codesign.CheckExtensions(sf.exts); err != nil {
+			return nil, usageError{fmt.Errorf("--signed-extensions: %w", err)}
+		}
+	}
+	s := &apply.Signatures{Require: sf.require, Extensions: sf.exts}
+	for _, p := range sf.trusted {
+		certs, err := codesign.LoadCertificates(p)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--trusted-cert: %w", err)}
+		}
+		s.Trusted = append(s.Trusted, certs...)
+	}
+	return s, nil
 }
 
 func newVerify() *cobra.Command {
 	var format string
 	var jobs int
+	var sf signatureFlags
 	cmd := &cobra.Command{
 		Use:   "verify FILE.zip...",
 		Short: "Check full or delta packages against their manifests",
 		Long: `verify reads each package streaming and checks every entry: a full package
 against its package-manifest.json, a delta package against the target hashes
-in its delta-manifest.json; zip CRCs are checked too. Exit code 1 if any
-package fails.`,
+in its delta-manifest.json; zip CRCs are checked too. Every Authenticode
+signature on a shipped .exe, .dll or PowerShell file is checked against the
+file; --require-signed also refuses unsigned files and signers not trusted
+by --trusted-cert. A package's SBOM (<package>.cdx.json beside it in dist/)
+is checked against the package when present. Exit code 1 if any package
+fails.`,
 		Example: `  release verify dist/packages/k2s-1.5.0.zip
-  release verify dist/deltas/*.zip --format json`,
+  release verify dist/deltas/*.zip --format json
+  release verify dist/packages/k2s-1.5.0.zip --require-signed --trusted-cert signer.pem`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkFormat(format); err != nil {
@@ -100,10 +148,14 @@ package fails.`,
 			if jobs <= 0 {
 				jobs = runtime.NumCPU()
 			}
+			sig, err := sf.load()
+			if err != nil {
+				return err
+			}
 			var reports []any
 			failed := 0
 			for _, p := range args {
-				r, err := apply.Verify(cmd.Context(), p, jobs)
+				r, err := apply.VerifySigned(cmd.Context(), p, jobs, sig)
 				if err != nil {
 					failed++
 					reports = append(reports, map[string]any{"path": p, "ok": false, "error": err.Error()})
@@ -131,6 +183,7 @@ package fails.`,
 		},
 	}
 	cmd.Flags().IntVarP(&jobs, "jobs", "j", 0, "parallel hashing workers (default: number of CPUs)")
+	sf.bind(cmd, "fail unless every signable file carries a valid Authenticode signature by --trusted-cert")
 	addFormat(cmd, &format)
 	return cmd
 }

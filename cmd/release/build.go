@@ -89,6 +89,7 @@ costs a warning: the build goes on locally.`,
 	}
 	c.bind(cmd)
 	c.bindRegistry(cmd)
+	c.bindSigning(cmd)
 	cmd.Flags().BoolVar(&o.Effects, "push", false, "also push addon artifacts to the registry (push/... targets); a plain build never pushes")
 	cmd.Flags().StringArrayVarP(&o.Targets, "target", "t", nil, "build only matching targets and what they need (glob over target IDs, also matching ID prefixes: deb/* selects deb/debian12/...; repeatable)")
 	cmd.Flags().BoolVarP(&o.KeepGoing, "keep-going", "k", false, "keep building independent targets after a failure")

@@ -49,6 +49,7 @@ matrix, targets and to-build.`,
 	}
 	c.bind(cmd, plan.Formats...)
 	c.bindRegistry(cmd)
+	c.bindSigning(cmd)
 	cmd.Flags().StringArrayVarP(&targets, "target", "t", nil, "only this target and what it needs (glob over target IDs; repeatable)")
 	return cmd
 }

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/relcue/release/modules/addonsign"
 	"github.com/relcue/release/modules/all"
+	"github.com/relcue/release/modules/codesign"
 	"github.com/relcue/release/pipeline"
 	"github.com/relcue/release/pipeline/config"
 	"github.com/relcue/release/pipeline/progress"
@@ -78,6 +81,30 @@ type common struct {
 	// registry overrides registry.host (--registry) when set.
 	registry  string
 	plainHTTP bool
+	// unsigned builds without signing even where the configuration asks.
+	unsigned bool
+}
+
+// bindSigning adds --unsigned.
+func (c *common) bindSigning(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&c.unsigned, "unsigned", false, "ignore the signing section: build unsigned artifacts without credentials (pull-request builds)")
+}
+
+// keys loads the signing credentials the environment names. A credential
+// that is set but unusable fails here, whether or not this build signs.
+func (c *common) keys() (all.Keys, error) {
+	if c.unsigned {
+		return all.Keys{}, nil
+	}
+	ac, err := codesign.FromEnv(os.Getenv, time.Now())
+	if err != nil {
+		return all.Keys{}, &pipeline.ConfigError{Err: err}
+	}
+	ck, err := addonsign.FromEnv(os.Getenv)
+	if err != nil {
+		return all.Keys{}, &pipeline.ConfigError{Err: err}
+	}
+	return all.Keys{Authenticode: ac, Cosign: ck}, nil
 }
 
 // bindRegistry adds the flags that say where addons are pushed.
@@ -86,8 +113,11 @@ func (c *common) bindRegistry(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&c.plainHTTP, "plain-http", false, "talk plain HTTP to the registry (a local one), like registry.plainHTTP")
 }
 
-// adjust applies the registry flags to the model.
+// adjust applies the registry and signing flags to the model.
 func (c *common) adjust(m *config.Model) error {
+	if c.unsigned {
+		m.Signing = config.Signing{}
+	}
 	if c.registry == "" {
 		if c.plainHTTP {
 			if m.Registry == nil {
@@ -138,7 +168,11 @@ func (c *common) open(ctx context.Context) (*pipeline.Session, error) {
 	if c.jobs < 0 {
 		return nil, usageError{fmt.Errorf("--jobs must be positive")}
 	}
-	return pipeline.Open(ctx, all.Modules(), pipeline.Options{Dir: c.dir, CacheDir: c.cacheDir, Workers: c.jobs, Adjust: c.adjust})
+	keys, err := c.keys()
+	if err != nil {
+		return nil, err
+	}
+	return pipeline.Open(ctx, all.Modules(keys), pipeline.Options{Dir: c.dir, CacheDir: c.cacheDir, Workers: c.jobs, Adjust: c.adjust})
 }
 
 // reporter picks live bars or plain lines for stderr.

@@ -42,5 +42,6 @@ the graph, which hashes every local input. Errors name file:line:col.`,
 		},
 	}
 	c.bind(cmd)
+	c.bindSigning(cmd)
 	return cmd
 }

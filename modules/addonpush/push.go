@@ -19,6 +19,8 @@ import (
 	"syscall"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/relcue/release/modules/addonsign"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content/oci"
 	"oras.land/oras-go/v2/registry/remote"
@@ -53,6 +55,9 @@ type Pushed struct {
 	// Present means the registry had the whole artifact: only the tag was
 	// (re)written.
 	Present bool `json:"-"`
+	// Signature is the cosign signature manifest (tag@digest) pushed
+	// beside the artifact, when signing is on.
+	Signature string `json:"signature,omitempty"`
 }
 
 // Options configures Push.
@@ -70,6 +75,8 @@ type Options struct {
 	Credentials auth.CredentialFunc
 	// Transport overrides the HTTP transport below the retries (tests).
 	Transport http.RoundTripper
+	// Signer, when set, pushes a cosign signature of every artifact.
+	Signer *addonsign.Key
 }
 
 // Push copies every manifest of the OCI layout in dir (with its config
@@ -126,11 +133,24 @@ func Push(ctx context.Context, dir string, opts Options) ([]Pushed, error) {
 		if got.Digest != d.Digest {
 			return nil, fmt.Errorf("push %s:%s: the registry stored digest %s, want %s", ref, opts.Tag, got.Digest, d.Digest)
 		}
-		out = append(out, Pushed{Reference: ref + ":" + opts.Tag, Digest: d.Digest.String(), MediaType: d.MediaType,
+		p := Pushed{Reference: ref + ":" + opts.Tag, Digest: d.Digest.String(), MediaType: d.MediaType,
 			ArtifactType: d.ArtifactType, Size: d.Size, Uploaded: int(uploaded.Load()), Skipped: int(skipped.Load()),
 			// oras re-puts an existing manifest by tag without reporting
 			// it as copied or skipped.
-			Present: uploaded.Load() == 0 && skipped.Load() == 0})
+			Present: uploaded.Load() == 0 && skipped.Load() == 0}
+		if opts.Signer != nil {
+			// The artifact is in place before its signature: a signature
+			// never names a digest the registry does not have.
+			sig, err := opts.Signer.Sign(ref, d.Digest)
+			if err != nil {
+				return nil, err
+			}
+			if err := sig.Push(ctx, repo); err != nil {
+				return nil, explain(ref+":"+sig.Tag, opts.Registry, err)
+			}
+			p.Signature = ref + ":" + sig.Tag + "@" + sig.Digest.String()
+		}
+		out = append(out, p)
 	}
 	slices.SortFunc(out, func(a, b Pushed) int {
 		if a.Reference < b.Reference {

@@ -12,6 +12,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/relcue/release/modules/addon"
+	"github.com/relcue/release/modules/addonsign"
 	"github.com/relcue/release/pipeline/config"
 	"github.com/relcue/release/pipeline/step"
 )
@@ -39,6 +40,8 @@ type Spec struct {
 	PlainHTTP bool   `json:"plainHTTP"`
 	Insecure  bool   `json:"insecure"`
 	Prefix    string `json:"prefix"`
+	// Sign pushes a cosign signature beside each artifact.
+	Sign bool `json:"sign,omitempty"`
 }
 
 // Record is the push record written to dist/: what was pushed where.
@@ -49,7 +52,22 @@ type Record struct {
 
 // Targets plans a push per addon when a registry is configured. Pushes
 // are effects: never cached, run only by `build --push`.
-func Targets(m *config.Model) ([]step.Target, error) {
+func Targets(m *config.Model) ([]step.Target, error) { return SignedTargets(nil)(m) }
+
+// SignedTargets plans like Targets and signs the pushes with key where the
+// configuration asks for it (signing.cosign); asking without a key is an
+// error that says how to give one.
+func SignedTargets(key *addonsign.Key) func(*config.Model) ([]step.Target, error) {
+	return func(m *config.Model) ([]step.Target, error) {
+		if m.Signing.Cosign && key == nil && m.Registry != nil {
+			return nil, fmt.Errorf("%s: signing.cosign asks for signed addon pushes, but no key is set: set %s to a cosign private key (cosign generate-key-pair) and %s (or %s) to its password, or build with --unsigned",
+				m.Signing.CosignPos, addonsign.EnvKey, addonsign.EnvPassword, addonsign.EnvPasswordFile)
+		}
+		return targets(m, m.Signing.Cosign)
+	}
+}
+
+func targets(m *config.Model, sign bool) ([]step.Target, error) {
 	if m.Registry == nil {
 		return nil, nil
 	}
@@ -61,7 +79,7 @@ func Targets(m *config.Model) ([]step.Target, error) {
 			Deps:    []string{addon.TargetID(a.Name, a.Version)},
 			Outputs: []string{RecordPath(a.Name, a.Version)},
 			Spec: Spec{Addon: addon.TargetID(a.Name, a.Version), Name: a.Name, Version: a.Version,
-				Registry: m.Registry.Host, PlainHTTP: m.Registry.PlainHTTP, Insecure: m.Registry.Insecure, Prefix: m.Registry.Prefix},
+				Registry: m.Registry.Host, PlainHTTP: m.Registry.PlainHTTP, Insecure: m.Registry.Insecure, Prefix: m.Registry.Prefix, Sign: sign},
 		})
 	}
 	return out, nil
@@ -71,6 +89,8 @@ func Targets(m *config.Model) ([]step.Target, error) {
 type Step struct {
 	// Transport, when set, carries every request (tests inject faults).
 	Transport http.RoundTripper
+	// Cosign signs the pushes whose spec asks for it.
+	Cosign *addonsign.Key
 }
 
 var _ step.Step = Step{}
@@ -100,7 +120,15 @@ func (st Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error)
 		total += d.Size
 	}
 	in.Progress.SetTotal(total)
+	var signer *addonsign.Key
+	if s.Sign {
+		if st.Cosign == nil {
+			return nil, fmt.Errorf("%s: the push is to be signed, but this process has no cosign key; set %s", in.Target, addonsign.EnvKey)
+		}
+		signer = st.Cosign
+	}
 	pushed, err := Push(ctx, layout, Options{
+		Signer:      signer,
 		Registry:    Registry{Host: s.Registry, PlainHTTP: s.PlainHTTP, Insecure: s.Insecure, Prefix: s.Prefix},
 		Tag:         "v" + s.Version,
 		ExportName:  exportName,

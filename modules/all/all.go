@@ -4,6 +4,8 @@ package all
 import (
 	"github.com/relcue/release/modules/addon"
 	"github.com/relcue/release/modules/addonpush"
+	"github.com/relcue/release/modules/addonsign"
+	"github.com/relcue/release/modules/codesign"
 	"github.com/relcue/release/modules/deb"
 	"github.com/relcue/release/modules/delta"
 	"github.com/relcue/release/modules/fullpkg"
@@ -16,12 +18,19 @@ import (
 	"github.com/relcue/release/pipeline/step"
 )
 
+// Keys are the signing credentials the CLI loaded from the environment;
+// nil ones sign nothing (and a configuration that asks for them fails).
+type Keys struct {
+	Authenticode *codesign.Key
+	Cosign       *addonsign.Key
+}
+
 // Modules returns every step and target source.
-func Modules() pipeline.Modules {
+func Modules(keys Keys) pipeline.Modules {
 	return pipeline.Modules{
-		Steps: []step.Step{fullpkg.Step{}, delta.Step{}, deb.Step{}, image.Step{}, nodepkg.Step{}, nodedelta.Step{}, addon.Step{}, addonpush.Step{}, plans.Step{}},
+		Steps: []step.Step{fullpkg.Step{Key: keys.Authenticode}, delta.Step{}, deb.Step{}, image.Step{}, nodepkg.Step{}, nodedelta.Step{}, addon.Step{}, addonpush.Step{Cosign: keys.Cosign}, plans.Step{}},
 		Targets: []func(*config.Model) ([]step.Target, error){
-			fullpkg.Targets, delta.Targets, deb.Targets, image.Targets, nodepkg.Targets, nodedelta.Targets, addon.Targets, addonpush.Targets, plans.Targets,
+			fullpkg.SignedTargets(keys.Authenticode), delta.Targets, deb.Targets, image.Targets, nodepkg.Targets, nodedelta.Targets, addon.Targets, addonpush.SignedTargets(keys.Cosign), plans.Targets,
 		},
 	}
 }

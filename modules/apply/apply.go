@@ -51,6 +51,10 @@ type Options struct {
 	Progress func(int64)
 	// Log receives human-readable detail lines; may be nil.
 	Log io.Writer
+	// Signatures, with Require, refuses the delta unless every signable
+	// file it writes carries a valid Authenticode signature by a trusted
+	// signer; checked on the staged files, before anything is committed.
+	Signatures *Signatures
 }
 
 // Report says what Apply, Recover or Verify did.
@@ -88,6 +92,8 @@ type Report struct {
 	BytesVerified int64 `json:"bytesVerified,omitempty"`
 	// Warnings are the mismatches --force let through.
 	Warnings []string `json:"warnings,omitempty"`
+	// Signatures is what the Authenticode checks found, when they ran.
+	Signatures *SignatureReport `json:"signatures,omitempty"`
 }
 
 // Recovery describes how an interrupted apply was resolved.
@@ -262,6 +268,17 @@ func apply(ctx context.Context, deltaZip, dirArg string, opts Options) (rep *Rep
 	}
 	if err := stageFiles(ctx, t, r, m.Patches, workers, opts.Progress); err != nil {
 		return rep, discard(err)
+	}
+	if opts.Signatures != nil && opts.Signatures.Require {
+		var staged []sigTarget
+		for _, o := range t.j.Ops {
+			if o.Stage != "" {
+				staged = append(staged, fileTarget(o.Path, t.stagePath(o)))
+			}
+		}
+		if rep.Signatures, err = checkSignatures(ctx, opts.Signatures, staged, workers); err != nil {
+			return rep, discard(fmt.Errorf("%s: %w; nothing was changed", deltaZip, err))
+		}
 	}
 	if err := t.save(statePrepared); err != nil {
 		return rep, discard(err)

@@ -25,6 +25,9 @@ func (r *Report) String() string {
 			fmt.Fprintf(&b, " %s", r.TargetVersion)
 		}
 		fmt.Fprintf(&b, " OK: %d files, %s verified", r.FilesVerified, units.Bytes(r.BytesVerified))
+		if s := r.Signatures; s != nil && s.Signed+s.Unsigned > 0 {
+			fmt.Fprintf(&b, "; Authenticode: %d signed, %d unsigned", s.Signed, s.Unsigned)
+		}
 	case "recover":
 		if r.Recovery == nil {
 			fmt.Fprintf(&b, "%s: nothing to recover", r.InstallDir)

@@ -158,14 +158,23 @@ func copyCtx(ctx context.Context, dst io.Writer, src io.Reader, progress func(in
 // shipped package-manifest.json against them too. Every entry is
 // decompressed, so zip CRCs are checked as well.
 func Verify(ctx context.Context, zipPath string, workers int) (*Report, error) {
-	rep, err := verify(ctx, zipPath, workers)
+	return VerifySigned(ctx, zipPath, workers, nil)
+}
+
+// VerifySigned verifies like Verify and checks the Authenticode signature
+// of every signable file a package or delta ships whole: a signature that
+// does not match its file is always an error; with sig.Require, so is a
+// file that is unsigned or signed by someone sig does not trust. (Files a
+// delta ships as binary patches are checked by apply, once rebuilt.)
+func VerifySigned(ctx context.Context, zipPath string, workers int, sig *Signatures) (*Report, error) {
+	rep, err := verify(ctx, zipPath, workers, sig)
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", zipPath, err)
 	}
 	return rep, nil
 }
 
-func verify(ctx context.Context, zipPath string, workers int) (*Report, error) {
+func verify(ctx context.Context, zipPath string, workers int, sig *Signatures) (*Report, error) {
 	r, err := pkgzip.Open(zipPath)
 	if err != nil {
 		return nil, err
@@ -213,6 +222,17 @@ func verify(ctx context.Context, zipPath string, workers int) (*Report, error) {
 		if len(problems) > 0 {
 			return nil, fmt.Errorf("the delta is corrupt: %s; download or build it again", summarize(problems))
 		}
+		var whole []sigTarget
+		for _, p := range sortedKeys(m.Files.Target) {
+			if _, patched := m.Patches[p]; !patched {
+				if e := r.Lookup(p); e != nil {
+					whole = append(whole, entryTarget(e))
+				}
+			}
+		}
+		if rep.Signatures, err = checkSignatures(ctx, sig, whole, workers); err != nil {
+			return nil, err
+		}
 		if e := r.Lookup(delta.PackageManifestName); e != nil {
 			pm, err := readPackageManifest(e)
 			if err != nil {
@@ -244,6 +264,13 @@ func verify(ctx context.Context, zipPath string, workers int) (*Report, error) {
 	}
 	if v := r.Lookup(delta.VersionFile); v == nil {
 		return nil, fmt.Errorf("it has no %s file; a full package needs one", delta.VersionFile)
+	}
+	var all []sigTarget
+	for _, e := range r.Entries {
+		all = append(all, entryTarget(e))
+	}
+	if rep.Signatures, err = checkSignatures(ctx, sig, all, workers); err != nil {
+		return nil, err
 	}
 	return rep, nil
 }

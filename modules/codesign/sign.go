@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"debug/pe"
 	"errors"
 	"fmt"
 	"io"
@@ -222,6 +223,15 @@ func Verify(r io.ReadSeeker, format Format, name string) (*Signature, error) {
 	var ts pkcs9.TimestampedSignature
 	switch format {
 	case PE:
+		// A file that is no PE image cannot carry a signature: unsigned,
+		// not tampered with.
+		if ra, ok := r.(io.ReaderAt); ok {
+			if f, err := pe.NewFile(ra); err != nil {
+				return nil, fmt.Errorf("%w (not a PE image)", ErrNotSigned)
+			} else {
+				f.Close()
+			}
+		}
 		sigs, err := authenticode.VerifyPE(r, false)
 		if err != nil {
 			return nil, verifyErr(err)

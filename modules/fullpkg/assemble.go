@@ -24,10 +24,17 @@ type treeFile struct {
 }
 
 // assemble overlays the layers and writes the package.
-func assemble(ctx context.Context, in *step.Input, spec *Spec, out string) error {
+func (st Step) assemble(ctx context.Context, in *step.Input, spec *Spec, out string) error {
 	files, err := collectTree(in, spec)
 	if err != nil {
 		return err
+	}
+	if spec.Sign != nil {
+		cleanup, err := st.signTree(ctx, in, spec.Sign, files, filepath.Dir(out))
+		if err != nil {
+			return err
+		}
+		defer cleanup()
 	}
 	versionProvided := false
 	var total int64

@@ -12,11 +12,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relcue/release/modules/codesign"
 	"github.com/relcue/release/pipeline/step"
 )
 
 // Step builds full packages. It registers nothing; modules/all lists it.
-type Step struct{}
+type Step struct {
+	// Key signs Windows content when the spec asks for it.
+	Key *codesign.Key
+}
 
 var _ step.Step = Step{}
 
@@ -24,7 +28,7 @@ func (Step) Kind() string    { return Kind }
 func (Step) Version() string { return StepVersion }
 
 // Run writes the package to OutDir/<output>.
-func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
+func (st Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 	spec, err := parseSpec(in.Spec)
 	if err != nil {
 		return nil, err
@@ -36,7 +40,7 @@ func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 	if spec.Zip != "" {
 		err = useZip(ctx, in, spec, out)
 	} else {
-		err = assemble(ctx, in, spec, out)
+		err = st.assemble(ctx, in, spec, out)
 	}
 	if err != nil {
 		os.Remove(out) // a partial zip must not look like a result
@@ -69,6 +73,14 @@ func (s *Spec) check() error {
 	}
 	if s.Level < 1 || s.Level > 9 {
 		return fmt.Errorf("level %d is out of range 1..9", s.Level)
+	}
+	if s.Sign != nil {
+		if s.Zip != "" {
+			return errors.New("sign is set for an existing zip, which ships as pinned")
+		}
+		if err := codesign.CheckExtensions(s.Sign.Extensions); err != nil {
+			return fmt.Errorf("sign: %w", err)
+		}
 	}
 	if (s.Zip == "") == (len(s.Layers) == 0) {
 		return errors.New("exactly one of zip and layers must be set")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relcue/release/modules/codesign"
 	"github.com/relcue/release/modules/pkgzip"
 	"github.com/relcue/release/pipeline/config"
 	"github.com/relcue/release/pipeline/step"
@@ -51,6 +52,9 @@ type Spec struct {
 	// are the same either way, since both come from this step's writer at
 	// the same level; only the time differs.
 	Reuse string `json:"reuse,omitempty"`
+	// Sign, when set, signs Windows content with Authenticode before it is
+	// written, so the manifest holds the hashes of the files as shipped.
+	Sign *SignSpec `json:"sign,omitempty"`
 }
 
 // Layer places one source, a directory tree or a single file, in the
@@ -65,8 +69,43 @@ type Layer struct {
 	Mode uint32 `json:"mode"`
 }
 
-// Targets plans one full-package target per release, in version order.
-func Targets(m *config.Model) ([]step.Target, error) {
+// Targets plans one full-package target per release, in version order,
+// for configurations without Authenticode signing.
+func Targets(m *config.Model) ([]step.Target, error) { return SignedTargets(nil)(m) }
+
+// SignedTargets plans like Targets, signing with key where the
+// configuration asks for it (signing.authenticode); a configuration that
+// asks without a key is an error that says how to give one.
+func SignedTargets(key *codesign.Key) func(*config.Model) ([]step.Target, error) {
+	return func(m *config.Model) ([]step.Target, error) {
+		sign, err := signSpec(m, key)
+		if err != nil {
+			return nil, err
+		}
+		return targets(m, sign)
+	}
+}
+
+func signSpec(m *config.Model, key *codesign.Key) (*SignSpec, error) {
+	a := m.Signing.Authenticode
+	if a == nil {
+		return nil, nil
+	}
+	if err := codesign.CheckExtensions(a.Extensions); err != nil {
+		return nil, posErr(a.Pos, fmt.Errorf("signing.authenticode.extensions: %w", err))
+	}
+	if key == nil {
+		return nil, posErr(a.Pos, fmt.Errorf("signing.authenticode asks for signed packages, but no signing credential is set: set %s to the PKCS#12 file and %s (or %s) to its password, or build with --unsigned",
+			codesign.EnvPKCS12, codesign.EnvPassword, codesign.EnvPasswordFile))
+	}
+	return &SignSpec{
+		Extensions:  a.Extensions,
+		Certificate: key.Fingerprint,
+		Settings:    codesign.Settings{TimestampURL: a.TimestampURL, Description: a.Description, URL: a.URL},
+	}, nil
+}
+
+func targets(m *config.Model, sign *SignSpec) ([]step.Target, error) {
 	out := make([]step.Target, 0, len(m.Versions))
 	prev := ""
 	for _, v := range m.Versions {
@@ -77,6 +116,12 @@ func Targets(m *config.Model) ([]step.Target, error) {
 		t, err := target(m, rel)
 		if err != nil {
 			return nil, err
+		}
+		if sign != nil && len(rel.Inputs) > 0 {
+			spec := t.Spec.(Spec)
+			spec.Sign = sign
+			t.Spec = spec
+			t.InProcess = true
 		}
 		if len(rel.Inputs) > 0 {
 			if prev != "" && m.Build.Reuse {

@@ -35,7 +35,7 @@ const sample = "../../fixtures/sample"
 func build(t *testing.T, dir string, targets ...string) map[string][]byte {
 	t.Helper()
 	ctx := context.Background()
-	s, err := pipeline.Open(ctx, all.Modules(), pipeline.Options{Dir: dir, CacheDir: t.TempDir(), Workers: 2})
+	s, err := pipeline.Open(ctx, all.Modules(all.Keys{}), pipeline.Options{Dir: dir, CacheDir: t.TempDir(), Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,35 @@ func (b *builder) model(raw *rawConfig) *Model {
 	m.GitOps = b.gitops(&raw.GitOps, m.Registry)
 	m.Addons, m.AddonNames = b.addons(raw.Addons, m.Releases, m.Versions, m.OS)
 	m.Rollouts, m.RolloutNames = b.rollouts(raw.Rollout, m)
+	m.Signing = b.signing(raw.Signing)
 	return m
+}
+
+func (b *builder) signing(raw *rawSigning) Signing {
+	var s Signing
+	if raw == nil {
+		return s
+	}
+	sp := at("signing")
+	if a := raw.Authenticode; a != nil {
+		ap := join(sp, "authenticode")
+		exts := slices.Clone(a.Extensions)
+		slices.Sort(exts)
+		exts = slices.Compact(exts)
+		if len(exts) == 0 {
+			b.ps.at(join(ap, "extensions"), "is empty; list the extensions to sign, e.g. [\".exe\", \".ps1\"], or remove authenticode")
+		}
+		if a.TimestampURL != "" {
+			if u, err := url.Parse(a.TimestampURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				b.ps.at(join(ap, "timestampURL"), "%q is not an http(s) URL of an RFC 3161 time-stamping service", a.TimestampURL)
+			}
+		}
+		s.Authenticode = &Authenticode{Extensions: exts, TimestampURL: a.TimestampURL, Description: a.Description, URL: a.URL, Pos: b.ps.posOf(ap)}
+	}
+	if raw.Cosign != nil {
+		s.Cosign, s.CosignPos = true, b.ps.posOf(join(sp, "cosign"))
+	}
+	return s
 }
 
 func (b *builder) build(raw *rawBuild) Build {

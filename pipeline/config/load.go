@@ -194,6 +194,17 @@ type rawConfig struct {
 	Registry *rawRegistry          `json:"registry"`
 	GitOps   rawGitOps             `json:"gitops"`
 	Rollout  map[string]rawRollout `json:"rollout"`
+	Signing  *rawSigning           `json:"signing"`
+}
+
+type rawSigning struct {
+	Authenticode *struct {
+		Extensions   []string `json:"extensions"`
+		TimestampURL string   `json:"timestampURL"`
+		Description  string   `json:"description"`
+		URL          string   `json:"url"`
+	} `json:"authenticode"`
+	Cosign *struct{} `json:"cosign"`
 }
 
 type rawProduct struct {

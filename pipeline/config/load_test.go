@@ -294,7 +294,7 @@ build: sourceDateEpoch: 0
 	{
 		name: "unknown field top level",
 		src:  valid + "relases: {}\n",
-		want: []string{`release.cue:9:1: relases: field not allowed (allowed: product, build, releases, deltas, os, addons, registry, gitops, rollout)`},
+		want: []string{`release.cue:9:1: relases: field not allowed (allowed: product, build, releases, deltas, os, addons, registry, gitops, rollout, signing)`},
 	},
 	{
 		name: "unknown fields nested, reported with other errors",

@@ -38,6 +38,27 @@ type Model struct {
 	// RolloutNames lists them in order.
 	Rollouts     map[string]*Rollout
 	RolloutNames []string
+	// Signing says what is signed; the keys are not part of the model.
+	Signing Signing
+}
+
+// Signing is the signing section (zero when absent).
+type Signing struct {
+	// Authenticode is nil when Windows content is not signed.
+	Authenticode *Authenticode
+	// Cosign signs pushed addon artifacts.
+	Cosign    bool
+	CosignPos Pos
+}
+
+// Authenticode configures code signing of Windows content.
+type Authenticode struct {
+	// Extensions are lower case with the leading dot, sorted.
+	Extensions   []string
+	TimestampURL string
+	Description  string
+	URL          string
+	Pos          Pos
 }
 
 // Product names what is being released.

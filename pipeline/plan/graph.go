@@ -32,6 +32,8 @@ type Node struct {
 	Pos     string
 	// Effect is step.Target.Effect.
 	Effect bool
+	// InProcess is step.Target.InProcess.
+	InProcess bool
 	// Key is the content cache key: it changes when anything that can
 	// change the output changes.
 	Key string
@@ -88,7 +90,7 @@ func Build(ctx context.Context, targets []step.Target, opts Options) (*Graph, er
 		}
 		deps := append([]string(nil), t.Deps...)
 		sort.Strings(deps)
-		g.Nodes[t.ID] = &Node{ID: t.ID, Kind: t.Kind, StepVersion: s.Version(), Spec: spec, Deps: dedupe(deps), Pos: t.Pos, Effect: t.Effect}
+		g.Nodes[t.ID] = &Node{ID: t.ID, Kind: t.Kind, StepVersion: s.Version(), Spec: spec, Deps: dedupe(deps), Pos: t.Pos, Effect: t.Effect, InProcess: t.InProcess}
 	}
 	owner := map[string]step.Target{}
 	for _, t := range targets {

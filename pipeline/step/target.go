@@ -17,6 +17,10 @@ type Target struct {
 	// runs on every build that asks for effects, and never as a side
 	// effect of a plain build.
 	Effect bool
+	// InProcess keeps the step in the release process under every engine:
+	// it uses the process's credentials (signing keys), which are never
+	// shipped to a step container or a shared engine.
+	InProcess bool
 }
 
 // Source is an external input of a target.

@@ -7,13 +7,16 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -104,8 +107,8 @@ func New(t testing.TB, dir string, o Options) *Credential {
 		t.Fatal(err)
 	}
 	for p, data := range map[string][]byte{
-		c.PKCS12: pfx,
-		c.CAPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		c.PKCS12:  pfx,
+		c.CAPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		c.LeafPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}),
 	} {
 		if err := os.WriteFile(p, data, 0o600); err != nil {
@@ -135,22 +138,24 @@ func WindowsExe(t testing.TB, variant string) string {
 	if exeErr != nil {
 		t.Fatal(exeErr)
 	}
-	out := filepath.Join(exeDir, variant+".exe")
+	sum := sha256.Sum256([]byte(variant))
+	id := hex.EncodeToString(sum[:8])
+	out := filepath.Join(exeDir, id+".exe")
 	if _, err := os.Stat(out); err == nil {
 		return out
 	}
-	src := filepath.Join(exeDir, variant)
+	src := filepath.Join(exeDir, id)
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	prog := "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"" + variant + "\") }\n"
+	prog := "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(" + strconv.Quote(variant) + ") }\n"
 	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(prog), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module example.invalid/"+variant+"\n\ngo 1.22\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module example.invalid/v"+id+"\n\ngo 1.22\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.CreateTemp(exeDir, variant+"-*.tmp")
+	f, err := os.CreateTemp(exeDir, id+"-*.tmp")
 	if err != nil {
 		t.Fatal(err)
 	}
