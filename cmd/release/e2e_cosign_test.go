@@ -95,7 +95,9 @@ func TestCosignVerifiesSignedAddonPushes(t *testing.T) {
 	// A signature for another digest does not verify this artifact:
 	// move the tag to a different artifact and ask cosign.
 	ing := readFile(t, filepath.Join(dir, "dist", "pushes", "addon-ingress-1.4.0.json"))
-	var ingRec struct{ Pushed []struct{ Reference, Digest string } }
+	var ingRec struct {
+		Pushed []struct{ Reference, Digest string }
+	}
 	json.Unmarshal(ing, &ingRec)
 	if len(ingRec.Pushed) == 0 {
 		t.Fatalf("ingress record: %s", ing)
