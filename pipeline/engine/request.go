@@ -22,12 +22,13 @@ import (
 // engine and the process running the step, so that the same step code
 // runs there as in-process.
 type Request struct {
-	Target  string            `json:"target"`
-	Kind    string            `json:"kind"`
-	Spec    json.RawMessage   `json:"spec"`
-	Sources map[string]string `json:"sources"`
-	Deps    map[string]Dep    `json:"deps"`
-	Workers int               `json:"workers"`
+	Target        string            `json:"target"`
+	Kind          string            `json:"kind"`
+	Spec          json.RawMessage   `json:"spec"`
+	Sources       map[string]string `json:"sources"`
+	SourceDigests map[string]string `json:"sourceDigests,omitempty"`
+	Deps          map[string]Dep    `json:"deps"`
+	Workers       int               `json:"workers"`
 }
 
 // Dep is a dependency's result in a Request.
@@ -65,7 +66,7 @@ func RunRequest(ctx context.Context, steps map[string]step.Step, req *Request, o
 		deps[id] = step.Result{Dir: d.Dir, Artifacts: d.Artifacts}
 	}
 	in := &step.Input{
-		Target: req.Target, Spec: req.Spec, Sources: req.Sources, Deps: deps, OutDir: outDir,
+		Target: req.Target, Spec: req.Spec, Sources: req.Sources, SourceDigests: req.SourceDigests, Deps: deps, OutDir: outDir,
 		Workers: max(req.Workers, 1), Progress: &lineProgress{w: stderr}, Log: stderr,
 	}
 	arts, err := s.Run(ctx, in)

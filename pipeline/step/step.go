@@ -35,6 +35,10 @@ type Input struct {
 	// Sources maps source names (from the target's Sources) to local paths,
 	// already verified against their digests.
 	Sources map[string]string
+	// SourceDigests maps source names to the digests the plan computed
+	// ("sha256:<hex>" of a file, "tree:<hex>" of a directory), for steps
+	// that record what they were made from.
+	SourceDigests map[string]string
 	// Deps maps dependency target IDs to their results.
 	Deps map[string]Result
 	// OutDir is an empty directory owned by this run. Artifact paths are
