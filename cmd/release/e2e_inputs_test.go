@@ -71,7 +71,8 @@ func TestForeignZipReleaseAndDelta(t *testing.T) {
 	sum := writeForeignZip(t, zp, "1.3.0", map[string]string{"bin/kube/kubelet.exe": "old kubelet", "LICENSE": "MIT License\n\nCopyright (c) Example\n"})
 	configWithZip(t, dir, "old.zip", sum)
 	b := runBuild(t, dir, filepath.Join(t.TempDir(), "cache"))
-	if len(b.Artifacts) != 3 {
+	// Two packages and the delta; each package's SBOM and provenance.
+	if len(b.Artifacts) != 7 {
 		t.Fatalf("artifacts %+v", b.Artifacts)
 	}
 	// The existing package is published byte for byte.

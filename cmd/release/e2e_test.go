@@ -169,10 +169,23 @@ func statuses(b buildJSON) map[string]string {
 var sampleTargets = []string{"package/1.4.0", "package/1.4.1", "package/1.5.0", "delta/1.4.0..1.5.0", "delta/1.4.1..1.5.0",
 	"node/debian12/1.4.0", "node/debian12/1.4.1", "node/debian12/1.5.0", "node/debian13/1.4.1", "node/debian13/1.5.0",
 	"node-delta/debian12/1.4.0..1.5.0", "node-delta/debian12/1.4.1..1.5.0", "node-delta/debian13/1.4.1..1.5.0",
-	"addon/ingress/1.4.0", "addon/metrics/0.7.2", "plans/1.4.0", "plans/1.4.1", "plans/1.5.0"}
+	"addon/ingress/1.4.0", "addon/metrics/0.7.2", "plans/1.4.0", "plans/1.4.1", "plans/1.5.0",
+}
+
+// attested are the sample's targets with an SBOM and a provenance
+// statement: every package, node package and addon.
+var attested = []string{"package/1.4.0", "package/1.4.1", "package/1.5.0",
+	"node/debian12/1.4.0", "node/debian12/1.4.1", "node/debian12/1.5.0", "node/debian13/1.4.1", "node/debian13/1.5.0",
+	"addon/ingress/1.4.0", "addon/metrics/0.7.2"}
+
+func init() {
+	for _, a := range attested {
+		sampleTargets = append(sampleTargets, "sbom/"+a, "provenance/"+a)
+	}
+}
 
 // sampleTotal counts every target of the sample.
-const sampleTotal = 45
+const sampleTotal = 65
 
 func TestSamplePlanBuildCacheReproducible(t *testing.T) {
 	dir := copySample(t)
@@ -197,7 +210,7 @@ func TestSamplePlanBuildCacheReproducible(t *testing.T) {
 		t.Fatalf("planned %d debs and %d images, want 16 and 11", kinds["deb"], kinds["image"])
 	}
 	text := mustRun(t, "plan", "-C", dir, "--cache", cache).stdout
-	if !strings.Contains(text, "47 targets: 0 cached, 45 to build, 2 with effects") {
+	if !strings.Contains(text, "67 targets: 0 cached, 65 to build, 2 with effects") {
 		t.Fatalf("text plan:\n%s", text)
 	}
 
@@ -287,14 +300,21 @@ func TestAddingOneDeltaPathBuildsOnlyIt(t *testing.T) {
 		}
 	}
 	// The new path, the node delta it brings for the control-plane OS,
-	// and the plans of 1.4.1, which gain the upgrade from 1.4.0 through it.
-	if strings.Join(sorted(toBuild), " ") != "delta/1.4.0..1.4.1 node-delta/debian12/1.4.0..1.4.1 plans/1.4.1" {
-		t.Fatalf("to build: %v, want only delta/1.4.0..1.4.1, node-delta/debian12/1.4.0..1.4.1 and plans/1.4.1", toBuild)
+	// and the plans of 1.4.1, which gain the upgrade from 1.4.0 through it;
+	// and the provenance statements, which name the edited release.cue's
+	// digest (the SBOMs, which read the artifacts, stay cached).
+	var provenance []string
+	for _, a := range attested {
+		provenance = append(provenance, "provenance/"+a)
+	}
+	want := sorted(append([]string{"delta/1.4.0..1.4.1", "node-delta/debian12/1.4.0..1.4.1", "plans/1.4.1"}, provenance...))
+	if strings.Join(sorted(toBuild), " ") != strings.Join(want, " ") {
+		t.Fatalf("to build: %v, want only %v", toBuild, want)
 	}
 	b := runBuild(t, dir, cache)
 	for id, s := range statuses(b) {
 		want := "cached"
-		if id == "delta/1.4.0..1.4.1" || id == "node-delta/debian12/1.4.0..1.4.1" || id == "plans/1.4.1" {
+		if id == "delta/1.4.0..1.4.1" || id == "node-delta/debian12/1.4.0..1.4.1" || id == "plans/1.4.1" || strings.HasPrefix(id, "provenance/") {
 			want = "built"
 		}
 		if s != want {

@@ -5,6 +5,7 @@ import (
 	"github.com/relcue/release/modules/addon"
 	"github.com/relcue/release/modules/addonpush"
 	"github.com/relcue/release/modules/addonsign"
+	"github.com/relcue/release/modules/attest"
 	"github.com/relcue/release/modules/codesign"
 	"github.com/relcue/release/modules/deb"
 	"github.com/relcue/release/modules/delta"
@@ -28,9 +29,30 @@ type Keys struct {
 // Modules returns every step and target source.
 func Modules(keys Keys) pipeline.Modules {
 	return pipeline.Modules{
-		Steps: []step.Step{fullpkg.Step{Key: keys.Authenticode}, delta.Step{}, deb.Step{}, image.Step{}, nodepkg.Step{}, nodedelta.Step{}, addon.Step{}, addonpush.Step{Cosign: keys.Cosign}, plans.Step{}},
+		Steps: []step.Step{fullpkg.Step{Key: keys.Authenticode}, delta.Step{}, deb.Step{}, image.Step{}, nodepkg.Step{}, nodedelta.Step{}, addon.Step{}, addonpush.Step{Cosign: keys.Cosign}, plans.Step{}, attest.SBOMStep{}, attest.ProvenanceStep{}},
 		Targets: []func(*config.Model) ([]step.Target, error){
-			fullpkg.SignedTargets(keys.Authenticode), delta.Targets, deb.Targets, image.Targets, nodepkg.Targets, nodedelta.Targets, addon.Targets, addonpush.SignedTargets(keys.Cosign), plans.Targets,
+			attested(fullpkg.SignedTargets(keys.Authenticode), attest.Subject{Kind: fullpkg.Kind, ArtifactKind: fullpkg.ArtifactKind, Format: attest.Package}),
+			delta.Targets, deb.Targets, image.Targets,
+			attested(nodepkg.Targets, attest.Subject{Kind: nodepkg.Kind, ArtifactKind: nodepkg.ArtifactKind, Format: attest.NodePackage}),
+			nodedelta.Targets,
+			attested(addon.Targets, attest.Subject{Kind: addon.Kind, ArtifactKind: addon.ArchiveKind, Format: attest.Addon}),
+			addonpush.SignedTargets(keys.Cosign), plans.Targets,
 		},
+	}
+}
+
+// attested adds an SBOM and a provenance target for each of targets'
+// sub targets.
+func attested(targets func(*config.Model) ([]step.Target, error), sub attest.Subject) func(*config.Model) ([]step.Target, error) {
+	return func(m *config.Model) ([]step.Target, error) {
+		ts, err := targets(m)
+		if err != nil {
+			return nil, err
+		}
+		as, err := attest.For(m, sub, ts)
+		if err != nil {
+			return nil, err
+		}
+		return append(ts, as...), nil
 	}
 }

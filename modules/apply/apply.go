@@ -94,6 +94,8 @@ type Report struct {
 	Warnings []string `json:"warnings,omitempty"`
 	// Signatures is what the Authenticode checks found, when they ran.
 	Signatures *SignatureReport `json:"signatures,omitempty"`
+	// SBOM is set when verify checked the package's SBOM.
+	SBOM *SBOMReport `json:"sbom,omitempty"`
 }
 
 // Recovery describes how an interrupted apply was resolved.

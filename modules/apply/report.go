@@ -28,6 +28,9 @@ func (r *Report) String() string {
 		if s := r.Signatures; s != nil && s.Signed+s.Unsigned > 0 {
 			fmt.Fprintf(&b, "; Authenticode: %d signed, %d unsigned", s.Signed, s.Unsigned)
 		}
+		if r.SBOM != nil {
+			fmt.Fprintf(&b, "; SBOM matches (%d files)", r.SBOM.Files)
+		}
 	case "recover":
 		if r.Recovery == nil {
 			fmt.Fprintf(&b, "%s: nothing to recover", r.InstallDir)

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/relcue/release/internal/glob"
+	"github.com/relcue/release/modules/attest"
 	"github.com/relcue/release/modules/delta"
 	"github.com/relcue/release/modules/nodedelta"
 	"github.com/relcue/release/modules/nodepkg"
@@ -166,27 +167,108 @@ func Verify(ctx context.Context, zipPath string, workers int) (*Report, error) {
 // does not match its file is always an error; with sig.Require, so is a
 // file that is unsigned or signed by someone sig does not trust. (Files a
 // delta ships as binary patches are checked by apply, once rebuilt.)
+//
+// When the package's SBOM (zipPath + attest.SBOMSuffix, as build writes
+// it) is present, it must describe this zip (its SHA-256) and list exactly
+// its entries with their hashes.
 func VerifySigned(ctx context.Context, zipPath string, workers int, sig *Signatures) (*Report, error) {
-	rep, err := verify(ctx, zipPath, workers, sig)
+	rep, err := verifyWithSBOM(ctx, zipPath, workers, sig)
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", zipPath, err)
 	}
 	return rep, nil
 }
 
-func verify(ctx context.Context, zipPath string, workers int, sig *Signatures) (*Report, error) {
+func verifyWithSBOM(ctx context.Context, zipPath string, workers int, sig *Signatures) (*Report, error) {
+	sbomPath := zipPath + attest.SBOMSuffix
+	var zipSum chan hashResult
+	if _, err := os.Stat(sbomPath); err == nil {
+		// The whole-file hash runs beside the entry hashing: one more
+		// reader of a file the page cache is already holding.
+		zipSum = make(chan hashResult, 1)
+		go func() {
+			d, err := hashFile(ctx, zipPath, nil)
+			zipSum <- hashResult{d, err}
+		}()
+	}
+	rep, digests, err := verify(ctx, zipPath, workers, sig)
+	if zipSum != nil {
+		sum := <-zipSum
+		if err == nil {
+			if sum.err != nil {
+				return nil, sum.err
+			}
+			rep.SBOM, err = checkSBOM(sbomPath, sum.d.SHA256, digests)
+		}
+	}
+	return rep, err
+}
+
+type hashResult struct {
+	d   pkgzip.Digest
+	err error
+}
+
+// checkSBOM compares an SBOM with the zip it sits beside.
+func checkSBOM(sbomPath, zipSHA256 string, digests map[string]pkgzip.Digest) (*SBOMReport, error) {
+	f, err := os.Open(sbomPath)
+	if err != nil {
+		return nil, fmt.Errorf("SBOM: %w", err)
+	}
+	defer f.Close()
+	s, err := attest.ReadSBOM(f)
+	if err != nil {
+		return nil, fmt.Errorf("SBOM %s: %w; rebuild it with release build", sbomPath, err)
+	}
+	if s.ArtifactSHA256 != zipSHA256 {
+		return nil, fmt.Errorf("SBOM %s describes %s with sha256 %s, but this file has sha256 %s: the package or its SBOM was changed after the build", sbomPath, s.Artifact, s.ArtifactSHA256, zipSHA256)
+	}
+	var problems []problem
+	for _, p := range sortedKeys(digests) {
+		want, ok := s.Files[p]
+		switch {
+		case !ok:
+			problems = append(problems, problem{p, fmt.Sprintf("entry %s is not in the SBOM", p)})
+		case want != digests[p]:
+			problems = append(problems, problem{p, fmt.Sprintf("entry %s has sha256 %s (%d bytes) but the SBOM says %s (%d bytes)", p, digests[p].SHA256, digests[p].Size, want.SHA256, want.Size)})
+		}
+	}
+	for _, p := range sortedKeys(s.Files) {
+		if _, ok := digests[p]; !ok {
+			problems = append(problems, problem{p, fmt.Sprintf("the SBOM lists %s, which the package does not hold", p)})
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("SBOM %s does not match the package: %s", sbomPath, summarize(problems))
+	}
+	return &SBOMReport{Path: sbomPath, Files: len(s.Files)}, nil
+}
+
+// SBOMReport says which SBOM verify checked.
+type SBOMReport struct {
+	Path  string `json:"path"`
+	Files int    `json:"files"`
+}
+
+func verify(ctx context.Context, zipPath string, workers int, sig *Signatures) (*Report, map[string]pkgzip.Digest, error) {
 	r, err := pkgzip.Open(zipPath)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer r.Close()
 	rep := &Report{Operation: "verify", Path: zipPath}
 	var total atomic.Int64
 	digests, err := r.HashAll(ctx, max(workers, 1), func(n int64) { total.Add(n) })
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rep.FilesVerified, rep.BytesVerified = len(digests), total.Load()
+	rep, err = verifyKind(ctx, r, rep, digests, zipPath, workers, sig)
+	return rep, digests, err
+}
+
+func verifyKind(ctx context.Context, r *pkgzip.Reader, rep *Report, digests map[string]pkgzip.Digest, zipPath string, workers int, sig *Signatures) (*Report, error) {
+	var err error
 
 	if e := r.Lookup(delta.ManifestName); e != nil && isNodeDelta(e) {
 		return verifyNodeDelta(r, rep, digests)
