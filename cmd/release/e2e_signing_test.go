@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/relcue/release/modules/codesign"
 	"github.com/relcue/release/modules/codesign/codesigntest"
@@ -175,8 +176,25 @@ func TestSignedBuildVerifyApply(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, "wrong password") || strings.Contains(r.stderr, cred.Password) {
 		t.Fatalf("wrong password: exit %d\n%s", r.code, r.stderr)
 	}
-	if _, err := os.Stat(dist); !os.IsNotExist(err) {
-		t.Fatal("a refused build created dist/")
+	expired := codesigntest.New(t, t.TempDir(), codesigntest.Options{NotAfter: time.Now().Add(-time.Hour)})
+	r = releaseCmd(t, expired.Env(), "build", "-C", dir, "--cache", t.TempDir())
+	if r.code != 2 || !strings.Contains(r.stderr, "expired") {
+		t.Fatalf("expired certificate: exit %d\n%s", r.code, r.stderr)
+	}
+	r = releaseCmd(t, []string{codesign.EnvPKCS12 + "=" + filepath.Join(t.TempDir(), "missing.pfx"), codesign.EnvPassword + "=" + cred.Password}, "build", "-C", dir, "--cache", t.TempDir())
+	if r.code != 2 || !strings.Contains(r.stderr, "missing.pfx") || !strings.Contains(r.stderr, codesign.EnvPKCS12) {
+		t.Fatalf("unreadable PKCS#12: exit %d\n%s", r.code, r.stderr)
+	}
+	badExt := copyTree(t, dir)
+	setSampleText(t, badExt, "release.cue", `signing: authenticode: {`, `signing: authenticode: {extensions: [".exe", ".txt"], `)
+	r = releaseCmd(t, cred.Env(), "build", "-C", badExt, "--cache", t.TempDir())
+	if r.code != 2 || !strings.Contains(r.stderr, "signing.authenticode.extensions") || !strings.Contains(r.stderr, ".txt") {
+		t.Fatalf("unsignable extension: exit %d\n%s", r.code, r.stderr)
+	}
+	for _, d := range []string{dist, filepath.Join(badExt, "dist")} {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Fatalf("a refused build created %s", d)
+		}
 	}
 
 	cache := filepath.Join(t.TempDir(), "cache")

@@ -491,6 +491,21 @@ deltas: paths: [{from: "1.4.0", to: "1.5.0", wholeDirectories: ["bin/cni", "/bin
 		want: []string{`release.cue:3:16: product.name: conflicting values "k3s" and "k2s"`},
 	},
 	{
+		name: "signing with no extensions",
+		src:  valid + "signing: authenticode: extensions: []\n",
+		want: []string{`release.cue:9:24: signing.authenticode.extensions: is empty; list the extensions to sign, e.g. [".exe", ".ps1"], or remove authenticode`},
+	},
+	{
+		name: "signing with a timestamp URL that is not http(s)",
+		src:  valid + "signing: authenticode: timestampURL: \"ftp://tsa.example\"\n",
+		want: []string{`release.cue:9:38: signing.authenticode.timestampURL: "ftp://tsa.example" is not an http(s) URL of an RFC 3161 time-stamping service`},
+	},
+	{
+		name: "signing with a password in the configuration",
+		src:  valid + "signing: authenticode: password: \"hunter2\"\n",
+		want: []string{`release.cue:9:24: signing.authenticode.password: field not allowed (allowed: extensions, timestampURL, description, url)`},
+	},
+	{
 		name: "syntax error",
 		src:  valid + "deltas: {\n",
 		want: []string{`release.cue:9:11: expected '}', found 'EOF'`},
