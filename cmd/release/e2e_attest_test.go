@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"io"
 	"os"
@@ -243,9 +244,14 @@ func TestAttestationsDescribeEveryArtifact(t *testing.T) {
 				}
 			}
 			// Every .deb with its package name and version as dpkg reads
-			// them; every image with the manifest digest skopeo reads.
+			// them; every image with the manifest digest skopeo reads: a
+			// node package's entries, or what an addon's layers hold.
+			contents := entries
+			if a.Kind == "addon-archive" {
+				contents = addonLayerFiles(t, entries)
+			}
 			var wantDebs, wantImages []string
-			for name, data := range entries {
+			for name, data := range contents {
 				switch {
 				case strings.HasSuffix(name, ".deb"):
 					wantDebs = append(wantDebs, name)
@@ -273,7 +279,7 @@ func TestAttestationsDescribeEveryArtifact(t *testing.T) {
 					if !found {
 						t.Errorf("deb %s has no component", name)
 					}
-				case strings.HasPrefix(name, "images/") && strings.HasSuffix(name, ".tar"):
+				case (strings.HasPrefix(name, "images/") || strings.Contains(name, "/images-")) && strings.HasSuffix(name, ".tar"):
 					wantImages = append(wantImages, name)
 					p := filepath.Join(t.TempDir(), "x.tar")
 					os.WriteFile(p, data, 0o644)
@@ -299,8 +305,8 @@ func TestAttestationsDescribeEveryArtifact(t *testing.T) {
 			if len(debs) != len(wantDebs) || len(images) != len(wantImages) {
 				t.Errorf("%d deb and %d image components for %d debs and %d images", len(debs), len(images), len(wantDebs), len(wantImages))
 			}
-			if a.Kind == "node-package" && (len(wantDebs) == 0 || len(wantImages) == 0) {
-				t.Errorf("node package without debs or images: %v", entries)
+			if (a.Kind == "node-package" || a.Path == "addons/metrics-0.7.2.oci.tar") && (len(wantDebs) == 0 || len(wantImages) == 0) {
+				t.Errorf("%s: no debs or images found to check: %v", a.Path, contents)
 			}
 			checkProvenance(t, dir, filepath.Join(dist, provPath), a.Target, a.SHA256)
 		})
@@ -312,6 +318,65 @@ func TestAttestationsDescribeEveryArtifact(t *testing.T) {
 	if artifactsJSON(t, b) != artifactsJSON(t, b2) {
 		t.Errorf("a second build in another directory differs:\n%s\n%s", artifactsJSON(t, b), artifactsJSON(t, b2))
 	}
+}
+
+// addonLayerFiles unpacks the images and packages layers of every addon
+// in an exported layout's files: the image archives and .debs inside, named
+// <export>/<layer title>/<path>.
+func addonLayerFiles(t *testing.T, blobs map[string][]byte) map[string][]byte {
+	t.Helper()
+	var idx struct {
+		Manifests []struct {
+			Digest      string
+			Annotations map[string]string
+		}
+	}
+	if err := json.Unmarshal(blobs["index.json"], &idx); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, m := range idx.Manifests {
+		var man struct {
+			Layers []struct {
+				MediaType, Digest string
+				Annotations       map[string]string
+			}
+		}
+		if err := json.Unmarshal(blobs["blobs/"+strings.Replace(m.Digest, ":", "/", 1)], &man); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range man.Layers {
+			title := l.Annotations["org.opencontainers.image.title"]
+			data := blobs["blobs/"+strings.Replace(l.Digest, ":", "/", 1)]
+			var r io.Reader = bytes.NewReader(data)
+			switch title {
+			case "packages.tar.gz":
+				zr, err := gzip.NewReader(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r = zr
+			case "images-linux.tar", "images-windows.tar":
+			default:
+				continue
+			}
+			tr := tar.NewReader(r)
+			for {
+				h, err := tr.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if h.Typeflag == tar.TypeReg {
+					b, _ := io.ReadAll(tr)
+					out[m.Annotations["vnd.k2s.addon.export-name"]+"/"+title+"/"+h.Name] = b
+				}
+			}
+		}
+	}
+	return out
 }
 
 // checkProvenance decodes a statement with the in-toto attestation types

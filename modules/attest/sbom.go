@@ -72,23 +72,34 @@ func makeSBOM(s *SBOMSpec, sum string, size int64, c *contents) ([]byte, error) 
 		})
 	}
 	for _, im := range c.Images {
-		name, tag := splitRef(im.Ref)
-		alg, hexd, _ := strings.Cut(im.Digest, ":")
-		if alg != "sha256" {
-			return nil, fmt.Errorf("image %s: digest %s is not sha256", im.Ref, im.Digest)
-		}
 		props := []cdx.Property{{Name: "release:file", Value: im.Entry()}, {Name: "release:digest", Value: im.Digest}, {Name: "release:archive-sha256", Value: im.SHA256}}
 		for _, p := range im.Platforms {
 			props = append(props, cdx.Property{Name: "release:platform", Value: p})
 		}
-		add(cdx.Component{
-			BOMRef: "image:" + im.File, Type: cdx.ComponentTypeContainer, Name: name, Version: tag,
-			PackageURL: fmt.Sprintf("pkg:oci/%s@%s", path.Base(name), im.Digest),
-			Hashes:     sha256Hash(hexd), Properties: &props,
-		})
+		comp, err := imageComponent(im.File, im.Ref, im.Digest, props)
+		if err != nil {
+			return nil, err
+		}
+		add(comp)
 	}
 	for _, m := range c.Manifests {
 		add(manifestComponent(m))
+	}
+	for _, d := range c.AddonDebs {
+		ctl := d.Control
+		add(cdx.Component{
+			BOMRef: "deb:" + d.File, Type: cdx.ComponentTypeApplication, Name: ctl.Package, Version: ctl.Version,
+			PackageURL: fmt.Sprintf("pkg:deb/%s@%s?arch=%s", ctl.Package, ctl.Version, ctl.Architecture),
+			Hashes:     sha256Hash(d.SHA256),
+			Properties: &[]cdx.Property{{Name: "release:file", Value: d.File}},
+		})
+	}
+	for _, im := range c.AddonImages {
+		comp, err := imageComponent(im.File, im.Ref, im.Digest, []cdx.Property{{Name: "release:file", Value: im.File}, {Name: "release:digest", Value: im.Digest}})
+		if err != nil {
+			return nil, err
+		}
+		add(comp)
 	}
 	bom.Components = &comps
 	bom.Dependencies = &[]cdx.Dependency{{Ref: "artifact", Dependencies: &refs}}
@@ -97,6 +108,20 @@ func makeSBOM(s *SBOMSpec, sum string, size int64, c *contents) ([]byte, error) 
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// imageComponent describes an image by its name, tag and manifest digest.
+func imageComponent(file, ref, digest string, props []cdx.Property) (cdx.Component, error) {
+	name, tag := splitRef(ref)
+	alg, hexd, _ := strings.Cut(digest, ":")
+	if alg != "sha256" {
+		return cdx.Component{}, fmt.Errorf("image %s: digest %s is not sha256", ref, digest)
+	}
+	return cdx.Component{
+		BOMRef: "image:" + file, Type: cdx.ComponentTypeContainer, Name: name, Version: tag,
+		PackageURL: fmt.Sprintf("pkg:oci/%s@%s", path.Base(name), digest),
+		Hashes:     sha256Hash(hexd), Properties: &props,
+	}, nil
 }
 
 func manifestComponent(m ocispec.Descriptor) cdx.Component {

@@ -278,3 +278,50 @@ func ParseControl(data []byte) (Control, error) {
 	}
 	return c, nil
 }
+
+// InspectStream reads the control data of a .deb from a stream, for a
+// package inside another archive (an addon's packages layer): the ar
+// members are read in order up to control.tar, so nothing is buffered but
+// the control files. The rest of r is left unread.
+func InspectStream(r io.Reader) (Control, error) {
+	magic := make([]byte, len(arMagic))
+	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != arMagic {
+		return Control{}, fmt.Errorf("not a Debian package: no ar archive header")
+	}
+	hdr := make([]byte, arHeaderSize)
+	for i := 0; ; i++ {
+		if _, err := io.ReadFull(r, hdr); err != nil {
+			return Control{}, fmt.Errorf("the package has no control.tar member; it is not a valid .deb")
+		}
+		if string(hdr[58:60]) != "`\n" {
+			return Control{}, fmt.Errorf("corrupt ar member header")
+		}
+		name := strings.TrimSuffix(strings.TrimRight(string(hdr[0:16]), " "), "/")
+		size, err := strconv.ParseInt(strings.TrimRight(string(hdr[48:58]), " "), 10, 64)
+		if err != nil || size < 0 {
+			return Control{}, fmt.Errorf("corrupt ar member header: size %q", hdr[48:58])
+		}
+		member := io.LimitReader(r, size)
+		switch {
+		case i == 0:
+			db, _ := io.ReadAll(io.LimitReader(member, 64))
+			if name != "debian-binary" || !bytes.HasPrefix(db, []byte("2.")) {
+				return Control{}, fmt.Errorf("not a Debian package: the first ar member is not debian-binary 2.x")
+			}
+		case strings.HasPrefix(name, "control.tar"):
+			c, err := readControlTar(member, name)
+			if err != nil {
+				return Control{}, fmt.Errorf("%s: %w", name, err)
+			}
+			return c, nil
+		}
+		if _, err := io.Copy(io.Discard, member); err != nil {
+			return Control{}, err
+		}
+		if size%2 == 1 { // ar pads members to even offsets
+			if _, err := io.ReadFull(r, hdr[:1]); err != nil {
+				return Control{}, err
+			}
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,6 +70,10 @@ func TestInspectPackagesMadeByDpkgDeb(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			raw, _ := os.ReadFile(deb)
+			if sc, err := InspectStream(bytes.NewReader(raw)); err != nil || !reflect.DeepEqual(sc, c) {
+				t.Errorf("InspectStream: %+v, %v; Inspect: %+v", sc, err, c)
+			}
 			if c.Package != "k2s-tool" || c.Version != "2:1.4~rc1-3" || c.Architecture != "arm64" || c.Maintainer != "Example <x@example.com>" {
 				t.Errorf("control %+v", c)
 			}
@@ -129,6 +134,31 @@ func tarGz(t *testing.T, files map[string]string) string {
 	tw.Close()
 	zw.Close()
 	return b.String()
+}
+
+func TestInspectStream(t *testing.T) {
+	control := tarGz(t, map[string]string{"./control": "Package: pkg\nVersion: 1.0-1\nArchitecture: all\n"})
+	data := tarGz(t, map[string]string{"./usr/x": "x"})
+	// An odd-sized member before control.tar: the reader must skip its
+	// padding byte.
+	odd := arBytes([2]string{"debian-binary", "2.0\n"}, [2]string{"_extra", "odd"}, [2]string{"control.tar.gz", control}, [2]string{"data.tar.gz", data})
+	c, err := InspectStream(bytes.NewReader(odd))
+	if err != nil || c.Package != "pkg" || c.Version != "1.0-1" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	for _, tc := range []struct {
+		name, want string
+		data       []byte
+	}{
+		{"text", "no ar archive header", []byte("Package: pkg\n")},
+		{"not debian-binary first", "the first ar member is not debian-binary", arBytes([2]string{"control.tar.gz", control}, [2]string{"debian-binary", "2.0\n"})},
+		{"no control", "the package has no control.tar member", arBytes([2]string{"debian-binary", "2.0\n"}, [2]string{"data.tar.gz", data})},
+		{"truncated control", "control.tar.gz", odd[:len(odd)-len(data)-60-len(control)/2]},
+	} {
+		if _, err := InspectStream(bytes.NewReader(tc.data)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
 }
 
 func TestInspectErrors(t *testing.T) {
