@@ -46,9 +46,12 @@ type SignatureReport struct {
 	UnsignedFiles []string `json:"unsignedFiles,omitempty"`
 }
 
-// maxSignedInMemory bounds a compressed signable entry read into memory
-// for checking (the verifier seeks); stored entries are read in place.
-const maxSignedInMemory = 1 << 30
+// maxSignedInMemory is the largest signable entry read into memory for
+// checking (the verifier seeks); a larger one is decompressed again for
+// each backward seek instead (two passes for a PE image: the certificate
+// table at its end, then the digest from its start), so memory stays
+// bounded by workers × this.
+const maxSignedInMemory = 32 << 20
 
 // sigTarget is one file to check: its package path and how to read it.
 type sigTarget struct {
@@ -69,7 +72,8 @@ func fileTarget(name, path string) sigTarget {
 func entryTarget(e *pkgzip.Entry) sigTarget {
 	return sigTarget{name: e.Name, open: func() (io.ReadSeeker, func(), error) {
 		if e.Size > maxSignedInMemory {
-			return nil, nil, fmt.Errorf("%d bytes is more than the %d this check reads into memory", e.Size, maxSignedInMemory)
+			rs := &reopener{open: e.Open, size: e.Size}
+			return rs, rs.close, nil
 		}
 		data, err := readAll(e)
 		if err != nil {
@@ -149,4 +153,69 @@ func checkOne(t sigTarget, format codesign.Format, s *Signatures, now time.Time)
 		}
 	}
 	return "", true
+}
+
+// reopener is an io.ReadSeeker over a stream that can only be read from
+// its start: a backward seek opens it again, a forward one skips.
+type reopener struct {
+	open func() (io.ReadCloser, error)
+	size int64
+	rc   io.ReadCloser
+	pos  int64 // of rc
+	want int64 // where the next Read starts
+}
+
+func (r *reopener) Read(p []byte) (int, error) {
+	if r.rc == nil || r.want < r.pos {
+		r.close()
+		rc, err := r.open()
+		if err != nil {
+			return 0, err
+		}
+		r.rc, r.pos = rc, 0
+	}
+	if r.want > r.pos {
+		n, err := io.CopyN(io.Discard, r.rc, r.want-r.pos)
+		r.pos += n
+		if err != nil {
+			return 0, err
+		}
+	}
+	n, err := r.rc.Read(p)
+	r.pos += int64(n)
+	r.want = r.pos
+	return n, err
+}
+
+// ReadAt lets the PE parser look at headers; it moves the position, which
+// Verify does not rely on (it seeks before it reads).
+func (r *reopener) ReadAt(p []byte, off int64) (int, error) {
+	if _, err := r.Seek(off, io.SeekStart); err != nil {
+		return 0, err
+	}
+	return io.ReadFull(r, p)
+}
+
+func (r *reopener) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.want
+	case io.SeekEnd:
+		offset += r.size
+	default:
+		return 0, errors.New("reopener: bad whence")
+	}
+	if offset < 0 {
+		return 0, errors.New("reopener: negative position")
+	}
+	r.want = offset
+	return offset, nil
+}
+
+func (r *reopener) close() {
+	if r.rc != nil {
+		r.rc.Close()
+		r.rc = nil
+	}
 }
