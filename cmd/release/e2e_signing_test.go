@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relcue/release/internal/peers"
 	"github.com/relcue/release/modules/codesign"
 	"github.com/relcue/release/modules/codesign/codesigntest"
 )
@@ -41,18 +42,6 @@ func signedSample(t *testing.T) string {
 	io.WriteString(f, "\nsigning: authenticode: {description: \"K2s\", url: \"https://example.invalid/k2s\"}\n")
 	f.Close()
 	return dir
-}
-
-func requireOsslsigncode(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("osslsigncode")
-	if err != nil {
-		if os.Getenv("RELEASE_REQUIRE_PEERS") != "" {
-			t.Fatal("osslsigncode is required (apt-get install osslsigncode)")
-		}
-		t.Skip("osslsigncode not installed (apt-get install osslsigncode)")
-	}
-	return p
 }
 
 // rewriteZip copies src to dst with edit applied to every entry's bytes.
@@ -162,7 +151,7 @@ func tamper(t *testing.T, src, name, dst string) {
 }
 
 func TestSignedBuildVerifyApply(t *testing.T) {
-	tool := requireOsslsigncode(t)
+	tool := peers.Tool(t, "osslsigncode")
 	dir := signedSample(t)
 	cred := codesigntest.New(t, t.TempDir(), codesigntest.Options{})
 	dist := filepath.Join(dir, "dist")

@@ -46,6 +46,8 @@ var installHints = map[string]string{
 	"dpkg-deb":                  "apt-get install dpkg",
 	"debootstrap":               "apt-get install debootstrap",
 	"zip":                       "apt-get install zip",
+	"osslsigncode":              "apt-get install osslsigncode",
+	"cosign":                    "make tools (or .ci/tools), which builds cosign v2.5.0",
 	"unzip":                     "apt-get install unzip",
 }
 

@@ -17,12 +17,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	"golang.org/x/crypto/nacl/secretbox"
 	"golang.org/x/crypto/scrypt"
+
+	"github.com/relcue/release/internal/smallfile"
 )
 
 // Environment variables of the signing key; COSIGN_PASSWORD is cosign's
@@ -54,29 +54,13 @@ func FromEnv(getenv func(string) string) (*Key, error) {
 		return nil, fmt.Errorf("both %s and %s are set; set one", EnvPassword, EnvPasswordFile)
 	}
 	if file != "" {
-		data, err := readLimited(file, 64<<10)
+		data, err := smallfile.Read(file, 64<<10)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", EnvPasswordFile, err)
 		}
 		pw = strings.TrimRight(string(data), "\r\n")
 	}
 	return Load(path, pw)
-}
-
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes; is it the right file?", path, limit)
-	}
-	return data, nil
 }
 
 // Load reads a cosign private key (ENCRYPTED SIGSTORE/COSIGN PRIVATE KEY,
@@ -86,7 +70,7 @@ func Load(path, password string) (*Key, error) {
 	fail := func(format string, args ...any) (*Key, error) {
 		return nil, fmt.Errorf("cosign key %s: %s", path, fmt.Sprintf(format, args...))
 	}
-	data, err := readLimited(path, 1<<20)
+	data, err := smallfile.Read(path, 1<<20)
 	if err != nil {
 		return fail("%v; set %s to a readable key file", err, EnvKey)
 	}

@@ -7,13 +7,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 
+	"github.com/relcue/release/pipeline/digest"
 	"github.com/relcue/release/pipeline/step"
 )
 
@@ -75,7 +75,7 @@ func (SBOMStep) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error
 	if err != nil {
 		return nil, err
 	}
-	sum, size, err := hashFile(file)
+	sum, size, err := digest.File(file)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", in.Target, err)
 	}
@@ -122,20 +122,6 @@ func (ProvenanceStep) Run(ctx context.Context, in *step.Input) ([]step.Artifact,
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
-}
-
-func hashFile(p string) (string, int64, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // provenance is an in-toto Statement v1 with a SLSA provenance v1

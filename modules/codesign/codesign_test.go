@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relcue/release/internal/peers"
 	"github.com/relcue/release/modules/codesign"
 	"github.com/relcue/release/modules/codesign/codesigntest"
 )
@@ -27,18 +28,6 @@ func loadKey(t *testing.T, c *codesigntest.Credential) *codesign.Key {
 	return k
 }
 
-func osslsigncode(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("osslsigncode")
-	if err != nil {
-		if os.Getenv("RELEASE_REQUIRE_PEERS") != "" {
-			t.Fatal("osslsigncode is required (apt-get install osslsigncode)")
-		}
-		t.Skip("osslsigncode not installed (apt-get install osslsigncode)")
-	}
-	return p
-}
-
 // signed signs src as name and returns the signed file.
 func signed(t *testing.T, s *codesign.Signer, name, src string) string {
 	t.Helper()
@@ -50,7 +39,7 @@ func signed(t *testing.T, s *codesign.Signer, name, src string) string {
 }
 
 func TestSignedFilesPassOsslsigncodeAndAreReproducible(t *testing.T) {
-	tool := osslsigncode(t)
+	tool := peers.Tool(t, "osslsigncode")
 	for _, ecdsa := range []bool{false, true} {
 		dir := t.TempDir()
 		cred := codesigntest.New(t, dir, codesigntest.Options{ECDSA: ecdsa})

@@ -17,13 +17,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/sassoftware/relic/v8/lib/certloader"
 	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/relcue/release/internal/smallfile"
 )
 
 // Environment variables the signing credential comes from. The password
@@ -72,29 +73,13 @@ func password(getenv func(string) string) (string, error) {
 	case pw != "" && file != "":
 		return "", fmt.Errorf("both %s and %s are set; set one", EnvPassword, EnvPasswordFile)
 	case file != "":
-		data, err := readLimited(file, 64<<10)
+		data, err := smallfile.Read(file, 64<<10)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", EnvPasswordFile, err)
 		}
 		return strings.TrimRight(string(data), "\r\n"), nil
 	}
 	return pw, nil
-}
-
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes; is it the right file?", path, limit)
-	}
-	return data, nil
 }
 
 // LoadPKCS12 reads a PKCS#12 (.pfx/.p12) file holding the signing key, its
@@ -104,7 +89,7 @@ func LoadPKCS12(path, password string, now time.Time) (*Key, error) {
 	fail := func(format string, args ...any) (*Key, error) {
 		return nil, fmt.Errorf("authenticode key %s: %s", path, fmt.Sprintf(format, args...))
 	}
-	blob, err := readLimited(path, maxPKCS12)
+	blob, err := smallfile.Read(path, maxPKCS12)
 	if err != nil {
 		return fail("%v; set %s to a readable PKCS#12 file", err, EnvPKCS12)
 	}

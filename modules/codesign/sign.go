@@ -23,6 +23,8 @@ import (
 	"github.com/sassoftware/relic/v8/lib/pkcs7"
 	"github.com/sassoftware/relic/v8/lib/pkcs9"
 	"github.com/sassoftware/relic/v8/signers/sigerrors"
+
+	"github.com/relcue/release/internal/smallfile"
 )
 
 // DefaultExtensions is what gets signed unless the configuration says
@@ -299,7 +301,7 @@ func (s *Signature) CheckTrust(trusted []*x509.Certificate, now time.Time) error
 
 // LoadCertificates reads PEM or DER certificates (the trusted signers).
 func LoadCertificates(path string) ([]*x509.Certificate, error) {
-	data, err := readLimited(path, 4<<20)
+	data, err := smallfile.Read(path, 4<<20)
 	if err != nil {
 		return nil, err
 	}
