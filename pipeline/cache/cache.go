@@ -61,6 +61,15 @@ type Store struct {
 
 	rehashed      atomic.Int64
 	rehashedBytes atomic.Int64
+
+	// held counts the entry locks open in this process, at most budget:
+	// a build holds every entry it uses until dist/ is published, and a
+	// build of tens of thousands of targets would otherwise run out of
+	// file descriptors. Past the budget an entry is returned unlocked: a
+	// concurrent gc may then remove it, which publishing notices (it
+	// verifies what it copies) and reports.
+	held   atomic.Int64
+	budget int64
 }
 
 // Stats counts the entry files a Store has read in full to verify them
@@ -99,7 +108,7 @@ func Open(dir string) (*Store, error) {
 			return nil, fmt.Errorf("cache %s: %w", dir, err)
 		}
 	}
-	return &Store{root: root, verified: map[string]bool{}}, nil
+	return &Store{root: root, verified: map[string]bool{}, budget: heldLockBudget()}, nil
 }
 
 // StateDir is a directory for records that other packages keep beside
@@ -159,6 +168,7 @@ type Entry struct {
 	Dir  string
 	Meta Meta
 	lock *os.File
+	held *atomic.Int64 // the store's count, while lock is held
 	// scratch is the temp dir of an ephemeral entry, removed on Release.
 	scratch string
 	// fps are the fingerprints the files had when they were last known
@@ -196,7 +206,21 @@ func (e *Entry) Release() {
 		unlockFile(e.lock)
 		e.lock.Close()
 		e.lock = nil
+		e.held.Add(-1)
 	}
+}
+
+// hold gives e the shared lock lk, or drops lk when the process holds its
+// budget of locks already (see Store.held). must keeps it regardless: an
+// ephemeral entry's lock also guards its scratch dir against gc.
+func (s *Store) hold(e *Entry, lk *os.File, must bool) {
+	if n := s.held.Add(1); n > s.budget && !must {
+		s.held.Add(-1)
+		unlockFile(lk)
+		lk.Close()
+		return
+	}
+	e.lock, e.held = lk, &s.held
 }
 
 // Ephemeral runs fn like Build but never stores or serves its result: the
@@ -241,7 +265,9 @@ func (s *Store) Ephemeral(ctx context.Context, key string, info Info, workers in
 	}
 	ok = true
 	meta := Meta{Format: 1, Key: key, Info: info, Created: time.Now().UTC().Truncate(time.Second), Files: files}
-	return &Entry{Key: key, Dir: out, Meta: meta, lock: lk, scratch: tmp}, nil
+	e := &Entry{Key: key, Dir: out, Meta: meta, scratch: tmp}
+	s.hold(e, lk, true)
+	return e, nil
 }
 
 // Has reports whether an entry exists, without verifying it.
@@ -268,7 +294,7 @@ func (s *Store) Get(ctx context.Context, key string, workers int) (*Entry, error
 		lk.Close()
 		return nil, err
 	}
-	e.lock = lk
+	s.hold(e, lk, false)
 	return e, nil
 }
 
@@ -566,7 +592,7 @@ func (s *Store) downgrade(e *Entry, lk *os.File) (*Entry, bool, error) {
 	if _, err := lockFile(lk, false, true); err != nil {
 		return nil, false, err
 	}
-	e.lock = lk
+	s.hold(e, lk, false)
 	return e, false, nil
 }
 

@@ -197,3 +197,46 @@ func TestBuildWaitsToEvictCorruptEntryInUse(t *testing.T) {
 	}
 	e.Release()
 }
+
+// TestEntryLocksStayWithinBudget: a process keeps at most its budget of
+// entry locks open (a build holds every entry until dist/ is written, and
+// a 20000-target build ran out of file descriptors); entries past it are
+// returned unlocked, and their locks come back as entries are released.
+func TestEntryLocksStayWithinBudget(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	if s.budget < 64 {
+		t.Fatalf("budget %d", s.budget)
+	}
+	s.budget = 2
+	ctx := context.Background()
+	var es []*Entry
+	for _, c := range []byte{'1', '2', '3', '4'} {
+		e, _, err := s.Build(ctx, key(c), Info{Target: string(c)}, 1, write(map[string]string{"f": "x"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, e)
+	}
+	if got := s.held.Load(); got != 2 {
+		t.Fatalf("%d locks held, want the budget of 2", got)
+	}
+	if es[0].lock == nil || es[1].lock == nil || es[2].lock != nil || es[3].lock != nil {
+		t.Fatal("the first entries should keep their locks")
+	}
+	// A gc sees the locked ones in use and may remove the others.
+	rep, err := s.GC(GCOptions{All: true})
+	if err != nil || len(rep.SkippedInUse) != 2 || len(rep.Removed) != 2 {
+		t.Fatalf("gc: %+v %v", rep, err)
+	}
+	for _, e := range es {
+		e.Release()
+	}
+	if got := s.held.Load(); got != 0 {
+		t.Fatalf("%d locks held after release", got)
+	}
+	e, err := s.Get(ctx, key('1'), 1)
+	if err != nil || e.lock == nil {
+		t.Fatalf("after release a Get locks again: %v", err)
+	}
+	e.Release()
+}

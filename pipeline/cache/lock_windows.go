@@ -32,3 +32,7 @@ func unlockFile(f *os.File) error {
 	ol := new(windows.Overlapped)
 	return windows.UnlockFileEx(windows.Handle(f.Fd()), 0, 1, 0, ol)
 }
+
+// heldLockBudget is how many entry locks a process keeps open; Windows has
+// no small per-process handle limit, so this only bounds the handle table.
+func heldLockBudget() int64 { return 1 << 16 }
