@@ -47,7 +47,7 @@ func main() {
 	out := flag.String("out", "docs/BENCHMARKS.md", "Markdown file to write")
 	work := flag.String("work", ".bench", "scratch directory (deleted and recreated)")
 	scale := flag.Float64("scale", 1.0, "size of the large package pair relative to ~1 GiB")
-	only := flag.String("only", "", `"addons", "binary" or "incremental" runs only that section (for development; the report then holds only it)`)
+	only := flag.String("only", "", `"addons", "binary", "incremental" or "signing" runs only that section (for development; the report then holds only it)`)
 	baseline := flag.String("baseline", "", "release binary of the landed tree, the baseline of the incremental section (\"\": none)")
 	flag.Parse()
 	log.SetFlags(0)
@@ -97,12 +97,17 @@ func main() {
 		check(writeReport(*out, []section{incremental(bin, base, w, treeA, treeB)}, sizeA, countA, changed))
 		return
 	}
+	if *only == "signing" {
+		check(writeReport(*out, []section{signing(bin, w, treeA)}, sizeA, countA, changed))
+		return
+	}
 
 	var sections []section
 	sections = append(sections, assembly(bin, w, treeA, sizeA, countA))
 	sections = append(sections, deltas(bin, w, treeA, treeB, sizeA, sizeB, changed))
 	sections[0].Rows = append(sections[0].Rows, reuseRows...)
 	sections[0].Notes = append(sections[0].Notes, "The last two rows build the next version's package (10% of its bytes changed) with the previous package cached, copying the compressed entries of unchanged files from it (build.reuse, the default), against the same build with reuse off from an empty cache. Both include planning (hashing the input tree).")
+	sections = append(sections, signing(bin, w, treeA))
 	sections = append(sections, binaryPatches(bin, w))
 	sections = append(sections, manyReleases(bin, w))
 	sections = append(sections, incremental(bin, base, w, treeA, treeB))

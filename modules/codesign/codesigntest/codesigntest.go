@@ -12,6 +12,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"os"
 	"os/exec"
@@ -49,6 +50,15 @@ type Options struct {
 // password-protected PKCS#12 with key, certificate and CA into dir.
 func New(t testing.TB, dir string, o Options) *Credential {
 	t.Helper()
+	c, err := Generate(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Generate is New for programs that are not tests (the benchmarks).
+func Generate(dir string, o Options) (*Credential, error) {
 	now := time.Now()
 	if o.NotAfter.IsZero() {
 		o.NotAfter = now.AddDate(1, 0, 0)
@@ -61,7 +71,7 @@ func New(t testing.TB, dir string, o Options) *Credential {
 	}
 	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	caTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: o.Name + " CA", Organization: []string{"release tests"}},
@@ -70,7 +80,7 @@ func New(t testing.TB, dir string, o Options) *Credential {
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	ca, _ := x509.ParseCertificate(caDER)
 	var key any
@@ -78,13 +88,13 @@ func New(t testing.TB, dir string, o Options) *Credential {
 	if o.ECDSA {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		key, pub = k, &k.PublicKey
 	} else {
 		k, err := rsa.GenerateKey(rand.Reader, 2048)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		key, pub = k, &k.PublicKey
 	}
@@ -95,7 +105,7 @@ func New(t testing.TB, dir string, o Options) *Credential {
 	}
 	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, pub, caKey)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	leaf, _ := x509.ParseCertificate(leafDER)
 	c := &Credential{
@@ -104,7 +114,7 @@ func New(t testing.TB, dir string, o Options) *Credential {
 	}
 	pfx, err := pkcs12.Modern.Encode(key, leaf, []*x509.Certificate{ca}, c.Password)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	for p, data := range map[string][]byte{
 		c.PKCS12:  pfx,
@@ -112,10 +122,10 @@ func New(t testing.TB, dir string, o Options) *Credential {
 		c.LeafPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}),
 	} {
 		if err := os.WriteFile(p, data, 0o600); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
-	return c
+	return c, nil
 }
 
 // Env is the environment that hands the credential to release.
@@ -134,30 +144,39 @@ var (
 // program, so different variants are different images.
 func WindowsExe(t testing.TB, variant string) string {
 	t.Helper()
+	p, err := BuildWindowsExe(variant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// BuildWindowsExe is WindowsExe for programs that are not tests.
+func BuildWindowsExe(variant string) (string, error) {
 	exeOnce.Do(func() { exeDir, exeErr = os.MkdirTemp("", "codesigntest-exe-") })
 	if exeErr != nil {
-		t.Fatal(exeErr)
+		return "", exeErr
 	}
 	sum := sha256.Sum256([]byte(variant))
 	id := hex.EncodeToString(sum[:8])
 	out := filepath.Join(exeDir, id+".exe")
 	if _, err := os.Stat(out); err == nil {
-		return out
+		return out, nil
 	}
 	src := filepath.Join(exeDir, id)
 	if err := os.MkdirAll(src, 0o755); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	prog := "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(" + strconv.Quote(variant) + ") }\n"
 	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(prog), 0o644); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module example.invalid/v"+id+"\n\ngo 1.22\n"), 0o644); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	f, err := os.CreateTemp(exeDir, id+"-*.tmp")
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	f.Close()
 	tmp := f.Name()
@@ -165,10 +184,10 @@ func WindowsExe(t testing.TB, variant string) string {
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0", "GOFLAGS=", "GOWORK=off")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building a Windows test binary: %v\n%s", err, b)
+		return "", fmt.Errorf("building a Windows test binary: %v\n%s", err, b)
 	}
 	if err := os.Rename(tmp, out); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	return out
+	return out, nil
 }
