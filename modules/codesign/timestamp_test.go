@@ -2,6 +2,7 @@ package codesign_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -78,7 +79,7 @@ func startTSA(t *testing.T, at time.Time) *tsa {
 			Time: s.at, SerialNumber: big.NewInt(int64(s.requests.Load())), Policy: asn1.ObjectIdentifier{1, 2, 3, 4, 1},
 			AddTSACertificate: true,
 		}
-		resp, err := ts.CreateResponse(cert, key)
+		resp, err := ts.CreateResponseWithOpts(cert, key, crypto.SHA256)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
