@@ -135,8 +135,14 @@ func tarEntries(t *testing.T, p string) map[string][]byte {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	return readTar(t, f)
+}
+
+// readTar reads the regular files of a tar stream by name.
+func readTar(t *testing.T, r io.Reader) map[string][]byte {
+	t.Helper()
 	out := map[string][]byte{}
-	tr := tar.NewReader(f)
+	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -146,7 +152,10 @@ func tarEntries(t *testing.T, p string) map[string][]byte {
 			t.Fatal(err)
 		}
 		if h.Typeflag == tar.TypeReg {
-			data, _ := io.ReadAll(tr)
+			data, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
 			out[h.Name] = data
 		}
 	}
@@ -360,19 +369,8 @@ func addonLayerFiles(t *testing.T, blobs map[string][]byte) map[string][]byte {
 			default:
 				continue
 			}
-			tr := tar.NewReader(r)
-			for {
-				h, err := tr.Next()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				if h.Typeflag == tar.TypeReg {
-					b, _ := io.ReadAll(tr)
-					out[m.Annotations["vnd.k2s.addon.export-name"]+"/"+title+"/"+h.Name] = b
-				}
+			for name, b := range readTar(t, r) {
+				out[m.Annotations["vnd.k2s.addon.export-name"]+"/"+title+"/"+name] = b
 			}
 		}
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
@@ -364,19 +363,9 @@ func tarFiles(t *testing.T, data []byte) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := tar.NewReader(zr)
 	var files []string
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Typeflag == tar.TypeReg {
-			files = append(files, strings.TrimPrefix(path.Clean(h.Name), "./"))
-		}
+	for name := range readTar(t, zr) {
+		files = append(files, strings.TrimPrefix(path.Clean(name), "./"))
 	}
 	sort.Strings(files)
 	return files

@@ -181,6 +181,8 @@ func VerifySigned(ctx context.Context, zipPath string, workers int, sig *Signatu
 
 func verifyWithSBOM(ctx context.Context, zipPath string, workers int, sig *Signatures) (*Report, error) {
 	sbomPath := zipPath + attest.SBOMSuffix
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var zipSum chan hashResult
 	if _, err := os.Stat(sbomPath); err == nil {
 		// The whole-file hash runs beside the entry hashing: one more
@@ -193,6 +195,9 @@ func verifyWithSBOM(ctx context.Context, zipPath string, workers int, sig *Signa
 	}
 	rep, digests, err := verify(ctx, zipPath, workers, sig)
 	if zipSum != nil {
+		if err != nil {
+			cancel() // the package failed: its whole-file hash is not needed
+		}
 		sum := <-zipSum
 		if err == nil {
 			if sum.err != nil {
