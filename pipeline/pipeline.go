@@ -25,13 +25,6 @@ import (
 	"github.com/relcue/release/pipeline/step"
 )
 
-// Modules is what the artifact modules contribute: their steps, and the
-// targets a configuration asks of them.
-type Modules struct {
-	Steps   []step.Step
-	Targets []func(*config.Model) ([]step.Target, error)
-}
-
 // ConfigError marks errors in the user's configuration or arguments (exit
 // code 2), as opposed to failures while building (exit code 1).
 type ConfigError struct{ Err error }
@@ -70,12 +63,12 @@ type Session struct {
 }
 
 // Open loads the configuration and plans it.
-func Open(ctx context.Context, mods Modules, opts Options) (*Session, error) {
+func Open(ctx context.Context, mods []step.Module, opts Options) (*Session, error) {
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
-	m, err := config.Load(opts.Dir, config.LoadOptions{Env: opts.Env})
+	m, err := config.Load(opts.Dir, config.LoadOptions{Env: opts.Env, Sections: step.Sections(mods)})
 	if err != nil {
 		return nil, &ConfigError{err}
 	}
@@ -84,13 +77,16 @@ func Open(ctx context.Context, mods Modules, opts Options) (*Session, error) {
 			return nil, &ConfigError{err}
 		}
 	}
-	steps, err := engine.Registry(mods.Steps...)
+	steps, err := engine.Registry(step.Steps(mods)...)
 	if err != nil {
 		return nil, err
 	}
 	var targets []step.Target
-	for _, f := range mods.Targets {
-		ts, err := f(m)
+	for _, mod := range mods {
+		if mod.Targets == nil {
+			continue
+		}
+		ts, err := mod.Targets(m)
 		if err != nil {
 			return nil, &ConfigError{err}
 		}

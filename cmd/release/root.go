@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/relcue/release/modules/addon"
 	"os"
 	"strings"
 	"time"
@@ -118,23 +119,25 @@ func (c *common) adjust(m *config.Model) error {
 	if c.unsigned {
 		m.Signing = config.Signing{}
 	}
+	s := addon.SettingsOf(m)
+	defer m.SetSection(addon.SectionName, s)
 	if c.registry == "" {
 		if c.plainHTTP {
-			if m.Registry == nil {
+			if s.Registry == nil {
 				return usageError{fmt.Errorf("--plain-http needs a registry: set registry.host or pass --registry")}
 			}
-			m.Registry.PlainHTTP = true
+			s.Registry.PlainHTTP = true
 		}
 		return nil
 	}
-	if err := config.CheckRegistryHost(c.registry); err != nil {
+	if err := addon.CheckRegistryHost(c.registry); err != nil {
 		return usageError{fmt.Errorf("--registry: %w", err)}
 	}
-	if m.Registry == nil {
-		m.Registry = &config.Registry{Prefix: config.DefaultRegistryPrefix}
+	if s.Registry == nil {
+		s.Registry = &addon.Registry{Prefix: addon.DefaultRegistryPrefix}
 	}
-	m.Registry.Host = c.registry
-	m.Registry.PlainHTTP = m.Registry.PlainHTTP || c.plainHTTP
+	s.Registry.Host = c.registry
+	s.Registry.PlainHTTP = s.Registry.PlainHTTP || c.plainHTTP
 	return nil
 }
 

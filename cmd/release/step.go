@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/relcue/release/pipeline/step"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -38,7 +39,7 @@ func newStep() *cobra.Command {
 			}
 			// Signing steps never come here (they run in the release
 			// process), so a step process holds no keys.
-			steps, err := engine.Registry(all.Modules(all.Keys{}).Steps...)
+			steps, err := engine.Registry(step.Steps(all.Modules(all.Keys{}))...)
 			if err != nil {
 				return err
 			}

@@ -90,9 +90,10 @@ const dirSource = "dir"
 
 // Targets plans one export per addon.
 func Targets(m *config.Model) ([]step.Target, error) {
+	s := SettingsOf(m)
 	var out []step.Target
-	for _, name := range m.AddonNames {
-		t, err := target(m, m.Addons[name])
+	for _, name := range s.Names {
+		t, err := target(m, s, s.Addons[name])
 		if err != nil {
 			return nil, err
 		}
@@ -108,7 +109,7 @@ func posErr(pos config.Pos, err error) error {
 	return err
 }
 
-func target(m *config.Model, a *config.Addon) (step.Target, error) {
+func target(m *config.Model, s *Settings, a *Config) (step.Target, error) {
 	fail := func(pos config.Pos, err error) (step.Target, error) {
 		return step.Target{}, posErr(pos, fmt.Errorf("addon %s: %w", a.Name, err))
 	}
@@ -124,43 +125,11 @@ func target(m *config.Model, a *config.Addon) (step.Target, error) {
 		ProductVersion: a.ProductVersion, Date: m.Build.Date.UTC().Format(time.RFC3339),
 		OmitImages: a.OmitImages, OmitPackages: a.OmitPackages, Impls: []SpecImpl{},
 	}
-	t := step.Target{
+	x := &exportTarget{t: step.Target{
 		ID: TargetID(a.Name, a.Version), Kind: Kind, Pos: a.Pos.String(),
 		Sources: []step.Source{{Name: dirSource, Path: a.Dir, Dir: true, Pos: a.Pos.String()}},
 		Outputs: []string{ArchivePath(a.Name, a.Version)},
-	}
-	deps := map[string]bool{}
-	addDep := func(id string) {
-		if !deps[id] {
-			deps[id] = true
-			t.Deps = append(t.Deps, id)
-		}
-	}
-	n := 0
-	file := func(name string, f config.AddonFile) SpecFile {
-		sf := SpecFile{Name: name}
-		if f.Deb != nil {
-			sf.Target = deb.TargetID(f.Deb.OS, f.Deb.Name, f.Deb.Version, f.Deb.Arch)
-			addDep(sf.Target)
-			return sf
-		}
-		sf.Source = fmt.Sprintf("file%d", n)
-		n++
-		t.Sources = append(t.Sources, step.Source{Name: sf.Source, Path: f.File.Path, URL: f.File.URL, SHA256: f.File.SHA256, Pos: f.Pos.String()})
-		return sf
-	}
-	img := func(i config.AddonImage, windows bool) SpecFile {
-		sf := SpecFile{Name: ImageTarName(i.Ref, windows)}
-		if i.Archive == nil {
-			sf.Target = image.TargetID(i.OS, i.Ref)
-			addDep(sf.Target)
-			return sf
-		}
-		sf.Source = fmt.Sprintf("file%d", n)
-		n++
-		t.Sources = append(t.Sources, step.Source{Name: sf.Source, Path: i.Archive.Path, URL: i.Archive.URL, SHA256: i.Archive.SHA256, Pos: i.Pos.String()})
-		return sf
-	}
+	}, deps: map[string]bool{}}
 	implNames := a.ImplementationNames()
 	if len(implNames) == 0 {
 		for _, im := range man.Spec.Implementations {
@@ -168,60 +137,20 @@ func target(m *config.Model, a *config.Addon) (step.Target, error) {
 		}
 	}
 	for _, name := range implNames {
-		mi, ok := man.Implementation(name)
-		ci := a.Implementations[name]
-		pos := a.Pos
-		if ci != nil {
-			pos = ci.Pos
-		}
-		if !ok {
-			return fail(pos, fmt.Errorf("implementation %q is not in %s (it lists %s)", name, ManifestFile, implList(man)))
-		}
-		if mi.Version != "" && mi.Version != a.Version {
-			return fail(pos, fmt.Errorf("%s gives implementation %s version %s but the configuration says %s; make them agree", ManifestFile, name, mi.Version, a.Version))
-		}
-		if dir := ImplDir(a.Dir, a.Name, name); !isDir(dir) {
-			return fail(pos, fmt.Errorf("implementation %s has no directory %s; an implementation named unlike its addon keeps its files in <addon dir>/<implementation>", name, dir))
-		}
-		si := SpecImpl{Name: name, LinuxImages: []SpecFile{}, WindowsImages: []SpecFile{}, Packages: []SpecFile{}}
-		if ci != nil {
-			names := map[string]bool{}
-			for _, group := range []struct {
-				list    []config.AddonImage
-				windows bool
-				into    *[]SpecFile
-			}{{ci.LinuxImages, false, &si.LinuxImages}, {ci.WindowsImages, true, &si.WindowsImages}} {
-				for _, i := range group.list {
-					sf := img(i, group.windows)
-					if names[sf.Name] {
-						return fail(i.Pos, fmt.Errorf("image %s is stored as %s, like another image of the implementation; K2s's file names cannot tell them apart", i.Ref, sf.Name))
-					}
-					names[sf.Name] = true
-					*group.into = append(*group.into, sf)
-				}
-			}
-			for _, pkg := range sortedKeys(ci.Debian) {
-				for _, f := range ci.Debian[pkg] {
-					si.Packages = append(si.Packages, file("debianpackages/"+pkg+"/"+f.Name, f))
-				}
-			}
-			for _, f := range ci.Linux {
-				si.Packages = append(si.Packages, file("linuxpackages/"+f.Name, f))
-			}
-			for _, f := range ci.Windows {
-				si.Packages = append(si.Packages, file("windowspackages/"+f.Name, f))
-			}
+		si, pos, err := x.impl(a, man, name)
+		if err != nil {
+			return fail(pos, err)
 		}
 		spec.Impls = append(spec.Impls, si)
 	}
-	if g := m.GitOps; g.Registry != "" {
+	if g := s.GitOps; g.Registry != "" {
 		prefix := "addons"
-		if m.Registry != nil {
-			prefix = m.Registry.Prefix
+		if s.Registry != nil {
+			prefix = s.Registry.Prefix
 		}
 		spec.GitOps = &SpecGitOps{Registry: g.Registry, Prefix: prefix, Insecure: g.Insecure, Interval: g.Interval.String(),
 			Timeout: g.Timeout.String(), Namespace: g.Namespace, TargetNamespace: g.TargetNamespace}
-		t.Outputs = append(t.Outputs, FluxPath(a.Name, a.Version))
+		x.t.Outputs = append(x.t.Outputs, FluxPath(a.Name, a.Version))
 	}
 	// Generating the GitOps files now turns their mistakes (a name too
 	// long for a Kubernetes object) into configuration errors.
@@ -230,8 +159,103 @@ func target(m *config.Model, a *config.Addon) (step.Target, error) {
 			return fail(a.Pos, err)
 		}
 	}
-	t.Spec = spec
-	return t, nil
+	x.t.Spec = spec
+	return x.t, nil
+}
+
+// exportTarget collects an export's sources (numbered in the order they
+// are met) and its dependencies on built images and .debs (each once).
+type exportTarget struct {
+	t    step.Target
+	deps map[string]bool
+	n    int
+}
+
+func (x *exportTarget) dependOn(id string) {
+	if !x.deps[id] {
+		x.deps[id] = true
+		x.t.Deps = append(x.t.Deps, id)
+	}
+}
+
+func (x *exportTarget) source(path, url, sha256 string, pos config.Pos) string {
+	name := fmt.Sprintf("file%d", x.n)
+	x.n++
+	x.t.Sources = append(x.t.Sources, step.Source{Name: name, Path: path, URL: url, SHA256: sha256, Pos: pos.String()})
+	return name
+}
+
+func (x *exportTarget) file(name string, f FileConfig) SpecFile {
+	sf := SpecFile{Name: name}
+	if f.Deb != nil {
+		sf.Target = deb.TargetID(f.Deb.OS, f.Deb.Name, f.Deb.Version, f.Deb.Arch)
+		x.dependOn(sf.Target)
+		return sf
+	}
+	sf.Source = x.source(f.File.Path, f.File.URL, f.File.SHA256, f.Pos)
+	return sf
+}
+
+func (x *exportTarget) image(i ImageConfig, windows bool) SpecFile {
+	sf := SpecFile{Name: ImageTarName(i.Ref, windows)}
+	if i.Archive == nil {
+		sf.Target = image.TargetID(i.OS, i.Ref)
+		x.dependOn(sf.Target)
+		return sf
+	}
+	sf.Source = x.source(i.Archive.Path, i.Archive.URL, i.Archive.SHA256, i.Pos)
+	return sf
+}
+
+// impl plans one implementation: checked against the manifest, with the
+// images and packages the configuration selects for it.
+func (x *exportTarget) impl(a *Config, man *Manifest, name string) (SpecImpl, config.Pos, error) {
+	mi, ok := man.Implementation(name)
+	ci := a.Implementations[name]
+	pos := a.Pos
+	if ci != nil {
+		pos = ci.Pos
+	}
+	if !ok {
+		return SpecImpl{}, pos, fmt.Errorf("implementation %q is not in %s (it lists %s)", name, ManifestFile, implList(man))
+	}
+	if mi.Version != "" && mi.Version != a.Version {
+		return SpecImpl{}, pos, fmt.Errorf("%s gives implementation %s version %s but the configuration says %s; make them agree", ManifestFile, name, mi.Version, a.Version)
+	}
+	if dir := ImplDir(a.Dir, a.Name, name); !isDir(dir) {
+		return SpecImpl{}, pos, fmt.Errorf("implementation %s has no directory %s; an implementation named unlike its addon keeps its files in <addon dir>/<implementation>", name, dir)
+	}
+	si := SpecImpl{Name: name, LinuxImages: []SpecFile{}, WindowsImages: []SpecFile{}, Packages: []SpecFile{}}
+	if ci == nil {
+		return si, pos, nil
+	}
+	names := map[string]bool{}
+	for _, group := range []struct {
+		list    []ImageConfig
+		windows bool
+		into    *[]SpecFile
+	}{{ci.LinuxImages, false, &si.LinuxImages}, {ci.WindowsImages, true, &si.WindowsImages}} {
+		for _, i := range group.list {
+			sf := x.image(i, group.windows)
+			if names[sf.Name] {
+				return SpecImpl{}, i.Pos, fmt.Errorf("image %s is stored as %s, like another image of the implementation; K2s's file names cannot tell them apart", i.Ref, sf.Name)
+			}
+			names[sf.Name] = true
+			*group.into = append(*group.into, sf)
+		}
+	}
+	for _, pkg := range sortedKeys(ci.Debian) {
+		for _, f := range ci.Debian[pkg] {
+			si.Packages = append(si.Packages, x.file("debianpackages/"+pkg+"/"+f.Name, f))
+		}
+	}
+	for _, f := range ci.Linux {
+		si.Packages = append(si.Packages, x.file("linuxpackages/"+f.Name, f))
+	}
+	for _, f := range ci.Windows {
+		si.Packages = append(si.Packages, x.file("windowspackages/"+f.Name, f))
+	}
+	return si, pos, nil
 }
 
 func implList(m *Manifest) string {

@@ -47,7 +47,7 @@ func loadConfig(t *testing.T, src string, edit func(dir string)) (*config.Model,
 	if edit != nil {
 		edit(dir)
 	}
-	m, err := config.Load(dir, config.LoadOptions{Env: func(string) string { return "" }})
+	m, err := config.Load(dir, config.LoadOptions{Env: func(string) string { return "" }, Sections: []config.Section{deb.Section, image.Section, Section}})
 	if err != nil {
 		t.Fatal(err)
 	}

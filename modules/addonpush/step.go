@@ -59,7 +59,7 @@ func Targets(m *config.Model) ([]step.Target, error) { return SignedTargets(nil)
 // error that says how to give one.
 func SignedTargets(key *addonsign.Key) func(*config.Model) ([]step.Target, error) {
 	return func(m *config.Model) ([]step.Target, error) {
-		if m.Signing.Cosign && key == nil && m.Registry != nil {
+		if m.Signing.Cosign && key == nil && addon.SettingsOf(m).Registry != nil {
 			return nil, fmt.Errorf("%s: signing.cosign asks for signed addon pushes, but no key is set: set %s to a cosign private key (cosign generate-key-pair) and %s (or %s) to its password, or build with --unsigned",
 				m.Signing.CosignPos, addonsign.EnvKey, addonsign.EnvPassword, addonsign.EnvPasswordFile)
 		}
@@ -68,18 +68,20 @@ func SignedTargets(key *addonsign.Key) func(*config.Model) ([]step.Target, error
 }
 
 func targets(m *config.Model, sign bool) ([]step.Target, error) {
-	if m.Registry == nil {
+	s := addon.SettingsOf(m)
+	reg := s.Registry
+	if reg == nil {
 		return nil, nil
 	}
 	var out []step.Target
-	for _, name := range m.AddonNames {
-		a := m.Addons[name]
+	for _, name := range s.Names {
+		a := s.Addons[name]
 		out = append(out, step.Target{
-			ID: TargetID(a.Name, a.Version), Kind: Kind, Pos: m.Registry.Pos.String(), Effect: true,
+			ID: TargetID(a.Name, a.Version), Kind: Kind, Pos: reg.Pos.String(), Effect: true,
 			Deps:    []string{addon.TargetID(a.Name, a.Version)},
 			Outputs: []string{RecordPath(a.Name, a.Version)},
 			Spec: Spec{Addon: addon.TargetID(a.Name, a.Version), Name: a.Name, Version: a.Version,
-				Registry: m.Registry.Host, PlainHTTP: m.Registry.PlainHTTP, Insecure: m.Registry.Insecure, Prefix: m.Registry.Prefix, Sign: sign},
+				Registry: reg.Host, PlainHTTP: reg.PlainHTTP, Insecure: reg.Insecure, Prefix: reg.Prefix, Sign: sign},
 		})
 	}
 	return out, nil

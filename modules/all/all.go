@@ -1,4 +1,5 @@
-// Package all lists the artifact modules the release binary ships.
+// Package all lists the artifact modules the release binary ships: adding
+// a kind is adding its one Module value here.
 package all
 
 import (
@@ -14,7 +15,6 @@ import (
 	"github.com/relcue/release/modules/nodedelta"
 	"github.com/relcue/release/modules/nodepkg"
 	"github.com/relcue/release/modules/plans"
-	"github.com/relcue/release/pipeline"
 	"github.com/relcue/release/pipeline/config"
 	"github.com/relcue/release/pipeline/step"
 )
@@ -26,33 +26,22 @@ type Keys struct {
 	Cosign       *addonsign.Key
 }
 
-// Modules returns every step and target source.
-func Modules(keys Keys) pipeline.Modules {
-	return pipeline.Modules{
-		Steps: []step.Step{fullpkg.Step{Key: keys.Authenticode}, delta.Step{}, deb.Step{}, image.Step{}, nodepkg.Step{}, nodedelta.Step{}, addon.Step{}, addonpush.Step{Cosign: keys.Cosign}, plans.Step{}, attest.SBOMStep{}, attest.ProvenanceStep{}},
-		Targets: []func(*config.Model) ([]step.Target, error){
-			attested(fullpkg.SignedTargets(keys.Authenticode), attest.Subject{Kind: fullpkg.Kind, ArtifactKind: fullpkg.ArtifactKind, Format: attest.Package}),
-			delta.Targets, deb.Targets, image.Targets,
-			attested(nodepkg.Targets, attest.Subject{Kind: nodepkg.Kind, ArtifactKind: nodepkg.ArtifactKind, Format: attest.NodePackage}),
-			nodedelta.Targets,
-			attested(addon.Targets, attest.Subject{Kind: addon.Kind, ArtifactKind: addon.ArchiveKind, Format: attest.Addon}),
-			addonpush.SignedTargets(keys.Cosign), plans.Targets,
-		},
+// Modules returns every module, in the order their targets are planned.
+func Modules(keys Keys) []step.Module {
+	return []step.Module{
+		attest.Attested(fullpkg.Module(keys.Authenticode), attest.Subject{Kind: fullpkg.Kind, ArtifactKind: fullpkg.ArtifactKind, Format: attest.Package}),
+		delta.Module,
+		deb.Module,
+		image.Module,
+		attest.Attested(nodepkg.Module, attest.Subject{Kind: nodepkg.Kind, ArtifactKind: nodepkg.ArtifactKind, Format: attest.NodePackage}),
+		nodedelta.Module,
+		attest.Attested(addon.Module, attest.Subject{Kind: addon.Kind, ArtifactKind: addon.ArchiveKind, Format: attest.Addon}),
+		addonpush.Module(keys.Cosign),
+		plans.Module,
+		attest.Module,
 	}
 }
 
-// attested adds an SBOM and a provenance target for each of targets'
-// sub targets.
-func attested(targets func(*config.Model) ([]step.Target, error), sub attest.Subject) func(*config.Model) ([]step.Target, error) {
-	return func(m *config.Model) ([]step.Target, error) {
-		ts, err := targets(m)
-		if err != nil {
-			return nil, err
-		}
-		as, err := attest.For(m, sub, ts)
-		if err != nil {
-			return nil, err
-		}
-		return append(ts, as...), nil
-	}
-}
+// Sections are the configuration sections of every module, for loading a
+// configuration as the binary does (tests, tools).
+func Sections() []config.Section { return step.Sections(Modules(Keys{})) }

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relcue/release/pipeline/config"
 	"github.com/relcue/release/pipeline/step"
 )
 
@@ -37,7 +36,7 @@ func listing(t *testing.T, out string) map[string]listed {
 func TestBuiltPackageAsDpkgDebSeesIt(t *testing.T) {
 	tool(t, "dpkg-deb", "dpkg")
 	root := payload(t)
-	deb := runTarget(t, onlyTarget(t, model(map[string][]*config.DebSpec{"1.5.0": {kubeletDecl(root)}})))
+	deb := runTarget(t, onlyTarget(t, model(map[string][]*BuildConfig{"1.5.0": {kubeletDecl(root)}})))
 	if got := filepath.Base(deb); got != "kubelet_1.32.2-1_amd64.deb" {
 		t.Errorf("file name %s", got)
 	}
@@ -159,7 +158,7 @@ var lintianTag = regexp.MustCompile(`(?m)^([EWIPXO]): ([a-z0-9][a-z0-9+.-]+)(?: 
 func TestLintianFindsNoErrors(t *testing.T) {
 	lintian := tool(t, "lintian", "lintian")
 	root := payload(t)
-	kubelet := runTarget(t, onlyTarget(t, model(map[string][]*config.DebSpec{"1.5.0": {kubeletDecl(root)}})))
+	kubelet := runTarget(t, onlyTarget(t, model(map[string][]*BuildConfig{"1.5.0": {kubeletDecl(root)}})))
 
 	// A native, architecture-independent package whose copyright file
 	// comes from its contents.
@@ -168,10 +167,10 @@ func TestLintianFindsNoErrors(t *testing.T) {
 		"share/k2s-node-tools/README":   {"Helpers for K2s nodes.\n", 0o644},
 		"copyright":                     {"Copyright 2025 Example Edge Systems\n\nLicense: MIT\n", 0o644},
 	})
-	native := onlyTarget(t, model(map[string][]*config.DebSpec{"1.5.0": {{
+	native := onlyTarget(t, model(map[string][]*BuildConfig{"1.5.0": {{
 		Name: "k2s-node-tools", Version: "1.0.0", Arch: "all",
 		Maintainer: "Example Edge Systems <release@example.com>", Description: "helper scripts for K2s Linux nodes\nShipped to drain and inspect nodes.",
-		Contents: []config.DebContent{
+		Contents: []ContentConfig{
 			{Src: filepath.Join(tools, "share"), Dst: "/usr/share"},
 			{Src: filepath.Join(tools, "copyright"), Dst: "/usr/share/doc/k2s-node-tools/copyright"},
 		},
@@ -182,10 +181,10 @@ func TestLintianFindsNoErrors(t *testing.T) {
 	// An epoch, another architecture, a GPL license and a plain file below
 	// /etc (made a conffile).
 	crio := writeTree(t, t.TempDir(), map[string]tfile{"crio.conf": {"[crio]\n", 0o644}})
-	epoch := onlyTarget(t, model(map[string][]*config.DebSpec{"1.5.0": {{
+	epoch := onlyTarget(t, model(map[string][]*BuildConfig{"1.5.0": {{
 		Name: "cri-o-config", Version: "1:1.32.0-2", Arch: "arm64", License: "GPL-2.0-or-later",
 		Maintainer: "Example Edge Systems <release@example.com>", Description: "CRI-O configuration for K2s nodes\nDrop-in settings.",
-		Contents: []config.DebContent{{Src: filepath.Join(crio, "crio.conf"), Dst: "/etc/crio/crio.conf.d/10-k2s.conf"}},
+		Contents: []ContentConfig{{Src: filepath.Join(crio, "crio.conf"), Dst: "/etc/crio/crio.conf.d/10-k2s.conf"}},
 		Pos:      at(50),
 	}}}))
 	epochDeb := runTarget(t, epoch)
@@ -248,8 +247,8 @@ func TestSameInputsGiveSameBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tgA := onlyTarget(t, model(map[string][]*config.DebSpec{"1.5.0": {kubeletDecl(rootA)}}))
-	tgB := onlyTarget(t, model(map[string][]*config.DebSpec{"1.5.0": {kubeletDecl(rootB)}}))
+	tgA := onlyTarget(t, model(map[string][]*BuildConfig{"1.5.0": {kubeletDecl(rootA)}}))
+	tgB := onlyTarget(t, model(map[string][]*BuildConfig{"1.5.0": {kubeletDecl(rootB)}}))
 	specA, specB := tgA.Spec.(Spec), tgB.Spec.(Spec)
 	if a, b := fieldsJSON(specA), fieldsJSON(specB); !equalJSON(a, b) {
 		t.Fatalf("the spec depends on where the checkout lives:\n%v\n%v", a, b)

@@ -71,9 +71,9 @@ func payload(t testing.TB) string {
 func at(line int) config.Pos { return config.Pos{File: "/cfg/os.cue", Line: line, Col: 3} }
 
 // kubeletDecl declares the sample package with files below root.
-func kubeletDecl(root string) *config.DebSpec {
+func kubeletDecl(root string) *BuildConfig {
 	p := func(rel string) string { return filepath.Join(root, filepath.FromSlash(rel)) }
-	return &config.DebSpec{
+	return &BuildConfig{
 		Name: "kubelet", Version: "1.32.2-1", Arch: "amd64",
 		Maintainer:  "Example Edge Systems <release@example.com>",
 		Description: "Kubernetes node agent\nThe kubelet runs the pods scheduled to a node.\n\nBuilt by the release pipeline's tests.",
@@ -85,30 +85,32 @@ func kubeletDecl(root string) *config.DebSpec {
 		Breaks:     []string{"kubeadm (<< 1.31)"},
 		Replaces:   []string{"kubernetes-node"},
 		Provides:   []string{"kubernetes-kubelet (= 1.32.2-1)"},
-		Contents: []config.DebContent{
+		Contents: []ContentConfig{
 			{Src: p("bin/kubelet"), Dst: "/usr/bin/kubelet", Pos: at(21)},
 			{Src: p("kubelet.default"), Dst: "/etc/default/kubelet", Type: "config", Pos: at(22)},
 			{Src: p("plugins"), Dst: "/usr/lib/kubelet/plugins", Pos: at(23)},
 			{Src: p("token"), Dst: "/etc/kubelet/token", Mode: 0o600, Pos: at(24)},
 			{Dst: "/var/lib/kubelet", Type: "dir", Mode: 0o750, Pos: at(25)},
 		},
-		SystemdUnits: []config.DebContent{{Src: p("units/kubelet.service"), Pos: at(27)}},
-		Scripts:      config.DebScripts{PostInst: p("scripts/postinst"), PreRm: p("scripts/prerm")},
+		SystemdUnits: []ContentConfig{{Src: p("units/kubelet.service"), Pos: at(27)}},
+		Scripts:      ScriptsConfig{PostInst: p("scripts/postinst"), PreRm: p("scripts/prerm")},
 		Pos:          at(20),
 	}
 }
 
 // model puts the declarations into releases of one OS target, debian12.
-func model(decls map[string][]*config.DebSpec) *config.Model {
+func model(decls map[string][]*BuildConfig) *config.Model {
 	o := &config.OSTarget{Name: "debian12", Distro: "debian", Codename: "bookworm", Arch: []string{"amd64", "arm64"}, Releases: map[string]*config.NodeRelease{}, Pos: at(1)}
+	c := &Config{Nodes: map[string]map[string][]Entry{"debian12": {}}}
 	for v, ds := range decls {
-		rel := &config.NodeRelease{Version: v, Pos: at(2)}
+		o.Releases[v] = &config.NodeRelease{Version: v, Pos: at(2)}
 		for _, d := range ds {
-			rel.Debs = append(rel.Debs, config.DebRef{Group: "kubernetes", Build: d, Pos: d.Pos})
+			c.Nodes["debian12"][v] = append(c.Nodes["debian12"][v], Entry{Group: "kubernetes", Build: d, Pos: d.Pos})
 		}
-		o.Releases[v] = rel
 	}
-	return &config.Model{Build: config.Build{Date: buildDate}, OS: map[string]*config.OSTarget{"debian12": o}}
+	m := &config.Model{Build: config.Build{Date: buildDate}, OS: map[string]*config.OSTarget{"debian12": o}}
+	m.SetSection(SectionName, c)
+	return m
 }
 
 func onlyTarget(t testing.TB, m *config.Model) step.Target {

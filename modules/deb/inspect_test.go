@@ -12,13 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/relcue/release/pipeline/config"
 )
 
 func TestInspectOwnPackage(t *testing.T) {
 	tool(t, "dpkg-deb", "dpkg")
-	deb := runTarget(t, onlyTarget(t, model(map[string][]*config.DebSpec{"1.5.0": {kubeletDecl(payload(t))}})))
+	deb := runTarget(t, onlyTarget(t, model(map[string][]*BuildConfig{"1.5.0": {kubeletDecl(payload(t))}})))
 	c, err := Inspect(deb)
 	if err != nil {
 		t.Fatal(err)

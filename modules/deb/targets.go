@@ -33,11 +33,10 @@ func Targets(m *config.Model) ([]step.Target, error) {
 		}
 		first := map[string]*planned{}
 		for _, v := range sortedKeys(o.Releases, o.Versions) {
-			rel := o.Releases[v]
-			if rel == nil {
+			if o.Releases[v] == nil {
 				return nil, fmt.Errorf("os %s: release %s is listed but not defined (configuration loader bug)", osName, v)
 			}
-			for _, ref := range rel.Debs {
+			for _, ref := range NodeDebs(m, osName, v) {
 				if ref.Build == nil {
 					continue
 				}
@@ -116,7 +115,7 @@ func fieldsJSON(s Spec) map[string]json.RawMessage {
 
 // plan turns one declaration into a target, checking it with the
 // configuration's field names and positions.
-func plan(m *config.Model, o *config.OSTarget, ref config.DebRef) (*planned, error) {
+func plan(m *config.Model, o *config.OSTarget, ref Entry) (*planned, error) {
 	d := ref.Build
 	pos := d.Pos
 	if pos.File == "" {

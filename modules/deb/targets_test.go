@@ -12,18 +12,18 @@ import (
 
 func TestTargetsPlanOnePackagePerOS(t *testing.T) {
 	root := payload(t)
-	kubelet := func(line int) *config.DebSpec {
+	kubelet := func(line int) *BuildConfig {
 		d := kubeletDecl(root)
 		d.Pos = at(line)
 		return d
 	}
-	kubectl := &config.DebSpec{
+	kubectl := &BuildConfig{
 		Name: "kubectl", Version: "1:1.32.2-1", Arch: "arm64", License: "Apache-2.0",
 		Maintainer: "Example Edge Systems <release@example.com>", Description: "Kubernetes CLI\nTalks to the API server.",
-		Contents: []config.DebContent{{Src: filepath.Join(root, "bin", "kubelet"), Dst: "/usr/bin/kubectl"}},
+		Contents: []ContentConfig{{Src: filepath.Join(root, "bin", "kubelet"), Dst: "/usr/bin/kubectl"}},
 		Pos:      at(60),
 	}
-	m := model(map[string][]*config.DebSpec{
+	m := model(map[string][]*BuildConfig{
 		"1.4.0": {kubelet(10)},
 		"1.5.0": {kubelet(30), kubectl},
 	})
@@ -31,11 +31,12 @@ func TestTargetsPlanOnePackagePerOS(t *testing.T) {
 	// this module's to build.
 	m.OS["debian13"] = &config.OSTarget{
 		Name: "debian13", Dir: "trixie", Arch: []string{"amd64"},
-		Releases: map[string]*config.NodeRelease{"1.5.0": {Version: "1.5.0", Debs: []config.DebRef{
-			{Group: "kubernetes", Build: kubelet(70)},
-			{Group: "tools", File: &config.Source{Path: "/x/k2s-node-tools_1.0.0_all.deb"}},
-		}}},
+		Releases: map[string]*config.NodeRelease{"1.5.0": {Version: "1.5.0"}},
 	}
+	config.SectionOf[*Config](m, SectionName).Nodes["debian13"] = map[string][]Entry{"1.5.0": {
+		{Group: "kubernetes", Build: kubelet(70)},
+		{Group: "tools", File: &config.Source{Path: "/x/k2s-node-tools_1.0.0_all.deb"}},
+	}}
 	m.OSNames = []string{"debian12", "debian13"}
 	m.OS["debian12"].Versions = []string{"1.4.0", "1.5.0"}
 
@@ -133,21 +134,21 @@ func TestTargetsRejectOneVersionWithTwoContents(t *testing.T) {
 	other := payload(t)
 	cases := []struct {
 		name   string
-		change func(d *config.DebSpec)
+		change func(d *BuildConfig)
 		want   string
 	}{
-		{"description", func(d *config.DebSpec) { d.Description += "\nMore." }, "(they differ in description)"},
-		{"contents", func(d *config.DebSpec) { d.Contents[0].Mode = 0o700 }, "(they differ in contents)"},
-		{"systemd units", func(d *config.DebSpec) { d.SystemdUnits = nil }, "(they differ in contents)"},
-		{"depends", func(d *config.DebSpec) { d.Depends = d.Depends[:1] }, "(they differ in depends)"},
-		{"source file", func(d *config.DebSpec) { d.Contents[0].Src = filepath.Join(other, "bin", "kubelet") }, "(they differ in the local file of source content0 (" + filepath.Join(root, "bin", "kubelet") + " vs " + filepath.Join(other, "bin", "kubelet") + "))"},
+		{"description", func(d *BuildConfig) { d.Description += "\nMore." }, "(they differ in description)"},
+		{"contents", func(d *BuildConfig) { d.Contents[0].Mode = 0o700 }, "(they differ in contents)"},
+		{"systemd units", func(d *BuildConfig) { d.SystemdUnits = nil }, "(they differ in contents)"},
+		{"depends", func(d *BuildConfig) { d.Depends = d.Depends[:1] }, "(they differ in depends)"},
+		{"source file", func(d *BuildConfig) { d.Contents[0].Src = filepath.Join(other, "bin", "kubelet") }, "(they differ in the local file of source content0 (" + filepath.Join(root, "bin", "kubelet") + " vs " + filepath.Join(other, "bin", "kubelet") + "))"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			a, b := kubeletDecl(root), kubeletDecl(root)
 			b.Pos = at(90)
 			c.change(b)
-			m := model(map[string][]*config.DebSpec{"1.4.0": {a}, "1.5.0": {b}})
+			m := model(map[string][]*BuildConfig{"1.4.0": {a}, "1.5.0": {b}})
 			m.OS["debian12"].Versions = []string{"1.4.0", "1.5.0"}
 			_, err := Targets(m)
 			const msg = "deb kubelet 1.32.2-1 (amd64) is declared twice with different contents at /cfg/os.cue:20:3 and /cfg/os.cue:90:3 "
@@ -162,7 +163,7 @@ func TestTargetsRejectOneVersionWithTwoContents(t *testing.T) {
 	a, b := kubeletDecl(root), kubeletDecl(root)
 	b.Version, b.Description = "1.32.2-2", b.Description+"\nMore."
 	b.Provides = nil
-	ts, err := Targets(model(map[string][]*config.DebSpec{"1.4.0": {a}, "1.5.0": {b}}))
+	ts, err := Targets(model(map[string][]*BuildConfig{"1.4.0": {a}, "1.5.0": {b}}))
 	if err != nil || len(ts) != 2 {
 		t.Fatalf("two versions: %d targets, %v", len(ts), err)
 	}

@@ -130,12 +130,12 @@ func osTargets(m *config.Model, ost *config.OSTarget) ([]step.Target, error) {
 	byFile := map[string]*planned{}
 	var out []step.Target
 	for _, v := range versions {
-		nr, ok := ost.Releases[v]
-		if !ok || nr == nil {
+		if nr, ok := ost.Releases[v]; !ok || nr == nil {
 			return nil, posErr(ost.Pos, fmt.Errorf("os %s: release %s is listed in Versions but not defined (configuration loader bug)", ost.Name, v))
 		}
-		for i := range nr.Images {
-			img := &nr.Images[i]
+		images := NodeImages(m, ost.Name, v)
+		for i := range images {
+			img := &images[i]
 			t, err := target(m, ost.Name, dir, img)
 			if err != nil {
 				pos := img.Pos
@@ -189,7 +189,7 @@ func canonical(t step.Target) (string, error) {
 
 // target plans one image declaration; its errors carry the most precise
 // position when it is not the image's own.
-func target(m *config.Model, osName, osDir string, img *config.ImageSpec) (step.Target, error) {
+func target(m *config.Model, osName, osDir string, img *Config) (step.Target, error) {
 	if _, err := parseRef(img.Ref); err != nil {
 		return step.Target{}, err
 	}
@@ -256,7 +256,7 @@ func target(m *config.Model, osName, osDir string, img *config.ImageSpec) (step.
 	return t, nil
 }
 
-func planBase(b *config.ImageBase, fallback config.Pos) (*Base, step.Source, error) {
+func planBase(b *BaseConfig, fallback config.Pos) (*Base, step.Source, error) {
 	pos := b.Pos
 	if pos.File == "" {
 		pos = fallback
@@ -279,7 +279,7 @@ func planBase(b *config.ImageBase, fallback config.Pos) (*Base, step.Source, err
 	return base, src, nil
 }
 
-func planLayer(i int, l config.ImageLayer, platforms []string) (Layer, step.Source, error) {
+func planLayer(i int, l LayerConfig, platforms []string) (Layer, step.Source, error) {
 	layer := Layer{Source: fmt.Sprintf("layer%d", i), Dest: l.Dest, Mode: l.Mode}
 	src := step.Source{Name: layer.Source, Pos: l.Pos.String()}
 	switch {

@@ -17,7 +17,6 @@ import (
 	"github.com/relcue/release/modules/nodepkg/nodepkgtest"
 	"github.com/relcue/release/modules/pkgzip"
 	"github.com/relcue/release/pipeline"
-	"github.com/relcue/release/pipeline/config"
 	"github.com/relcue/release/pipeline/step"
 )
 
@@ -77,13 +76,8 @@ func writeFiles(t *testing.T, root string, files map[string]string) {
 	}
 }
 
-func modules() pipeline.Modules {
-	return pipeline.Modules{
-		Steps: []step.Step{fullpkg.Step{}, delta.Step{}, deb.Step{}, image.Step{}, nodepkg.Step{}, nodedelta.Step{}},
-		Targets: []func(*config.Model) ([]step.Target, error){
-			fullpkg.Targets, delta.Targets, deb.Targets, image.Targets, nodepkg.Targets, nodedelta.Targets,
-		},
-	}
+func modules() []step.Module {
+	return []step.Module{fullpkg.Module(nil), delta.Module, deb.Module, image.Module, nodepkg.Module, nodedelta.Module}
 }
 
 func TestPipeline(t *testing.T) {

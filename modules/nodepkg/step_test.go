@@ -22,7 +22,7 @@ import (
 
 func model() *config.Model {
 	pos := func(line int) config.Pos { return config.Pos{File: "release.cue", Line: line, Col: 3} }
-	return &config.Model{
+	m := &config.Model{
 		Product:  config.Product{Name: "k2s"},
 		Build:    config.Build{Date: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), CompressionLevel: 9},
 		Releases: map[string]*config.Release{"1.4.0": {Version: "1.4.0"}, "1.5.0": {Version: "1.5.0"}},
@@ -33,16 +33,29 @@ func model() *config.Model {
 			}},
 			"debian12": {Name: "debian12", Dir: "deb12", Arch: []string{"amd64"}, ControlPlane: true, Pos: pos(10), Versions: []string{"1.4.0", "1.5.0"},
 				Releases: map[string]*config.NodeRelease{
-					"1.4.0": {Version: "1.4.0", Pos: pos(11), Debs: []config.DebRef{
-						{Group: "kubernetes", Build: &config.DebSpec{Name: "kubelet", Version: "1.31.4-1", Arch: "amd64"}, Pos: pos(12)},
-						{Group: "tools", File: &config.Source{Path: "/src/k2s-node-tools_1.0.0_all.deb", SHA256: sha('a')}, Pos: pos(13)},
-					}, Images: []config.ImageSpec{{Ref: "registry.k8s.io/pause:3.9", Pos: pos(14)}}},
-					"1.5.0": {Version: "1.5.0", Pos: pos(20), Debs: []config.DebRef{
-						{Group: "kubernetes", Build: &config.DebSpec{Name: "kubelet", Version: "1.31.6-1", Arch: "amd64"}, Pos: pos(21)},
-					}},
+					"1.4.0": {Version: "1.4.0", Pos: pos(11)},
+					"1.5.0": {Version: "1.5.0", Pos: pos(20)},
 				}},
 		},
 	}
+	m.SetSection(deb.SectionName, &deb.Config{Nodes: map[string]map[string][]deb.Entry{"debian12": {
+		"1.4.0": {
+			{Group: "kubernetes", Build: &deb.BuildConfig{Name: "kubelet", Version: "1.31.4-1", Arch: "amd64"}, Pos: pos(12)},
+			{Group: "tools", File: &config.Source{Path: "/src/k2s-node-tools_1.0.0_all.deb", SHA256: sha('a')}, Pos: pos(13)},
+		},
+		"1.5.0": {
+			{Group: "kubernetes", Build: &deb.BuildConfig{Name: "kubelet", Version: "1.31.6-1", Arch: "amd64"}, Pos: pos(21)},
+		},
+	}}})
+	m.SetSection(image.SectionName, &image.SectionConfig{Nodes: map[string]map[string][]image.Config{"debian12": {
+		"1.4.0": {{Ref: "registry.k8s.io/pause:3.9", Pos: pos(14)}},
+	}}})
+	return m
+}
+
+// debs140 are the .debs of debian12's 1.4.0, for cases to change.
+func debs140(m *config.Model) []deb.Entry {
+	return config.SectionOf[*deb.Config](m, deb.SectionName).Nodes["debian12"]["1.4.0"]
 }
 
 func TestTargets(t *testing.T) {
@@ -86,21 +99,21 @@ func TestTargets(t *testing.T) {
 	}{
 		{func(m *config.Model) { delete(m.Releases, "1.4.0") }, "release.cue:11:3: os debian12 release 1.4.0: release 1.4.0 is not defined under releases"},
 		{func(m *config.Model) {
-			d := &m.OS["debian12"].Releases["1.4.0"].Debs[0]
+			d := &debs140(m)[0]
 			d.File = &config.Source{Path: "/x.deb"}
 		}, "release.cue:12:3: os debian12 release 1.4.0: deb 1 has both build and file"},
-		{func(m *config.Model) { m.OS["debian12"].Releases["1.4.0"].Debs[1].File = nil }, "release.cue:13:3: os debian12 release 1.4.0: deb 2 has neither build nor file"},
+		{func(m *config.Model) { debs140(m)[1].File = nil }, "release.cue:13:3: os debian12 release 1.4.0: deb 2 has neither build nor file"},
 		{func(m *config.Model) {
-			r := m.OS["debian12"].Releases["1.4.0"]
-			r.Debs = append(r.Debs, config.DebRef{Group: "more", Build: &config.DebSpec{Name: "kubelet", Version: "1.32.0-1", Arch: "amd64"}, Pos: config.Pos{File: "release.cue", Line: 15, Col: 3}})
+			r := config.SectionOf[*deb.Config](m, deb.SectionName).Nodes["debian12"]
+			r["1.4.0"] = append(r["1.4.0"], deb.Entry{Group: "more", Build: &deb.BuildConfig{Name: "kubelet", Version: "1.32.0-1", Arch: "amd64"}, Pos: config.Pos{File: "release.cue", Line: 15, Col: 3}})
 		}, "release.cue:15:3: os debian12 release 1.4.0: package kubelet is listed twice (also at release.cue:12:3)"},
 		{func(m *config.Model) {
-			r := m.OS["debian12"].Releases["1.4.0"]
-			r.Images = append(r.Images, config.ImageSpec{Ref: "registry.k8s.io/pause:3.9", Pos: config.Pos{File: "release.cue", Line: 16, Col: 3}})
+			r := config.SectionOf[*image.SectionConfig](m, image.SectionName).Nodes["debian12"]
+			r["1.4.0"] = append(r["1.4.0"], image.Config{Ref: "registry.k8s.io/pause:3.9", Pos: config.Pos{File: "release.cue", Line: 16, Col: 3}})
 		}, "release.cue:16:3: os debian12 release 1.4.0: image registry.k8s.io/pause:3.9 is listed twice (also at release.cue:14:3)"},
-		{func(m *config.Model) { m.OS["debian12"].Releases["1.4.0"].Debs[0].Group = "a/b" }, `release.cue:12:3: os debian12 release 1.4.0: deb 1: group "a/b" must be one folder name`},
+		{func(m *config.Model) { debs140(m)[0].Group = "a/b" }, `release.cue:12:3: os debian12 release 1.4.0: deb 1: group "a/b" must be one folder name`},
 		{func(m *config.Model) { m.OS["debian12"].Dir = "deb 12" }, `release.cue:10:3: os debian12 release 1.4.0: OS folder "deb 12"`},
-		{func(m *config.Model) { m.OS["debian12"].Releases["1.4.0"].Debs[0].Build.Arch = "" }, "deb 1: build needs name, version and arch"},
+		{func(m *config.Model) { debs140(m)[0].Build.Arch = "" }, "deb 1: build needs name, version and arch"},
 	}
 	for _, b := range bad {
 		m := model()

@@ -128,60 +128,87 @@ func target(m *config.Model, o *config.OSTarget, rel *config.NodeRelease) (step.
 		Pos:     rel.Pos.String(),
 		Outputs: []string{spec.Output},
 	}
-	deps := map[string]bool{}
+	w := &nodeTarget{o: o, spec: &spec, t: &t, deps: map[string]bool{}}
+	if pos, err := w.addDebs(deb.NodeDebs(m, o.Name, rel.Version)); err != nil {
+		return fail(pos, err)
+	}
+	if pos, err := w.addImages(image.NodeImages(m, o.Name, rel.Version)); err != nil {
+		return fail(pos, err)
+	}
+	t.Spec = spec
+	return t, nil
+}
+
+// nodeTarget collects a node package's .debs and images into its spec and
+// its target's dependencies (each once).
+type nodeTarget struct {
+	o    *config.OSTarget
+	spec *Spec
+	t    *step.Target
+	deps map[string]bool
+}
+
+func (w *nodeTarget) dependOn(id string) {
+	if !w.deps[id] {
+		w.deps[id] = true
+		w.t.Deps = append(w.t.Deps, id)
+	}
+}
+
+// addDebs adds the .debs: a built one as a dependency on its deb target,
+// an existing file as a source.
+func (w *nodeTarget) addDebs(debs []deb.Entry) (config.Pos, error) {
 	built := map[string]config.Pos{}
-	for i, d := range rel.Debs {
+	for i, d := range debs {
 		if err := CheckGroup(d.Group); err != nil {
-			return fail(d.Pos, fmt.Errorf("deb %d: %w", i+1, err))
+			return d.Pos, fmt.Errorf("deb %d: %w", i+1, err)
 		}
 		sd := SpecDeb{Group: d.Group}
 		switch {
 		case d.Build != nil && d.File != nil:
-			return fail(d.Pos, fmt.Errorf("deb %d has both build and file; use one entry per .deb", i+1))
+			return d.Pos, fmt.Errorf("deb %d has both build and file; use one entry per .deb", i+1)
 		case d.Build != nil:
 			b := d.Build
 			if b.Name == "" || b.Version == "" || b.Arch == "" {
-				return fail(d.Pos, fmt.Errorf("deb %d: build needs name, version and arch", i+1))
+				return d.Pos, fmt.Errorf("deb %d: build needs name, version and arch", i+1)
 			}
 			if prev, ok := built[b.Name]; ok {
-				return fail(d.Pos, fmt.Errorf("package %s is listed twice (also at %s); a node installs one version of a package, keep one", b.Name, prev))
+				return d.Pos, fmt.Errorf("package %s is listed twice (also at %s); a node installs one version of a package, keep one", b.Name, prev)
 			}
 			built[b.Name] = d.Pos
-			sd.Target = deb.TargetID(o.Name, b.Name, b.Version, b.Arch)
-			if !deps[sd.Target] {
-				deps[sd.Target] = true
-				t.Deps = append(t.Deps, sd.Target)
-			}
+			sd.Target = deb.TargetID(w.o.Name, b.Name, b.Version, b.Arch)
+			w.dependOn(sd.Target)
 		case d.File != nil:
 			sd.Source = fmt.Sprintf("deb%d", i)
 			pos := d.File.Pos
 			if pos.File == "" {
 				pos = d.Pos
 			}
-			t.Sources = append(t.Sources, step.Source{Name: sd.Source, Path: d.File.Path, URL: d.File.URL, SHA256: d.File.SHA256, Pos: pos.String()})
+			w.t.Sources = append(w.t.Sources, step.Source{Name: sd.Source, Path: d.File.Path, URL: d.File.URL, SHA256: d.File.SHA256, Pos: pos.String()})
 		default:
-			return fail(d.Pos, fmt.Errorf("deb %d has neither build nor file", i+1))
+			return d.Pos, fmt.Errorf("deb %d has neither build nor file", i+1)
 		}
-		spec.Debs = append(spec.Debs, sd)
+		w.spec.Debs = append(w.spec.Debs, sd)
 	}
+	return config.Pos{}, nil
+}
+
+// addImages adds the images, each a dependency on its image target.
+func (w *nodeTarget) addImages(images []image.Config) (config.Pos, error) {
 	refs := map[string]config.Pos{}
-	for _, img := range rel.Images {
+	for _, img := range images {
 		if img.Ref == "" {
-			return fail(img.Pos, fmt.Errorf("an image has no ref"))
+			return img.Pos, fmt.Errorf("an image has no ref")
 		}
 		if prev, ok := refs[img.Ref]; ok {
-			return fail(img.Pos, fmt.Errorf("image %s is listed twice (also at %s); keep one", img.Ref, prev))
+			return img.Pos, fmt.Errorf("image %s is listed twice (also at %s); keep one", img.Ref, prev)
 		}
 		refs[img.Ref] = img.Pos
-		si := SpecImage{Ref: img.Ref, Target: image.TargetID(o.Name, img.Ref)}
-		if !deps[si.Target] {
-			deps[si.Target] = true
-			t.Deps = append(t.Deps, si.Target)
-		}
-		spec.Images = append(spec.Images, si)
+		si := SpecImage{Ref: img.Ref, Target: image.TargetID(w.o.Name, img.Ref)}
+		w.dependOn(si.Target)
+		w.spec.Images = append(w.spec.Images, si)
 	}
-	t.Spec = spec
-	return t, nil
+	return config.Pos{}, nil
 }
 
 // checkIdentity rejects names that would not make a plain file name.

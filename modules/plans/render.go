@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/relcue/release/modules/plans/kairos"
-	"github.com/relcue/release/pipeline/config"
 )
 
 // VersionLabel is the node label system-upgrade-controller sets when a node
@@ -60,7 +59,7 @@ func Render(s *Spec, pins Pins) (map[string][]byte, error) {
 			return nil, err
 		}
 		out[OutputPath(s.Version, "", p.Name)] = data
-		if p.Engine != config.EngineSUC {
+		if p.Engine != EngineSUC {
 			continue // Kairos upgrades to a whole OS image; it has no deltas
 		}
 		for _, d := range s.Deltas {
@@ -81,11 +80,11 @@ func Render(s *Spec, pins Pins) (map[string][]byte, error) {
 func renderPolicy(s *Spec, p *Policy, img string, pkg Pinned, from string) ([]byte, error) {
 	var objs []any
 	switch p.Engine {
-	case config.EngineSUC:
+	case EngineSUC:
 		for _, pl := range sucPlans(s, p, img, pkg, from) {
 			objs = append(objs, pl)
 		}
-	case config.EngineKairos:
+	case EngineKairos:
 		for _, n := range kairosUpgrades(s, p, img) {
 			objs = append(objs, n)
 		}
@@ -156,7 +155,7 @@ func labelValue(v string) string { return strings.ReplaceAll(v, "+", "_") }
 // plan, each waiting in its prepare step for the plan before it, as k3s
 // upgrades are run.
 func sucPlans(s *Spec, p *Policy, img string, pkg Pinned, from string) []*upgradev1.Plan {
-	prefix := config.ObjectPrefix(s.Product, p.Name)
+	prefix := ObjectPrefix(s.Product, p.Name)
 	envs := []corev1.EnvVar{
 		{Name: EnvProduct, Value: s.Product},
 		{Name: EnvVersion, Value: s.Version},
@@ -168,7 +167,7 @@ func sucPlans(s *Spec, p *Policy, img string, pkg Pinned, from string) []*upgrad
 	upgrade := func() *upgradev1.ContainerSpec {
 		return &upgradev1.ContainerSpec{Image: img, Command: p.Upgrade.Command, Args: p.Upgrade.Args, Env: envs}
 	}
-	plan := func(name string, g *config.RolloutGroup, sel metav1.LabelSelector, concurrency int, waitFor string) *upgradev1.Plan {
+	plan := func(name string, g *RolloutGroup, sel metav1.LabelSelector, concurrency int, waitFor string) *upgradev1.Plan {
 		pl := &upgradev1.Plan{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "upgrade.cattle.io/v1", Kind: "Plan"},
 			ObjectMeta: objectMeta(s, p, name),
@@ -190,7 +189,7 @@ func sucPlans(s *Spec, p *Policy, img string, pkg Pinned, from string) []*upgrad
 		}
 		return pl
 	}
-	baseSel := func(g *config.RolloutGroup) metav1.LabelSelector {
+	baseSel := func(g *RolloutGroup) metav1.LabelSelector {
 		sel := selector(g.NodeSelector)
 		if from != "" {
 			sel.MatchExpressions = append(sel.MatchExpressions, metav1.LabelSelectorRequirement{
@@ -223,8 +222,8 @@ func sucPlans(s *Spec, p *Policy, img string, pkg Pinned, from string) []*upgrad
 // agents. The operator has no way to order two of them, so the file lists
 // the server's first and docs/rollout.md says to wait for it.
 func kairosUpgrades(s *Spec, p *Policy, img string) []*kairos.NodeOpUpgrade {
-	prefix := config.ObjectPrefix(s.Product, p.Name)
-	one := func(name string, g *config.RolloutGroup) *kairos.NodeOpUpgrade {
+	prefix := ObjectPrefix(s.Product, p.Name)
+	one := func(name string, g *RolloutGroup) *kairos.NodeOpUpgrade {
 		sel := selector(g.NodeSelector)
 		return &kairos.NodeOpUpgrade{
 			TypeMeta:   metav1.TypeMeta{APIVersion: kairos.APIVersion, Kind: kairos.Kind},
@@ -249,7 +248,7 @@ func kairosUpgrades(s *Spec, p *Policy, img string) []*kairos.NodeOpUpgrade {
 
 func ptr[T any](v T) *T { return &v }
 
-func selector(s config.LabelSelector) metav1.LabelSelector {
+func selector(s LabelSelector) metav1.LabelSelector {
 	out := metav1.LabelSelector{MatchLabels: s.MatchLabels}
 	for _, e := range s.MatchExpressions {
 		out.MatchExpressions = append(out.MatchExpressions, metav1.LabelSelectorRequirement{
@@ -258,7 +257,7 @@ func selector(s config.LabelSelector) metav1.LabelSelector {
 	return out
 }
 
-func drain(d *config.Drain) *upgradev1.DrainSpec {
+func drain(d *Drain) *upgradev1.DrainSpec {
 	if d == nil {
 		return nil
 	}
@@ -282,7 +281,7 @@ func drain(d *config.Drain) *upgradev1.DrainSpec {
 	return out
 }
 
-func window(w *config.Window) *upgradev1.TimeWindowSpec {
+func window(w *Window) *upgradev1.TimeWindowSpec {
 	if w == nil {
 		return nil
 	}
@@ -293,7 +292,7 @@ func window(w *config.Window) *upgradev1.TimeWindowSpec {
 	return out
 }
 
-func tolerations(ts []config.Toleration) []corev1.Toleration {
+func tolerations(ts []Toleration) []corev1.Toleration {
 	var out []corev1.Toleration
 	for _, t := range ts {
 		out = append(out, corev1.Toleration{Key: t.Key, Operator: corev1.TolerationOperator(t.Operator), Value: t.Value,

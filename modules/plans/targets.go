@@ -67,19 +67,19 @@ type DeltaInput struct {
 
 // Policy is one rollout policy as it applies to this release.
 type Policy struct {
-	Name      string              `json:"name"`
-	Engine    string              `json:"engine"`
-	Namespace string              `json:"namespace"`
-	Upgrade   config.UpgradeImage `json:"upgrade"`
+	Name      string       `json:"name"`
+	Engine    string       `json:"engine"`
+	Namespace string       `json:"namespace"`
+	Upgrade   UpgradeImage `json:"upgrade"`
 	// ImageTarget builds the upgrade image ("" = external image).
-	ImageTarget    string               `json:"imageTarget,omitempty"`
-	Server         config.RolloutGroup  `json:"server"`
-	Agent          *config.RolloutGroup `json:"agent,omitempty"`
-	StopOnFailure  bool                 `json:"stopOnFailure"`
-	Window         *config.Window       `json:"window,omitempty"`
-	ServiceAccount string               `json:"serviceAccount,omitempty"`
-	Tolerations    []config.Toleration  `json:"tolerations,omitempty"`
-	Kairos         config.KairosOptions `json:"kairos"`
+	ImageTarget    string        `json:"imageTarget,omitempty"`
+	Server         RolloutGroup  `json:"server"`
+	Agent          *RolloutGroup `json:"agent,omitempty"`
+	StopOnFailure  bool          `json:"stopOnFailure"`
+	Window         *Window       `json:"window,omitempty"`
+	ServiceAccount string        `json:"serviceAccount,omitempty"`
+	Tolerations    []Toleration  `json:"tolerations,omitempty"`
+	Kairos         KairosOptions `json:"kairos"`
 }
 
 // Targets plans one target per release that some rollout policy rolls
@@ -92,8 +92,9 @@ func Targets(m *config.Model) ([]step.Target, error) {
 			Package: Artifact{Target: fullpkg.TargetID(v), Kind: fullpkg.ArtifactKind}}
 		deps := []string{s.Package.Target}
 		pos := ""
-		for _, name := range m.RolloutNames {
-			r := m.Rollouts[name]
+		rs := RolloutsOf(m)
+		for _, name := range rs.Names {
+			r := rs.Policies[name]
 			u, ok := r.Releases[v]
 			if !ok {
 				continue
@@ -139,7 +140,7 @@ func (s *Spec) outputs() ([]string, error) {
 	}
 	for _, d := range s.Deltas {
 		for _, p := range s.Policies {
-			if p.Engine == config.EngineSUC {
+			if p.Engine == EngineSUC {
 				out = append(out, OutputPath(s.Version, d.From, p.Name))
 			}
 		}

@@ -23,6 +23,8 @@ type builder struct {
 	ps  *problems
 	dir string
 	env func(string) string
+	// model is the core model once built, for the sections.
+	model *Model
 }
 
 // at builds a CUE path from field names (string), list indices (int) and
@@ -57,7 +59,14 @@ func toAny(sels []cue.Selector) []any {
 	return a
 }
 
-func (b *builder) model(raw *rawConfig) *Model {
+// At builds a CUE path from field names (string), list indices (int) and
+// selectors, for a section's problems (see at).
+func At(parts ...any) cue.Path { return at(parts...) }
+
+// Join extends p with more parts, as At.
+func Join(p cue.Path, parts ...any) cue.Path { return join(p, parts...) }
+
+func (b *builder) buildModel(raw *rawConfig) *Model {
 	m := &Model{
 		Dir:      b.dir,
 		Product:  Product{Name: raw.Product.Name, Vendor: raw.Product.Vendor},
@@ -71,11 +80,8 @@ func (b *builder) model(raw *rawConfig) *Model {
 	m.Versions = b.versions(m.Releases)
 	m.Deltas = b.deltas(&raw.Deltas, m.Releases, m.Versions)
 	m.OS, m.OSNames = b.osTargets(raw.OS, m.Releases)
-	m.Registry = b.registry(raw.Registry)
-	m.GitOps = b.gitops(&raw.GitOps, m.Registry)
-	m.Addons, m.AddonNames = b.addons(raw.Addons, m.Releases, m.Versions, m.OS)
-	m.Rollouts, m.RolloutNames = b.rollouts(raw.Rollout, m)
 	m.Signing = b.signing(raw.Signing)
+	b.model = m
 	return m
 }
 
@@ -192,7 +198,7 @@ func (b *builder) release(v string, raw *rawRelease) *Release {
 	return r
 }
 
-func (b *builder) source(sp cue.Path, raw *rawSource) *Source {
+func (b *builder) source(sp cue.Path, raw *RawSource) *Source {
 	s := &Source{SHA256: raw.SHA256, Pos: b.ps.posOf(sp)}
 	switch {
 	case raw.Path != nil && raw.URL != nil:
@@ -278,6 +284,13 @@ var semverRE = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)` +
 	`(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
 
 func validVersion(v string) bool { return semverRE.MatchString(v) }
+
+// ValidVersion reports whether v is a semver version X.Y.Z[-pre][+build]
+// without a leading v, as releases are named.
+func ValidVersion(v string) bool { return validVersion(v) }
+
+// CompareVersions orders versions by semver precedence, then by text.
+func CompareVersions(a, b string) int { return compareVersions(a, b) }
 
 // compareVersions orders by semver precedence, then by text so that the
 // order is total even for versions differing only in build metadata.

@@ -25,6 +25,9 @@ type LoadOptions struct {
 	// and only when the configuration sets no build date. nil means
 	// os.Getenv.
 	Env func(string) string
+	// Sections are the modules' parts of the configuration, decoded after
+	// the core (see Section).
+	Sections []Section
 }
 
 // Load reads the configuration in dir: every .cue file of package release
@@ -79,7 +82,8 @@ func Load(dir string, opts LoadOptions) (*Model, error) {
 		return nil, ps.err()
 	}
 	b := &builder{ps: ps, dir: abs, env: env}
-	m := b.model(&raw)
+	m := b.buildModel(&raw)
+	b.decodeSections(v, m, opts.Sections)
 	if err := ps.err(); err != nil {
 		return nil, err
 	}
@@ -190,10 +194,6 @@ type rawConfig struct {
 	Releases map[string]rawRelease `json:"releases"`
 	Deltas   rawDeltas             `json:"deltas"`
 	OS       map[string]rawOS      `json:"os"`
-	Addons   map[string]rawAddon   `json:"addons"`
-	Registry *rawRegistry          `json:"registry"`
-	GitOps   rawGitOps             `json:"gitops"`
-	Rollout  map[string]rawRollout `json:"rollout"`
 	Signing  *rawSigning           `json:"signing"`
 }
 
@@ -223,11 +223,13 @@ type rawBuild struct {
 }
 
 type rawRelease struct {
-	Zip    *rawSource  `json:"zip"`
+	Zip    *RawSource  `json:"zip"`
 	Inputs *[]rawInput `json:"inputs"`
 }
 
-type rawSource struct {
+// RawSource is a #Source as decoded; sections with sources decode into it
+// and resolve it with Decoder.Source.
+type RawSource struct {
 	Path   *string `json:"path"`
 	URL    *string `json:"url"`
 	SHA256 string  `json:"sha256"`
@@ -235,7 +237,7 @@ type rawSource struct {
 
 type rawInput struct {
 	Dir  *string    `json:"dir"`
-	File *rawSource `json:"file"`
+	File *RawSource `json:"file"`
 	Dest string     `json:"dest"`
 	Mode *uint32    `json:"mode"`
 }

@@ -35,8 +35,6 @@ func mustAbs(t *testing.T, p string) string {
 }
 
 // equal compares models as indented JSON, which shows where they differ.
-var defaultGitOps = GitOps{Interval: 5 * time.Minute, Timeout: 10 * time.Minute, Namespace: "k2s-addon-sync", TargetNamespace: "k2s-addon-sync"}
-
 func equal(t *testing.T, got, want any) {
 	t.Helper()
 	if reflect.DeepEqual(got, want) {
@@ -117,7 +115,6 @@ func TestLoadValid(t *testing.T) {
 			},
 		},
 		Versions: []string{"1.3.0", "1.4.0", "1.4.1", "1.5.0"},
-		GitOps:   defaultGitOps,
 		Deltas: []DeltaPath{
 			// Explicit, with its own wholeDirectories; the policy also
 			// yields nothing else for 1.4.0 because only the latest of the
@@ -157,7 +154,6 @@ func TestLoadMinimalAppliesDefaults(t *testing.T) {
 			},
 		},
 		Versions: []string{"0.1.0"},
-		GitOps:   defaultGitOps,
 	}
 	equal(t, m, want)
 }

@@ -1,7 +1,11 @@
 // Package config loads a release configuration (a directory of CUE files in
 // package "release"), validates it against the embedded schema and decodes it
-// once into the typed Model below. CUE is used for validation and defaults
-// only; nothing downstream of this package sees a cue.Value.
+// into the typed Model below: the core every module shares (product, build,
+// releases, deltas, the OS targets' identities, signing), and the sections
+// the modules own and decode themselves through a Decoder (see Section).
+// Positions and cross-references (versions that must exist, OS names) are
+// this package's; what a .deb, an image, an addon or a rollout must be is
+// the owning module's.
 package config
 
 import (
@@ -28,18 +32,12 @@ type Model struct {
 	// lists the names in ascending order. Added with os: [Name]: #OSTarget.
 	OS      map[string]*OSTarget
 	OSNames []string
-	// Addons by name (nil when none); AddonNames lists them in order.
-	Addons     map[string]*Addon
-	AddonNames []string
-	// Registry is where addons are pushed (nil when not configured).
-	Registry *Registry
-	GitOps   GitOps
-	// Rollouts are the rollout policies by name (nil when none);
-	// RolloutNames lists them in order.
-	Rollouts     map[string]*Rollout
-	RolloutNames []string
 	// Signing says what is signed; the keys are not part of the model.
 	Signing Signing
+
+	// sections are the modules' parts of the configuration by section
+	// name (see Section).
+	sections map[string]any
 }
 
 // Signing is the signing section (zero when absent).
@@ -167,110 +165,20 @@ type OSTarget struct {
 	// DebianPackageDiff and ContainerImageDiff of cluster deltas. At most
 	// one OS target sets it.
 	ControlPlane bool
-	// Releases maps product versions (which must be declared in
-	// Model.Releases) to what a node of this OS needs for that release.
+	// Releases maps the versions listed under the OS to what a node of this
+	// OS needs for that release, including versions not declared in
+	// Model.Releases (reported as problems), so that sections can check
+	// everything the user wrote.
 	Releases map[string]*NodeRelease
-	// Versions lists the keys of Releases in ascending semver order.
+	// Versions lists the declared keys of Releases in ascending semver
+	// order.
 	Versions []string
 	Pos      Pos
 }
 
-// NodeRelease is the node content of one OS for one product release.
+// NodeRelease is the node content of one OS for one product release; the
+// .debs and images are the deb and image modules' sections.
 type NodeRelease struct {
 	Version string
-	Debs    []DebRef
-	Images  []ImageSpec
 	Pos     Pos
-}
-
-// DebRef is one .deb of a node package: built by the pipeline (Build) or an
-// existing file (File). Group is the folder under packages/<os>/.
-type DebRef struct {
-	Group string
-	Build *DebSpec
-	File  *Source
-	Pos   Pos
-}
-
-// DebSpec describes a .deb built with nfpm's deb packager.
-type DebSpec struct {
-	Name        string
-	Version     string // Debian version: [epoch:]upstream[-revision]
-	Arch        string // Debian architecture, or "all"
-	Maintainer  string
-	Description string
-	Section     string
-	Priority    string
-	Homepage    string
-	License     string // written to /usr/share/doc/<name>/copyright
-
-	Depends, PreDepends, Recommends, Suggests []string
-	Conflicts, Breaks, Replaces, Provides     []string
-
-	Contents []DebContent
-	// SystemdUnits are unit files installed in /lib/systemd/system.
-	SystemdUnits []DebContent
-	Scripts      DebScripts
-	Pos          Pos
-}
-
-// DebContent is a file or directory tree placed in a .deb.
-type DebContent struct {
-	// Src is an absolute local file or directory ("" with Type "dir").
-	Src string
-	// Dst is the absolute path on the node, e.g. /usr/bin/kubelet.
-	Dst string
-	// Mode overrides the permission bits when non-zero.
-	Mode uint32
-	// Type is "file" (default), "config" (a conffile) or "dir" (an empty
-	// directory).
-	Type string
-	Pos  Pos
-}
-
-// DebScripts are absolute paths of maintainer scripts ("" = none).
-type DebScripts struct {
-	PreInst, PostInst, PreRm, PostRm string
-}
-
-// ImageSpec describes a container image built with go-containerregistry,
-// from scratch or from a base kept in the repository (nothing is pulled).
-type ImageSpec struct {
-	// Ref is the image reference it is known by on a node, e.g.
-	// "registry.k8s.io/pause:3.10".
-	Ref string
-	// Base is nil for an image from scratch.
-	Base *ImageBase
-	// Platforms, e.g. "linux/amd64" (default) and "linux/arm64".
-	Platforms  []string
-	Layers     []ImageLayer
-	Entrypoint []string
-	Cmd        []string
-	Env        map[string]string
-	Labels     map[string]string
-	WorkingDir string
-	User       string
-	Pos        Pos
-}
-
-// ImageBase is a base image stored locally: an OCI image layout directory
-// or an image tarball (OCI archive or docker save format). Ref picks an
-// image from a layout holding several (by org.opencontainers.image.ref.name).
-type ImageBase struct {
-	Layout  string
-	Tarball string
-	Ref     string
-	Pos     Pos
-}
-
-// ImageLayer adds a directory tree (Dir) or one file (File) at Dest, an
-// absolute path inside the image.
-type ImageLayer struct {
-	Dir  string
-	File string
-	Dest string
-	Mode uint32
-	// Platform restricts the layer to one platform ("" = all).
-	Platform string
-	Pos      Pos
 }

@@ -1,14 +1,18 @@
-package config
+package all
 
 import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/relcue/release/modules/plans"
+	"github.com/relcue/release/pipeline/config"
+	"github.com/relcue/release/pipeline/config/configtest"
 )
 
 // rolloutValid is valid plus an external upgrade image per release, on
 // lines 9 and 10; a case's own lines start at line 11.
-const rolloutValid = valid + `_u: image: "registry.example.com/k2s/upgrade:1.5.0"
+const rolloutValid = configtest.Valid + `_u: image: "registry.example.com/k2s/upgrade:1.5.0"
 _sel: matchLabels: role: "worker"
 `
 
@@ -104,7 +108,7 @@ rollout: k: {serviceAccount: "sa", agent: {drain: {}, canary: label: "c"}}
 func TestRolloutErrors(t *testing.T) {
 	for _, tc := range rolloutErrorCases {
 		t.Run(tc.name, func(t *testing.T) {
-			checkErrorCase(t, tc.src, "", tc.want)
+			configtest.CheckErrors(t, tc.src, "", tc.want, Sections())
 		})
 	}
 }
@@ -117,33 +121,33 @@ rollout: r: {engine: "system-upgrade-controller", releases: {
 	"1.5.0": {image: "registry.k8s.io/pause:3.9", os: "debian12"}
 }}
 `
-	checkErrorCase(t, src, "", []string{
+	configtest.CheckErrors(t, src, "", []string{
 		`release.cue:13:53: rollout.r.releases."1.4.0".os: os debian12 has no node content for release 1.4.0, so it builds no upgrade image for it`,
 		`release.cue:14:19: rollout.r.releases."1.5.0".image: os debian12 release 1.5.0 builds no image registry.k8s.io/pause:3.9; add it to os.debian12.releases."1.5.0".images, or drop os to use an external image`,
-	})
+	}, Sections())
 }
 
 // Defaults: servers one at a time on control-plane nodes, agents on the
 // others, cordoned; engine-specific namespace and service account.
 func TestRolloutDefaults(t *testing.T) {
-	dir := writeConfig(t, rolloutValid+`rollout: suc: {engine: "system-upgrade-controller", releases: "1.5.0": _u, agent: {}}
+	dir := configtest.Write(t, rolloutValid+`rollout: suc: {engine: "system-upgrade-controller", releases: "1.5.0": _u, agent: {}}
 rollout: k: {engine: "kairos", releases: {"1.5.0": _u, "1.4.0": {image: "registry.example.com/os:1.4.0-k3s1", version: "v1.4.0"}}}
 rollout: suc: agent: drain: timeout: "90s"
 rollout: suc: window: {days: ["Saturday"], start: "22:00", end: "04:00"}
 `)
-	m, err := Load(dir, LoadOptions{Env: noEnv})
+	m, err := config.Load(dir, config.LoadOptions{Env: configtest.NoEnv, Sections: Sections()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(m.RolloutNames, []string{"k", "suc"}) {
-		t.Fatalf("names %v", m.RolloutNames)
+	if !slices.Equal(plans.RolloutsOf(m).Names, []string{"k", "suc"}) {
+		t.Fatalf("names %v", plans.RolloutsOf(m).Names)
 	}
-	s, k := m.Rollouts["suc"], m.Rollouts["k"]
+	s, k := plans.RolloutsOf(m).Policies["suc"], plans.RolloutsOf(m).Policies["k"]
 	if s.Namespace != "system-upgrade" || s.ServiceAccount != "system-upgrade" || !s.StopOnFailure ||
 		k.Namespace != "default" || k.ServiceAccount != "" || !k.Kairos.UpgradeActive || k.Kairos.UpgradeRecovery {
 		t.Errorf("defaults: %+v / %+v", s, k)
 	}
-	if g := s.Server; g.Concurrency != 1 || !g.Cordon || g.NodeSelector.MatchExpressions[0].Key != ControlPlaneLabel || g.NodeSelector.MatchExpressions[0].Operator != "In" {
+	if g := s.Server; g.Concurrency != 1 || !g.Cordon || g.NodeSelector.MatchExpressions[0].Key != plans.ControlPlaneLabel || g.NodeSelector.MatchExpressions[0].Operator != "In" {
 		t.Errorf("server: %+v", g)
 	}
 	if g := s.Agent; g.Concurrency != 1 || g.NodeSelector.MatchExpressions[0].Operator != "DoesNotExist" || g.Drain.Timeout != 90*time.Second || !g.Drain.IgnoreDaemonSets || !g.Drain.DeleteEmptydirData {

@@ -1,14 +1,23 @@
-package config
+package all
 
 import (
+	"errors"
+	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/relcue/release/modules/deb"
+	"github.com/relcue/release/modules/image"
+	"github.com/relcue/release/pipeline/config"
+	"github.com/relcue/release/pipeline/config/configtest"
 )
 
 // osValid adds a minimal image and .deb, for cases about something else,
 // on line 9 and 10; a case's own lines start at line 11.
-const osValid = valid + `_img: {ref: "registry.k8s.io/pause:3.10", layers: [{dir: "images/pause"}]}
+const osValid = configtest.Valid + `_img: {ref: "registry.k8s.io/pause:3.10", layers: [{dir: "images/pause"}]}
 _deb: {name: "kubelet", version: *"1.32.2-1" | string, arch: *"amd64" | string, maintainer: "M <m@example.com>", description: "d"}
 `
 
@@ -248,7 +257,7 @@ os: debian13: {distro: "debian", codename: "trixie", dir: "a/b", arch: []}
 func TestOSErrors(t *testing.T) {
 	for _, tc := range osErrorCases {
 		t.Run(tc.name, func(t *testing.T) {
-			checkErrorCase(t, tc.src, "", tc.want)
+			configtest.CheckErrors(t, tc.src, "", tc.want, Sections())
 		})
 	}
 }
@@ -257,15 +266,18 @@ func TestOSErrors(t *testing.T) {
 // and an image between OS targets (_pause); positions inside the shared
 // definitions are where the user wrote them.
 func TestLoadNode(t *testing.T) {
-	m, err := Load("testdata/node", LoadOptions{Env: noEnv})
+	m, err := config.Load("testdata/node", config.LoadOptions{Env: configtest.NoEnv, Sections: Sections()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := mustAbs(t, "testdata/node")
+	dir, err := filepath.Abs("testdata/node")
+	if err != nil {
+		t.Fatal(err)
+	}
 	in := func(p ...string) string { return filepath.Join(append([]string{dir}, p...)...) }
-	at := func(line, col int) Pos { return Pos{File: "testdata/node/os.cue", Line: line, Col: col} }
-	kubelet := func(k8s string, pos Pos) *DebSpec {
-		return &DebSpec{
+	at := func(line, col int) config.Pos { return config.Pos{File: "testdata/node/os.cue", Line: line, Col: col} }
+	kubelet := func(k8s string, pos config.Pos) *deb.BuildConfig {
+		return &deb.BuildConfig{
 			Name:        "kubelet",
 			Version:     k8s + "-1",
 			Arch:        "amd64",
@@ -276,28 +288,28 @@ func TestLoadNode(t *testing.T) {
 			Homepage:    "https://kubernetes.io",
 			License:     "Apache-2.0",
 			Depends:     []string{"iptables", "conntrack (>= 1.4)"},
-			Contents: []DebContent{
-				{Src: in("node", k8s, "kubelet"), Dst: "/usr/bin/kubelet", Mode: 0o755, Type: ContentFile, Pos: at(21, 3)},
-				{Src: in("node", "kubelet.env"), Dst: "/etc/default/kubelet", Type: ContentConfig, Pos: at(22, 3)},
-				{Dst: "/var/lib/kubelet", Mode: 0o700, Type: ContentDir, Pos: at(23, 3)},
+			Contents: []deb.ContentConfig{
+				{Src: in("node", k8s, "kubelet"), Dst: "/usr/bin/kubelet", Mode: 0o755, Type: deb.TypeFile, Pos: at(21, 3)},
+				{Src: in("node", "kubelet.env"), Dst: "/etc/default/kubelet", Type: deb.TypeConfig, Pos: at(22, 3)},
+				{Dst: "/var/lib/kubelet", Mode: 0o700, Type: deb.TypeDir, Pos: at(23, 3)},
 			},
-			SystemdUnits: []DebContent{
-				{Src: in("node", "kubelet.service"), Dst: "/lib/systemd/system/kubelet.service", Type: ContentFile, Pos: at(25, 17)},
+			SystemdUnits: []deb.ContentConfig{
+				{Src: in("node", "kubelet.service"), Dst: "/lib/systemd/system/kubelet.service", Type: deb.TypeFile, Pos: at(25, 17)},
 			},
-			Scripts: DebScripts{PostInst: in("node", "postinst"), PreRm: in("node", "prerm")},
+			Scripts: deb.ScriptsConfig{PostInst: in("node", "postinst"), PreRm: in("node", "prerm")},
 			Pos:     pos,
 		}
 	}
-	pause := func(pos Pos, platforms ...string) ImageSpec {
-		return ImageSpec{
+	pause := func(pos config.Pos, platforms ...string) image.Config {
+		return image.Config{
 			Ref:        "registry.k8s.io/pause:3.10",
 			Platforms:  platforms,
-			Layers:     []ImageLayer{{Dir: in("images", "pause"), Dest: "/", Pos: at(31, 11)}},
+			Layers:     []image.LayerConfig{{Dir: in("images", "pause"), Dest: "/", Pos: at(31, 11)}},
 			Entrypoint: []string{"/pause"},
 			Pos:        pos,
 		}
 	}
-	want := map[string]*OSTarget{
+	want := map[string]*osTarget{
 		"debian12": {
 			Name:         "debian12",
 			Dir:          "debian12",
@@ -305,34 +317,34 @@ func TestLoadNode(t *testing.T) {
 			Codename:     "bookworm",
 			Arch:         []string{"amd64"},
 			ControlPlane: true,
-			Releases: map[string]*NodeRelease{
+			Releases: map[string]*nodeRelease{
 				"1.4.0": {
 					Version: "1.4.0",
-					Debs:    []DebRef{{Group: "kubernetes", Build: kubelet("1.31.4", at(40, 32)), Pos: at(40, 31)}},
+					Debs:    []deb.Entry{{Group: "kubernetes", Build: kubelet("1.31.4", at(40, 32)), Pos: at(40, 31)}},
 					Pos:     at(40, 3),
 				},
 				"1.5.0": {
 					Version: "1.5.0",
-					Debs: []DebRef{
+					Debs: []deb.Entry{
 						{Group: "kubernetes", Build: kubelet("1.32.2", at(44, 7)), Pos: at(44, 6)},
-						{Group: "kubernetes", File: &Source{
+						{Group: "kubernetes", File: &config.Source{
 							Path:   in("debs", "cri-tools_1.32.0-1_amd64.deb"),
 							SHA256: strings.Repeat("4", 64),
 							Pos:    at(45, 7),
 						}, Pos: at(45, 6)},
-						{Group: "tools", File: &Source{
+						{Group: "tools", File: &config.Source{
 							URL:    "https://downloads.example.com/k2s-node-tools_1.0.0_all.deb",
 							SHA256: strings.Repeat("5", 64),
 							Pos:    at(47, 14),
 						}, Pos: at(47, 13)},
 					},
-					Images: []ImageSpec{
+					Images: []image.Config{
 						pause(at(50, 5), "linux/amd64"),
 						{
 							Ref:        "example.com/tools:1.0",
-							Base:       &ImageBase{Layout: in("bases", "busybox"), Ref: "busybox:1.36", Pos: at(53, 6)},
+							Base:       &image.BaseConfig{Layout: in("bases", "busybox"), Ref: "busybox:1.36", Pos: at(53, 6)},
 							Platforms:  []string{"linux/amd64"},
-							Layers:     []ImageLayer{{File: in("images", "tools", "x.sh"), Dest: "/usr/local/bin/x.sh", Mode: 0o755, Pos: at(54, 15)}},
+							Layers:     []image.LayerConfig{{File: in("images", "tools", "x.sh"), Dest: "/usr/local/bin/x.sh", Mode: 0o755, Pos: at(54, 15)}},
 							Cmd:        []string{"x.sh"},
 							Env:        map[string]string{"PATH": "/usr/local/bin:/bin"},
 							Labels:     map[string]string{"org.opencontainers.image.version": "1.0"},
@@ -353,17 +365,17 @@ func TestLoadNode(t *testing.T) {
 			Distro:   "debian",
 			Codename: "trixie",
 			Arch:     []string{"amd64", "arm64"},
-			Releases: map[string]*NodeRelease{
+			Releases: map[string]*nodeRelease{
 				"1.5.0": {
 					Version: "1.5.0",
-					Images: []ImageSpec{
+					Images: []image.Config{
 						// Platforms default to the OS's arch.
 						pause(at(72, 3), "linux/amd64", "linux/arm64"),
 						{
 							Ref:       "example.com/agent:2.0",
-							Base:      &ImageBase{Tarball: in("bases", "agent.tar"), Pos: at(75, 4)},
+							Base:      &image.BaseConfig{Tarball: in("bases", "agent.tar"), Pos: at(75, 4)},
 							Platforms: []string{"linux/amd64", "linux/arm64"},
-							Layers: []ImageLayer{
+							Layers: []image.LayerConfig{
 								{Dir: in("images", "agent", "amd64"), Dest: "/opt/agent", Platform: "linux/amd64", Pos: at(77, 5)},
 								{Dir: in("images", "agent", "arm64"), Dest: "/opt/agent", Platform: "linux/arm64", Pos: at(78, 5)},
 							},
@@ -371,7 +383,7 @@ func TestLoadNode(t *testing.T) {
 						},
 						{
 							Ref:       "example.com/legacy:1.0",
-							Base:      &ImageBase{Tarball: in("bases", "legacy.tar"), Pos: at(81, 35)},
+							Base:      &image.BaseConfig{Tarball: in("bases", "legacy.tar"), Pos: at(81, 35)},
 							Platforms: []string{"linux/arm64"},
 							Pos:       at(81, 3),
 						},
@@ -383,18 +395,127 @@ func TestLoadNode(t *testing.T) {
 			Pos:      at(66, 5),
 		},
 	}
-	equal(t, m.OS, want)
-	equal(t, m.OSNames, []string{"debian12", "debian13"})
-	checkInvariants(t, m)
+	configtest.Equal(t, nodeView(m), want)
+	configtest.Equal(t, m.OSNames, []string{"debian12", "debian13"})
+	checkNodeInvariants(t, m)
+}
+
+// osTarget and nodeRelease show an OS target with the .debs and images of
+// its releases together, as the user wrote them.
+type osTarget struct {
+	Name, Dir, Distro, Codename string
+	Arch                        []string
+	ControlPlane                bool
+	Releases                    map[string]*nodeRelease
+	Versions                    []string
+	Pos                         config.Pos
+}
+
+type nodeRelease struct {
+	Version string
+	Debs    []deb.Entry
+	Images  []image.Config
+	Pos     config.Pos
+}
+
+func nodeView(m *config.Model) map[string]*osTarget {
+	out := map[string]*osTarget{}
+	for name, o := range m.OS {
+		v := &osTarget{Name: o.Name, Dir: o.Dir, Distro: o.Distro, Codename: o.Codename, Arch: o.Arch,
+			ControlPlane: o.ControlPlane, Releases: map[string]*nodeRelease{}, Versions: o.Versions, Pos: o.Pos}
+		for ver, r := range o.Releases {
+			v.Releases[ver] = &nodeRelease{Version: r.Version, Pos: r.Pos,
+				Debs: deb.NodeDebs(m, name, ver), Images: image.NodeImages(m, name, ver)}
+		}
+		out[name] = v
+	}
+	return out
+}
+
+// checkNodeInvariants holds what the node package modules rely on: each
+// .deb is exactly one of built and file, every local path is absolute and
+// every target path absolute and clean, every release has content.
+func checkNodeInvariants(t *testing.T, m *config.Model) {
+	t.Helper()
+	cleanAbs := func(p string) bool { return strings.HasPrefix(p, "/") && path.Clean(p) == p }
+	for _, name := range m.OSNames {
+		for _, v := range m.OS[name].Versions {
+			debs, images := deb.NodeDebs(m, name, v), image.NodeImages(m, name, v)
+			if len(debs)+len(images) == 0 {
+				t.Fatalf("os %s release %s: nothing to install", name, v)
+			}
+			for _, d := range debs {
+				if (d.Build == nil) == (d.File == nil) || d.Group == "" || d.Pos.Line == 0 {
+					t.Fatalf("os %s release %s: deb %+v", name, v, d)
+				}
+				if s := d.Build; s != nil {
+					if s.Name == "" || s.Version == "" || s.Arch == "" || s.Pos.Line == 0 {
+						t.Fatalf("os %s release %s: deb %+v", name, v, s)
+					}
+					for _, c := range append(slices.Clone(s.Contents), s.SystemdUnits...) {
+						if (c.Type == deb.TypeDir) != (c.Src == "") || c.Src != "" && !filepath.IsAbs(c.Src) || !cleanAbs(c.Dst) || c.Pos.Line == 0 {
+							t.Fatalf("os %s release %s: content %+v", name, v, c)
+						}
+					}
+				}
+			}
+			for _, im := range images {
+				if im.Ref == "" || len(im.Platforms) == 0 || im.Base == nil && len(im.Layers) == 0 || im.Pos.Line == 0 {
+					t.Fatalf("os %s release %s: image %+v", name, v, im)
+				}
+				for _, l := range im.Layers {
+					if (l.Dir == "") == (l.File == "") || !filepath.IsAbs(l.Dir+l.File) || !cleanAbs(l.Dest) ||
+						l.Platform != "" && !slices.Contains(im.Platforms, l.Platform) {
+						t.Fatalf("os %s release %s: layer %+v", name, v, l)
+					}
+				}
+			}
+		}
+	}
 }
 
 // Without os, the model has no OS targets.
 func TestNoOS(t *testing.T) {
-	m, err := Load("testdata/minimal", LoadOptions{Env: envEpoch("0")})
+	m, err := config.Load("../../pipeline/config/testdata/minimal", config.LoadOptions{Env: configtest.EnvEpoch("0"), Sections: Sections()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if m.OS != nil || m.OSNames != nil {
 		t.Fatalf("os %v %v, want none", m.OS, m.OSNames)
 	}
+}
+
+// FuzzLoadSections loads arbitrary configurations with every section: a
+// configuration either fails with problems or gives node content the
+// modules can rely on.
+func FuzzLoadSections(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/*/*.cue")
+	for _, s := range seeds {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(b))
+	}
+	for _, tc := range osErrorCases {
+		f.Add("package release\n" + tc.src)
+	}
+	for _, tc := range addonErrorCases {
+		f.Add("package release\n" + tc.src)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "release.cue"), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m, err := config.Load(dir, config.LoadOptions{Env: configtest.EnvEpoch("0"), Sections: Sections()})
+		if err != nil {
+			var e *config.Error
+			if !errors.As(err, &e) || len(e.Problems) == 0 {
+				t.Fatalf("error %T %q, want a *config.Error with problems", err, err)
+			}
+			return
+		}
+		checkNodeInvariants(t, m)
+	})
 }

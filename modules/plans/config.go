@@ -1,8 +1,10 @@
-package config
+package plans
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	_ "time/tzdata" // windows name IANA zones; Windows hosts have no zoneinfo
@@ -12,7 +14,43 @@ import (
 	"github.com/kubereboot/kured/pkg/timewindow"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/relcue/release/modules/image"
+	"github.com/relcue/release/pipeline/config"
 )
+
+// SectionName is the plans module's configuration section: rollout.
+const SectionName = "plans"
+
+// Section decodes and checks the rollout policies.
+var Section = config.Section{Name: SectionName, Decode: decodeSection}
+
+// Rollouts is the plans section: the rollout policies by name (nil when
+// none), Names listing them in order.
+type Rollouts struct {
+	Policies map[string]*Rollout
+	Names    []string
+}
+
+// RolloutsOf returns the rollout policies of m (none when m has none).
+func RolloutsOf(m *config.Model) *Rollouts {
+	if r := config.SectionOf[*Rollouts](m, SectionName); r != nil {
+		return r
+	}
+	return &Rollouts{}
+}
+
+// decoder reads the rollout section through the loader's Decoder.
+type decoder struct{ *config.Decoder }
+
+func decodeSection(d *config.Decoder) any {
+	// Upgrade images may be ones an OS target builds.
+	d.Section(image.SectionName)
+	var raw map[string]rawRollout
+	d.Decode(config.At("rollout"), &raw)
+	policies, names := decoder{d}.rollouts(raw, d.Model())
+	return &Rollouts{Policies: policies, Names: names}
+}
 
 // Rollout engines.
 const (
@@ -82,7 +120,7 @@ type Rollout struct {
 	ServiceAccount string                   `json:"serviceAccount,omitempty"`
 	Tolerations    []Toleration             `json:"tolerations,omitempty"`
 	Kairos         KairosOptions            `json:"kairos"`
-	Pos            Pos                      `json:"-"`
+	Pos            config.Pos               `json:"-"`
 }
 
 // UpgradeImage is the image that upgrades nodes to one release. With OS
@@ -93,10 +131,10 @@ type UpgradeImage struct {
 	OS    string `json:"os,omitempty"`
 	// Version is the plan's version (system-upgrade-controller): the
 	// release version with "+" replaced by "-" unless set.
-	Version string   `json:"version"`
-	Command []string `json:"command,omitempty"`
-	Args    []string `json:"args,omitempty"`
-	Pos     Pos      `json:"-"`
+	Version string     `json:"version"`
+	Command []string   `json:"command,omitempty"`
+	Args    []string   `json:"args,omitempty"`
+	Pos     config.Pos `json:"-"`
 }
 
 // RolloutGroup is a set of nodes upgraded together.
@@ -166,12 +204,12 @@ type KairosOptions struct {
 // becomes an image tag and a label value.
 var sucVersionRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$`)
 
-func (b *builder) rollouts(raw map[string]rawRollout, m *Model) (map[string]*Rollout, []string) {
+func (b decoder) rollouts(raw map[string]rawRollout, m *config.Model) (map[string]*Rollout, []string) {
 	if len(raw) == 0 {
 		return nil, nil
 	}
 	out := map[string]*Rollout{}
-	names := sortedKeys(raw)
+	names := slices.Sorted(maps.Keys(raw))
 	for _, n := range names {
 		r := raw[n]
 		out[n] = b.rollout(n, &r, m)
@@ -179,22 +217,22 @@ func (b *builder) rollouts(raw map[string]rawRollout, m *Model) (map[string]*Rol
 	return out, names
 }
 
-func (b *builder) rollout(policy string, raw *rawRollout, m *Model) *Rollout {
-	rp := at("rollout", policy)
-	r := &Rollout{Name: policy, Engine: raw.Engine, StopOnFailure: raw.StopOnFailure, Pos: b.ps.posOf(rp),
+func (b decoder) rollout(policy string, raw *rawRollout, m *config.Model) *Rollout {
+	rp := config.At("rollout", policy)
+	r := &Rollout{Name: policy, Engine: raw.Engine, StopOnFailure: raw.StopOnFailure, Pos: b.Pos(rp),
 		Releases: map[string]*UpgradeImage{}, Tolerations: raw.Tolerations}
 	// The longest object name is <product>-<policy>-agent-canary.
-	if !dnsLabelRE.MatchString(policy) {
-		b.ps.at(rp, "%q cannot name a rollout policy, which becomes part of Kubernetes object names; use lower-case letters, digits and \"-\"", policy)
+	if !config.ValidDNSLabel(policy) {
+		b.Problem(rp, "%q cannot name a rollout policy, which becomes part of Kubernetes object names; use lower-case letters, digits and \"-\"", policy)
 	} else if n := len(ObjectPrefix(m.Product.Name, policy)) + len("-agent-canary"); n > 63 {
-		b.ps.at(rp, "rollout policy name %q is too long: object names such as %s-agent-canary would have %d characters, Kubernetes allows 63", policy, ObjectPrefix(m.Product.Name, policy), n)
+		b.Problem(rp, "rollout policy name %q is too long: object names such as %s-agent-canary would have %d characters, Kubernetes allows 63", policy, ObjectPrefix(m.Product.Name, policy), n)
 	}
 	suc := raw.Engine == EngineSUC
 	switch {
 	case raw.Namespace != nil:
 		r.Namespace = *raw.Namespace
-		if !dnsLabelRE.MatchString(r.Namespace) {
-			b.ps.at(join(rp, "namespace"), "%q is not a Kubernetes namespace name (lower-case letters, digits and \"-\")", r.Namespace)
+		if !config.ValidDNSLabel(r.Namespace) {
+			b.Problem(config.Join(rp, "namespace"), "%q is not a Kubernetes namespace name (lower-case letters, digits and \"-\")", r.Namespace)
 		}
 	case suc:
 		r.Namespace = "system-upgrade"
@@ -203,7 +241,7 @@ func (b *builder) rollout(policy string, raw *rawRollout, m *Model) *Rollout {
 	}
 
 	if len(raw.Releases) == 0 {
-		b.ps.at(join(rp, "releases"), "empty; map at least one release to its upgrade image, e.g. \"1.5.0\": {image: \"registry.example.com/upgrade:1.5.0\"}")
+		b.Problem(config.Join(rp, "releases"), "empty; map at least one release to its upgrade image, e.g. \"1.5.0\": {image: \"registry.example.com/upgrade:1.5.0\"}")
 	}
 	for _, v := range m.Versions {
 		ri, ok := raw.Releases[v]
@@ -211,45 +249,45 @@ func (b *builder) rollout(policy string, raw *rawRollout, m *Model) *Rollout {
 			continue
 		}
 		r.Versions = append(r.Versions, v)
-		r.Releases[v] = b.upgradeImage(join(rp, "releases", v), v, &ri, m)
+		r.Releases[v] = b.upgradeImage(config.Join(rp, "releases", v), v, &ri, m)
 	}
-	for _, v := range sortedKeys(raw.Releases) {
+	for _, v := range slices.Sorted(maps.Keys(raw.Releases)) {
 		if _, ok := m.Releases[v]; !ok {
-			b.ps.at(join(rp, "releases", v), "release %q is not declared under releases (declared: %s)", v, strings.Join(m.Versions, ", "))
+			b.Problem(config.Join(rp, "releases", v), "release %q is not declared under releases (declared: %s)", v, strings.Join(m.Versions, ", "))
 		}
 	}
 
-	gp := join(rp, "server")
+	gp := config.Join(rp, "server")
 	r.Server = b.rolloutGroup(gp, &raw.Server, true, suc)
 	if c := r.Server.Concurrency; c > 1 {
 		members := raw.Server.Members
 		switch {
 		case members == nil:
-			b.ps.at(join(gp, "concurrency"), "%d servers at a time: etcd loses quorum when a majority of its members is down; set server.members to the number of etcd members, or use 1", c)
+			b.Problem(config.Join(gp, "concurrency"), "%d servers at a time: etcd loses quorum when a majority of its members is down; set server.members to the number of etcd members, or use 1", c)
 		case c > (*members-1)/2:
-			b.ps.at(join(gp, "concurrency"), "%d of %d servers at a time would leave %d up, fewer than the %d etcd needs for quorum; use at most %d", c, *members, *members-c, *members/2+1, max(1, (*members-1)/2))
+			b.Problem(config.Join(gp, "concurrency"), "%d of %d servers at a time would leave %d up, fewer than the %d etcd needs for quorum; use at most %d", c, *members, *members-c, *members/2+1, max(1, (*members-1)/2))
 		}
 	}
 	if raw.Agent != nil {
-		r.Agent = b.rolloutGroup(join(rp, "agent"), raw.Agent, false, suc)
+		r.Agent = b.rolloutGroup(config.Join(rp, "agent"), raw.Agent, false, suc)
 	}
 	if raw.Server.Canary != nil {
-		b.ps.at(join(gp, "canary"), "canaries are for agents; servers already upgrade one at a time unless server.concurrency says otherwise")
+		b.Problem(config.Join(gp, "canary"), "canaries are for agents; servers already upgrade one at a time unless server.concurrency says otherwise")
 	}
 
 	if raw.Window != nil {
-		r.Window = b.window(join(rp, "window"), raw.Window)
+		r.Window = b.window(config.Join(rp, "window"), raw.Window)
 	}
 	if raw.ServiceAccount != nil {
 		r.ServiceAccount = *raw.ServiceAccount
 		if validation.IsDNS1123Subdomain(r.ServiceAccount) != nil {
-			b.ps.at(join(rp, "serviceAccount"), "%q is not a service account name (lower-case letters, digits, \"-\" and \".\")", r.ServiceAccount)
+			b.Problem(config.Join(rp, "serviceAccount"), "%q is not a service account name (lower-case letters, digits, \"-\" and \".\")", r.ServiceAccount)
 		}
 	} else if suc {
 		r.ServiceAccount = "system-upgrade"
 	}
 	for i, t := range raw.Tolerations {
-		b.toleration(join(rp, "tolerations", i), t)
+		b.toleration(config.Join(rp, "tolerations", i), t)
 	}
 	if raw.Kairos != nil {
 		r.Kairos = *raw.Kairos
@@ -260,10 +298,10 @@ func (b *builder) rollout(policy string, raw *rawRollout, m *Model) *Rollout {
 	// What an engine cannot honour is an error, never silently dropped.
 	if suc {
 		if raw.Kairos != nil {
-			b.ps.at(join(rp, "kairos"), "kairos options need engine \"kairos\"; remove them or change the engine")
+			b.Problem(config.Join(rp, "kairos"), "kairos options need engine \"kairos\"; remove them or change the engine")
 		}
 		if !raw.StopOnFailure {
-			b.ps.at(join(rp, "stopOnFailure"), "system-upgrade-controller cannot go on past a failed node (its Job keeps the node's slot); remove stopOnFailure or use engine \"kairos\"")
+			b.Problem(config.Join(rp, "stopOnFailure"), "system-upgrade-controller cannot go on past a failed node (its Job keeps the node's slot); remove stopOnFailure or use engine \"kairos\"")
 		}
 		return r
 	}
@@ -279,9 +317,9 @@ func (b *builder) rollout(policy string, raw *rawRollout, m *Model) *Rollout {
 		if f.set {
 			p := rp
 			for _, s := range strings.Split(f.field, ".") {
-				p = join(p, s)
+				p = config.Join(p, s)
 			}
-			b.ps.at(p, "the Kairos operator's NodeOpUpgrade has no %s; remove it or use engine %q", f.field, EngineSUC)
+			b.Problem(p, "the Kairos operator's NodeOpUpgrade has no %s; remove it or use engine %q", f.field, EngineSUC)
 		}
 	}
 	return r
@@ -293,29 +331,29 @@ func ObjectPrefix(product, policy string) string {
 	return strings.NewReplacer("_", "-", ".", "-").Replace(product) + "-" + policy
 }
 
-func (b *builder) upgradeImage(p cue.Path, version string, raw *rawUpgradeImage, m *Model) *UpgradeImage {
-	u := &UpgradeImage{Image: raw.Image, OS: raw.OS, Command: raw.Command, Args: raw.Args, Pos: b.ps.posOf(p)}
+func (b decoder) upgradeImage(p cue.Path, version string, raw *rawUpgradeImage, m *config.Model) *UpgradeImage {
+	u := &UpgradeImage{Image: raw.Image, OS: raw.OS, Command: raw.Command, Args: raw.Args, Pos: b.Pos(p)}
 	ref, err := name.ParseReference(raw.Image, name.StrictValidation)
 	switch {
 	case err != nil:
-		b.ps.at(join(p, "image"), "%q is not a complete image reference (registry/repository:tag or @sha256:...): %v", raw.Image, err)
+		b.Problem(config.Join(p, "image"), "%q is not a complete image reference (registry/repository:tag or @sha256:...): %v", raw.Image, err)
 	case raw.OS != "":
 		if _, isTag := ref.(name.Tag); !isTag {
-			b.ps.at(join(p, "image"), "an image the pipeline builds is named by tag; the plans add its digest")
+			b.Problem(config.Join(p, "image"), "an image the pipeline builds is named by tag; the plans add its digest")
 		}
 		t, ok := m.OS[raw.OS]
 		switch {
 		case !ok:
-			b.ps.at(join(p, "os"), "OS target %q is not declared under os", raw.OS)
+			b.Problem(config.Join(p, "os"), "OS target %q is not declared under os", raw.OS)
 		case t.Releases[version] == nil:
-			b.ps.at(join(p, "os"), "os %s has no node content for release %s, so it builds no upgrade image for it", raw.OS, version)
+			b.Problem(config.Join(p, "os"), "os %s has no node content for release %s, so it builds no upgrade image for it", raw.OS, version)
 		default:
 			found := false
-			for _, im := range t.Releases[version].Images {
+			for _, im := range image.NodeImages(m, raw.OS, version) {
 				found = found || im.Ref == raw.Image
 			}
 			if !found {
-				b.ps.at(join(p, "image"), "os %s release %s builds no image %s; add it to os.%s.releases.%q.images, or drop os to use an external image", raw.OS, version, raw.Image, raw.OS, version)
+				b.Problem(config.Join(p, "image"), "os %s release %s builds no image %s; add it to os.%s.releases.%q.images, or drop os to use an external image", raw.OS, version, raw.Image, raw.OS, version)
 			}
 		}
 	}
@@ -324,12 +362,12 @@ func (b *builder) upgradeImage(p cue.Path, version string, raw *rawUpgradeImage,
 		u.Version = *raw.Version
 	}
 	if !sucVersionRE.MatchString(u.Version) {
-		b.ps.at(join(p, "version"), "%q cannot be a plan version, which becomes an image tag and a label value: letters, digits, \"_\", \".\" and \"-\", at most 63", u.Version)
+		b.Problem(config.Join(p, "version"), "%q cannot be a plan version, which becomes an image tag and a label value: letters, digits, \"_\", \".\" and \"-\", at most 63", u.Version)
 	}
 	return u
 }
 
-func (b *builder) rolloutGroup(p cue.Path, raw *rawRolloutGroup, server, suc bool) *RolloutGroup {
+func (b decoder) rolloutGroup(p cue.Path, raw *rawRolloutGroup, server, suc bool) *RolloutGroup {
 	g := &RolloutGroup{Concurrency: 1, Cordon: true}
 	if raw.Concurrency != nil {
 		g.Concurrency = *raw.Concurrency
@@ -340,7 +378,7 @@ func (b *builder) rolloutGroup(p cue.Path, raw *rawRolloutGroup, server, suc boo
 	switch {
 	case raw.NodeSelector != nil:
 		g.NodeSelector = *raw.NodeSelector
-		b.selector(join(p, "nodeSelector"), &g.NodeSelector)
+		b.selector(config.Join(p, "nodeSelector"), &g.NodeSelector)
 	case server:
 		g.NodeSelector = LabelSelector{MatchExpressions: []LabelRequirement{{Key: ControlPlaneLabel, Operator: "In", Values: []string{"true"}}}}
 	default:
@@ -352,21 +390,21 @@ func (b *builder) rolloutGroup(p cue.Path, raw *rawRolloutGroup, server, suc boo
 		if d.Timeout != nil {
 			t, err := time.ParseDuration(*d.Timeout)
 			if err != nil || t <= 0 {
-				b.ps.at(join(p, "drain", "timeout"), "%q is not a positive duration like \"10m\" or \"1h30m\"", *d.Timeout)
+				b.Problem(config.Join(p, "drain", "timeout"), "%q is not a positive duration like \"10m\" or \"1h30m\"", *d.Timeout)
 			}
 			g.Drain.Timeout = t
 		}
 		if d.PodSelector != nil {
-			b.selector(join(p, "drain", "podSelector"), d.PodSelector)
+			b.selector(config.Join(p, "drain", "podSelector"), d.PodSelector)
 		}
 	}
 	if c := raw.Canary; c != nil && !server {
 		g.Canary = c
 		for _, e := range validation.IsQualifiedName(c.Label) {
-			b.ps.at(join(p, "canary", "label"), "%q is not a label key: %s", c.Label, e)
+			b.Problem(config.Join(p, "canary", "label"), "%q is not a label key: %s", c.Label, e)
 		}
 		for _, e := range validation.IsValidLabelValue(c.Value) {
-			b.ps.at(join(p, "canary", "value"), "%q is not a label value: %s", c.Value, e)
+			b.Problem(config.Join(p, "canary", "value"), "%q is not a label value: %s", c.Value, e)
 		}
 	}
 	return g
@@ -374,9 +412,9 @@ func (b *builder) rolloutGroup(p cue.Path, raw *rawRolloutGroup, server, suc boo
 
 // selector checks a label selector the way the API server will, and
 // refuses an empty one: it would select every node.
-func (b *builder) selector(p cue.Path, s *LabelSelector) {
+func (b decoder) selector(p cue.Path, s *LabelSelector) {
 	if len(s.MatchLabels) == 0 && len(s.MatchExpressions) == 0 {
-		b.ps.at(p, "empty: it would select every node; give matchLabels or matchExpressions")
+		b.Problem(p, "empty: it would select every node; give matchLabels or matchExpressions")
 		return
 	}
 	ls := &metav1.LabelSelector{MatchLabels: s.MatchLabels}
@@ -385,33 +423,33 @@ func (b *builder) selector(p cue.Path, s *LabelSelector) {
 			Key: e.Key, Operator: metav1.LabelSelectorOperator(e.Operator), Values: e.Values})
 	}
 	if _, err := metav1.LabelSelectorAsSelector(ls); err != nil {
-		b.ps.at(p, "invalid label selector: %v", err)
+		b.Problem(p, "invalid label selector: %v", err)
 	}
 }
 
 // window checks a maintenance window with the parser the controller
 // itself uses (kured's timewindow), so a window that loads here is one
 // system-upgrade-controller accepts.
-func (b *builder) window(p cue.Path, w *Window) *Window {
+func (b decoder) window(p cue.Path, w *Window) *Window {
 	if len(w.Days) == 0 {
-		b.ps.at(join(p, "days"), "empty; name at least one day, e.g. [\"saturday\", \"sunday\"]")
+		b.Problem(config.Join(p, "days"), "empty; name at least one day, e.g. [\"saturday\", \"sunday\"]")
 	}
 	for i, d := range w.Days {
 		if !validDay(d) {
-			b.ps.at(join(p, "days", i), "%q is not a day; write sunday..saturday, su..sa, sun..sat or 0..6", d)
+			b.Problem(config.Join(p, "days", i), "%q is not a day; write sunday..saturday, su..sa, sun..sat or 0..6", d)
 		}
 	}
 	if _, err := time.LoadLocation(w.TimeZone); err != nil {
-		b.ps.at(join(p, "timeZone"), "%q is not an IANA time zone such as \"UTC\" or \"Europe/Berlin\"", w.TimeZone)
+		b.Problem(config.Join(p, "timeZone"), "%q is not an IANA time zone such as \"UTC\" or \"Europe/Berlin\"", w.TimeZone)
 		return w
 	}
 	for _, f := range []struct{ field, v string }{{"start", w.Start}, {"end", w.End}} {
 		if _, err := timewindow.New([]string{"sunday"}, f.v, f.v, w.TimeZone); err != nil {
-			b.ps.at(join(p, f.field), "%q is not a time of day; write it like \"01:30\" (24-hour) or \"1:30 AM\"", f.v)
+			b.Problem(config.Join(p, f.field), "%q is not a time of day; write it like \"01:30\" (24-hour) or \"1:30 AM\"", f.v)
 		}
 	}
 	if w.Start == w.End {
-		b.ps.at(join(p, "end"), "the window is empty: end equals start")
+		b.Problem(config.Join(p, "end"), "the window is empty: end equals start")
 	}
 	return w
 }
@@ -426,20 +464,20 @@ func validDay(d string) bool {
 	return false
 }
 
-func (b *builder) toleration(p cue.Path, t Toleration) {
+func (b decoder) toleration(p cue.Path, t Toleration) {
 	if t.Key != "" {
 		for _, e := range validation.IsQualifiedName(t.Key) {
-			b.ps.at(join(p, "key"), "%q is not a taint key: %s", t.Key, e)
+			b.Problem(config.Join(p, "key"), "%q is not a taint key: %s", t.Key, e)
 		}
 	}
 	switch {
 	case t.Operator == "Exists" && t.Value != "":
-		b.ps.at(join(p, "value"), "operator Exists matches any value; remove value or use operator Equal")
+		b.Problem(config.Join(p, "value"), "operator Exists matches any value; remove value or use operator Equal")
 	case t.Operator == "Equal" && t.Key == "":
-		b.ps.at(p, "operator Equal needs a key")
+		b.Problem(p, "operator Equal needs a key")
 	}
 	if t.TolerationSeconds != nil && t.Effect != "NoExecute" {
-		b.ps.at(join(p, "tolerationSeconds"), "only NoExecute tolerations have tolerationSeconds (effect is %q)", t.Effect)
+		b.Problem(config.Join(p, "tolerationSeconds"), "only NoExecute tolerations have tolerationSeconds (effect is %q)", t.Effect)
 	}
 }
 

@@ -1,9 +1,13 @@
-package config
+package all
 
 import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/relcue/release/modules/addon"
+	"github.com/relcue/release/pipeline/config"
+	"github.com/relcue/release/pipeline/config/configtest"
 )
 
 // addonOS adds, on line 11, an OS target that builds _img and _deb in
@@ -170,13 +174,13 @@ registry: plainHTTP: true
 func TestAddonErrors(t *testing.T) {
 	for _, tc := range addonErrorCases {
 		t.Run(tc.name, func(t *testing.T) {
-			checkErrorCase(t, tc.src, "", tc.want)
+			configtest.CheckErrors(t, tc.src, "", tc.want, Sections())
 		})
 	}
 }
 
 func TestLoadAddons(t *testing.T) {
-	dir := writeConfig(t, addonOS+`addons: metrics: {
+	dir := configtest.Write(t, addonOS+`addons: metrics: {
 	dir: "addons/metrics"
 	version: "0.7.2"
 	license: "MIT"
@@ -190,29 +194,31 @@ func TestLoadAddons(t *testing.T) {
 }
 addons: ingress: {dir: "addons/ingress", version: "1.4.0-rc.1", omitImages: true, omitPackages: true, productVersion: "1.4.0"}
 `)
-	m, err := Load(dir, LoadOptions{Env: noEnv})
+	m, err := config.Load(dir, config.LoadOptions{Env: configtest.NoEnv, Sections: Sections()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := func(line, col int) Pos { return Pos{File: filepath.Join(dir, "release.cue"), Line: line, Col: col} }
-	want := map[string]*Addon{
+	at := func(line, col int) config.Pos {
+		return config.Pos{File: filepath.Join(dir, "release.cue"), Line: line, Col: col}
+	}
+	want := map[string]*addon.Config{
 		"metrics": {
 			Name: "metrics", Dir: filepath.Join(dir, "addons", "metrics"), Version: "0.7.2", License: "MIT",
 			ProductVersion: "1.5.0", // the newest release
-			Implementations: map[string]*AddonImplementation{"metrics": {
+			Implementations: map[string]*addon.ImplConfig{"metrics": {
 				Name:          "metrics",
-				LinuxImages:   []AddonImage{{Ref: "registry.k8s.io/pause:3.10", OS: "debian12", Pos: at(17, 19)}},
-				WindowsImages: []AddonImage{{Ref: "mcr.microsoft.com/windows/nanoserver:ltsc2022", Archive: &Source{URL: "https://example.com/nano.tar", SHA256: sha, Pos: at(18, 76)}, Pos: at(18, 21)}},
-				Debian: map[string][]AddonFile{"kubelet": {{
-					Deb:  &AddonDeb{OS: "debian12", Name: "kubelet", Version: "1.32.2-1", Arch: "amd64"},
+				LinuxImages:   []addon.ImageConfig{{Ref: "registry.k8s.io/pause:3.10", OS: "debian12", Pos: at(17, 19)}},
+				WindowsImages: []addon.ImageConfig{{Ref: "mcr.microsoft.com/windows/nanoserver:ltsc2022", Archive: &config.Source{URL: "https://example.com/nano.tar", SHA256: sha, Pos: at(18, 76)}, Pos: at(18, 21)}},
+				Debian: map[string][]addon.FileConfig{"kubelet": {{
+					Deb:  &addon.DebConfig{OS: "debian12", Name: "kubelet", Version: "1.32.2-1", Arch: "amd64"},
 					Name: "kubelet_1.32.2-1_amd64.deb", Pos: at(19, 31),
 				}}},
-				Linux: []AddonFile{
-					{File: &Source{Path: filepath.Join(dir, "bin", "helm"), Pos: at(20, 22)}, Name: "helm", Pos: at(20, 21)},
-					{File: &Source{URL: "https://example.com/dl/kubectl?x=1#f", SHA256: sha, Pos: at(20, 48)}, Name: "kubectl", Pos: at(20, 47)},
+				Linux: []addon.FileConfig{
+					{File: &config.Source{Path: filepath.Join(dir, "bin", "helm"), Pos: at(20, 22)}, Name: "helm", Pos: at(20, 21)},
+					{File: &config.Source{URL: "https://example.com/dl/kubectl?x=1#f", SHA256: sha, Pos: at(20, 48)}, Name: "kubectl", Pos: at(20, 47)},
 				},
-				Windows: []AddonFile{
-					{File: &Source{URL: "https://example.com/dl/helm.exe?x=1", SHA256: sha, Pos: at(21, 24)}, Name: "helm.exe", Pos: at(21, 23)},
+				Windows: []addon.FileConfig{
+					{File: &config.Source{URL: "https://example.com/dl/helm.exe?x=1", SHA256: sha, Pos: at(21, 24)}, Name: "helm.exe", Pos: at(21, 23)},
 				},
 				Pos: at(16, 19),
 			}},
@@ -221,101 +227,101 @@ addons: ingress: {dir: "addons/ingress", version: "1.4.0-rc.1", omitImages: true
 		"ingress": {
 			Name: "ingress", Dir: filepath.Join(dir, "addons", "ingress"), Version: "1.4.0-rc.1",
 			OmitImages: true, OmitPackages: true, ProductVersion: "1.4.0",
-			Implementations: map[string]*AddonImplementation{},
+			Implementations: map[string]*addon.ImplConfig{},
 			Pos:             at(24, 9),
 		},
 	}
-	equal(t, m.Addons, want)
-	equal(t, m.AddonNames, []string{"ingress", "metrics"})
-	equal(t, m.Addons["metrics"].ImplementationNames(), []string{"metrics"})
-	if m.Registry != nil {
-		t.Errorf("registry %+v, want none", m.Registry)
+	configtest.Equal(t, addon.SettingsOf(m).Addons, want)
+	configtest.Equal(t, addon.SettingsOf(m).Names, []string{"ingress", "metrics"})
+	configtest.Equal(t, addon.SettingsOf(m).Addons["metrics"].ImplementationNames(), []string{"metrics"})
+	if addon.SettingsOf(m).Registry != nil {
+		t.Errorf("registry %+v, want none", addon.SettingsOf(m).Registry)
 	}
 	// No registry anywhere: no Flux resources, the other defaults.
-	equal(t, m.GitOps, defaultGitOps)
+	configtest.Equal(t, addon.SettingsOf(m).GitOps, defaultGitOps)
 }
 
 func TestAddonDefaults(t *testing.T) {
-	const addon = `addons: a: {dir: "a", version: "1.0.0"}` + "\n"
+	const addonA = `addons: a: {dir: "a", version: "1.0.0"}` + "\n"
 	for _, tc := range []struct {
 		name, src      string
-		registry       *Registry // without Pos
-		gitops         GitOps
+		registry       *addon.Registry // without config.Pos
+		gitops         addon.GitOps
 		productVersion string
 	}{
 		{
 			name:           "no registry",
-			src:            valid + addon,
+			src:            configtest.Valid + addonA,
 			gitops:         defaultGitOps,
 			productVersion: "1.5.0",
 		},
 		{
 			name:           "registry over plain HTTP: the cluster pulls from it, insecurely",
-			src:            valid + addon + `registry: {host: "127.0.0.1:5000", plainHTTP: true}` + "\n",
-			registry:       &Registry{Host: "127.0.0.1:5000", PlainHTTP: true, Prefix: "addons"},
-			gitops:         withGitOps(func(g *GitOps) { g.Registry, g.Insecure = "127.0.0.1:5000", true }),
+			src:            configtest.Valid + addonA + `registry: {host: "127.0.0.1:5000", plainHTTP: true}` + "\n",
+			registry:       &addon.Registry{Host: "127.0.0.1:5000", PlainHTTP: true, Prefix: "addons"},
+			gitops:         withGitOps(func(g *addon.GitOps) { g.Registry, g.Insecure = "127.0.0.1:5000", true }),
 			productVersion: "1.5.0",
 		},
 		{
 			name:     "insecure TLS registry",
-			src:      valid + addon + `registry: {host: "[::1]:5443", insecure: true, prefix: "k2s/addons"}` + "\n",
-			registry: &Registry{Host: "[::1]:5443", Insecure: true, Prefix: "k2s/addons"},
-			gitops:   withGitOps(func(g *GitOps) { g.Registry, g.Insecure = "[::1]:5443", true }),
+			src:      configtest.Valid + addonA + `registry: {host: "[::1]:5443", insecure: true, prefix: "k2s/addons"}` + "\n",
+			registry: &addon.Registry{Host: "[::1]:5443", Insecure: true, Prefix: "k2s/addons"},
+			gitops:   withGitOps(func(g *addon.GitOps) { g.Registry, g.Insecure = "[::1]:5443", true }),
 		},
 		{
 			name:     "HTTPS registry",
-			src:      valid + addon + `registry: host: "registry.example.com"` + "\n",
-			registry: &Registry{Host: "registry.example.com", Prefix: "addons"},
-			gitops:   withGitOps(func(g *GitOps) { g.Registry = "registry.example.com" }),
+			src:      configtest.Valid + addonA + `registry: host: "registry.example.com"` + "\n",
+			registry: &addon.Registry{Host: "registry.example.com", Prefix: "addons"},
+			gitops:   withGitOps(func(g *addon.GitOps) { g.Registry = "registry.example.com" }),
 		},
 		{
 			name: "the cluster's own registry and settings win",
-			src: valid + addon + `registry: {host: "127.0.0.1:5000", plainHTTP: true}
+			src: configtest.Valid + addonA + `registry: {host: "127.0.0.1:5000", plainHTTP: true}
 gitops: {registry: "k2s.registry.local:30500", insecure: false, interval: "1h30m", timeout: "90s", namespace: "flux-system", targetNamespace: "jobs"}
 `,
-			registry: &Registry{Host: "127.0.0.1:5000", PlainHTTP: true, Prefix: "addons"},
-			gitops: GitOps{Registry: "k2s.registry.local:30500", Interval: 90 * time.Minute, Timeout: 90 * time.Second,
+			registry: &addon.Registry{Host: "127.0.0.1:5000", PlainHTTP: true, Prefix: "addons"},
+			gitops: addon.GitOps{Registry: "k2s.registry.local:30500", Interval: 90 * time.Minute, Timeout: 90 * time.Second,
 				Namespace: "flux-system", TargetNamespace: "jobs"},
 		},
 		{
 			name:   "gitops registry without a push registry",
-			src:    valid + addon + `gitops: {registry: "k2s.registry.local:30500", insecure: true}` + "\n",
-			gitops: withGitOps(func(g *GitOps) { g.Registry, g.Insecure = "k2s.registry.local:30500", true }),
+			src:    configtest.Valid + addonA + `gitops: {registry: "k2s.registry.local:30500", insecure: true}` + "\n",
+			gitops: withGitOps(func(g *addon.GitOps) { g.Registry, g.Insecure = "k2s.registry.local:30500", true }),
 		},
 		{
 			name: "newest release by semver, not by text",
 			src: `product: name: "k2s"
 build: sourceDateEpoch: 0
 releases: {"1.9.0": zip: path: "a.zip", "1.10.0": zip: path: "b.zip", "1.10.0-rc.1": zip: path: "c.zip"}
-` + addon,
+` + addonA,
 			gitops:         defaultGitOps,
 			productVersion: "1.10.0",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := Load(writeConfig(t, tc.src), LoadOptions{Env: noEnv})
+			m, err := config.Load(configtest.Write(t, tc.src), config.LoadOptions{Env: configtest.NoEnv, Sections: Sections()})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r := m.Registry; r != nil {
+			if r := addon.SettingsOf(m).Registry; r != nil {
 				if r.Pos.Line == 0 {
 					t.Errorf("registry without position")
 				}
-				r.Pos = Pos{}
+				r.Pos = config.Pos{}
 			}
-			equal(t, m.Registry, tc.registry)
-			equal(t, m.GitOps, tc.gitops)
-			if tc.productVersion != "" && m.Addons["a"].ProductVersion != tc.productVersion {
-				t.Errorf("productVersion %q, want %q", m.Addons["a"].ProductVersion, tc.productVersion)
+			configtest.Equal(t, addon.SettingsOf(m).Registry, tc.registry)
+			configtest.Equal(t, addon.SettingsOf(m).GitOps, tc.gitops)
+			if tc.productVersion != "" && addon.SettingsOf(m).Addons["a"].ProductVersion != tc.productVersion {
+				t.Errorf("productVersion %q, want %q", addon.SettingsOf(m).Addons["a"].ProductVersion, tc.productVersion)
 			}
-			if a := m.Addons["a"]; a.OmitImages || a.OmitPackages || a.License != "" || len(a.Implementations) != 0 || len(a.ImplementationNames()) != 0 {
+			if a := addon.SettingsOf(m).Addons["a"]; a.OmitImages || a.OmitPackages || a.License != "" || len(a.Implementations) != 0 || len(a.ImplementationNames()) != 0 {
 				t.Errorf("addon defaults %+v", a)
 			}
 		})
 	}
 }
 
-func withGitOps(f func(*GitOps)) GitOps {
+func withGitOps(f func(*addon.GitOps)) addon.GitOps {
 	g := defaultGitOps
 	f(&g)
 	return g
@@ -323,11 +329,13 @@ func withGitOps(f func(*GitOps)) GitOps {
 
 // Without addons the model has none, and no registry.
 func TestNoAddons(t *testing.T) {
-	m, err := Load(writeConfig(t, valid), LoadOptions{Env: noEnv})
+	m, err := config.Load(configtest.Write(t, configtest.Valid), config.LoadOptions{Env: configtest.NoEnv, Sections: Sections()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Addons != nil || m.AddonNames != nil || m.Registry != nil {
-		t.Fatalf("addons %v %v, registry %v", m.Addons, m.AddonNames, m.Registry)
+	if addon.SettingsOf(m).Addons != nil || addon.SettingsOf(m).Names != nil || addon.SettingsOf(m).Registry != nil {
+		t.Fatalf("addons %v %v, registry %v", addon.SettingsOf(m).Addons, addon.SettingsOf(m).Names, addon.SettingsOf(m).Registry)
 	}
 }
+
+var defaultGitOps = addon.GitOps{Interval: 5 * time.Minute, Timeout: 10 * time.Minute, Namespace: "k2s-addon-sync", TargetNamespace: "k2s-addon-sync"}

@@ -1,0 +1,6 @@
+package deb
+
+import "github.com/relcue/release/pipeline/step"
+
+// Module registers the deb module (modules/all).
+var Module = step.Module{Steps: []step.Step{Step{}}, Targets: Targets, Config: &Section}
