@@ -228,53 +228,9 @@ func (b decoder) rollout(policy string, raw *rawRollout, m *config.Model) *Rollo
 		b.Problem(rp, "rollout policy name %q is too long: object names such as %s-agent-canary would have %d characters, Kubernetes allows 63", policy, ObjectPrefix(m.Product.Name, policy), n)
 	}
 	suc := raw.Engine == EngineSUC
-	switch {
-	case raw.Namespace != nil:
-		r.Namespace = *raw.Namespace
-		if !config.ValidDNSLabel(r.Namespace) {
-			b.Problem(config.Join(rp, "namespace"), "%q is not a Kubernetes namespace name (lower-case letters, digits and \"-\")", r.Namespace)
-		}
-	case suc:
-		r.Namespace = "system-upgrade"
-	default:
-		r.Namespace = "default"
-	}
-
-	if len(raw.Releases) == 0 {
-		b.Problem(config.Join(rp, "releases"), "empty; map at least one release to its upgrade image, e.g. \"1.5.0\": {image: \"registry.example.com/upgrade:1.5.0\"}")
-	}
-	for _, v := range m.Versions {
-		ri, ok := raw.Releases[v]
-		if !ok {
-			continue
-		}
-		r.Versions = append(r.Versions, v)
-		r.Releases[v] = b.upgradeImage(config.Join(rp, "releases", v), v, &ri, m)
-	}
-	for _, v := range slices.Sorted(maps.Keys(raw.Releases)) {
-		if _, ok := m.Releases[v]; !ok {
-			b.Problem(config.Join(rp, "releases", v), "release %q is not declared under releases (declared: %s)", v, strings.Join(m.Versions, ", "))
-		}
-	}
-
-	gp := config.Join(rp, "server")
-	r.Server = b.rolloutGroup(gp, &raw.Server, true, suc)
-	if c := r.Server.Concurrency; c > 1 {
-		members := raw.Server.Members
-		switch {
-		case members == nil:
-			b.Problem(config.Join(gp, "concurrency"), "%d servers at a time: etcd loses quorum when a majority of its members is down; set server.members to the number of etcd members, or use 1", c)
-		case c > (*members-1)/2:
-			b.Problem(config.Join(gp, "concurrency"), "%d of %d servers at a time would leave %d up, fewer than the %d etcd needs for quorum; use at most %d", c, *members, *members-c, *members/2+1, max(1, (*members-1)/2))
-		}
-	}
-	if raw.Agent != nil {
-		r.Agent = b.rolloutGroup(config.Join(rp, "agent"), raw.Agent, false, suc)
-	}
-	if raw.Server.Canary != nil {
-		b.Problem(config.Join(gp, "canary"), "canaries are for agents; servers already upgrade one at a time unless server.concurrency says otherwise")
-	}
-
+	r.Namespace = b.namespace(rp, raw, suc)
+	b.releases(rp, raw, m, r)
+	b.groups(rp, raw, suc, r)
 	if raw.Window != nil {
 		r.Window = b.window(config.Join(rp, "window"), raw.Window)
 	}
@@ -294,8 +250,73 @@ func (b decoder) rollout(policy string, raw *rawRollout, m *config.Model) *Rollo
 	} else {
 		r.Kairos = KairosOptions{UpgradeActive: true}
 	}
+	b.engineFields(rp, raw, suc)
+	return r
+}
 
-	// What an engine cannot honour is an error, never silently dropped.
+// namespace is where the policy's objects go (by default the engine's).
+func (b decoder) namespace(rp cue.Path, raw *rawRollout, suc bool) string {
+	var ns string
+	switch {
+	case raw.Namespace != nil:
+		ns = *raw.Namespace
+		if !config.ValidDNSLabel(ns) {
+			b.Problem(config.Join(rp, "namespace"), "%q is not a Kubernetes namespace name (lower-case letters, digits and \"-\")", ns)
+		}
+	case suc:
+		ns = "system-upgrade"
+	default:
+		ns = "default"
+	}
+	return ns
+}
+
+// releases maps the policy's releases, declared ones in version order.
+func (b decoder) releases(rp cue.Path, raw *rawRollout, m *config.Model, r *Rollout) {
+	if len(raw.Releases) == 0 {
+		b.Problem(config.Join(rp, "releases"), "empty; map at least one release to its upgrade image, e.g. \"1.5.0\": {image: \"registry.example.com/upgrade:1.5.0\"}")
+	}
+	for _, v := range m.Versions {
+		ri, ok := raw.Releases[v]
+		if !ok {
+			continue
+		}
+		r.Versions = append(r.Versions, v)
+		r.Releases[v] = b.upgradeImage(config.Join(rp, "releases", v), v, &ri, m)
+	}
+	for _, v := range slices.Sorted(maps.Keys(raw.Releases)) {
+		if _, ok := m.Releases[v]; !ok {
+			b.Problem(config.Join(rp, "releases", v), "release %q is not declared under releases (declared: %s)", v, strings.Join(m.Versions, ", "))
+		}
+	}
+
+}
+
+// groups reads the server and agent groups; servers keep etcd's quorum.
+func (b decoder) groups(rp cue.Path, raw *rawRollout, suc bool, r *Rollout) {
+	gp := config.Join(rp, "server")
+	r.Server = b.rolloutGroup(gp, &raw.Server, true, suc)
+	if c := r.Server.Concurrency; c > 1 {
+		members := raw.Server.Members
+		switch {
+		case members == nil:
+			b.Problem(config.Join(gp, "concurrency"), "%d servers at a time: etcd loses quorum when a majority of its members is down; set server.members to the number of etcd members, or use 1", c)
+		case c > (*members-1)/2:
+			b.Problem(config.Join(gp, "concurrency"), "%d of %d servers at a time would leave %d up, fewer than the %d etcd needs for quorum; use at most %d", c, *members, *members-c, *members/2+1, max(1, (*members-1)/2))
+		}
+	}
+	if raw.Agent != nil {
+		r.Agent = b.rolloutGroup(config.Join(rp, "agent"), raw.Agent, false, suc)
+	}
+	if raw.Server.Canary != nil {
+		b.Problem(config.Join(gp, "canary"), "canaries are for agents; servers already upgrade one at a time unless server.concurrency says otherwise")
+	}
+
+}
+
+// engineFields refuses what the engine cannot honour: an error, never
+// silently dropped.
+func (b decoder) engineFields(rp cue.Path, raw *rawRollout, suc bool) {
 	if suc {
 		if raw.Kairos != nil {
 			b.Problem(config.Join(rp, "kairos"), "kairos options need engine \"kairos\"; remove them or change the engine")
@@ -303,7 +324,7 @@ func (b decoder) rollout(policy string, raw *rawRollout, m *config.Model) *Rollo
 		if !raw.StopOnFailure {
 			b.Problem(config.Join(rp, "stopOnFailure"), "system-upgrade-controller cannot go on past a failed node (its Job keeps the node's slot); remove stopOnFailure or use engine \"kairos\"")
 		}
-		return r
+		return
 	}
 	for _, f := range []struct {
 		field string
@@ -322,7 +343,6 @@ func (b decoder) rollout(policy string, raw *rawRollout, m *config.Model) *Rollo
 			b.Problem(p, "the Kairos operator's NodeOpUpgrade has no %s; remove it or use engine %q", f.field, EngineSUC)
 		}
 	}
-	return r
 }
 
 // ObjectPrefix starts the name of every object a policy renders. Product
