@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"regexp"
 	"strings"
 	"time"
@@ -442,6 +441,3 @@ func (b *builder) toleration(p cue.Path, t Toleration) {
 		b.ps.at(join(p, "tolerationSeconds"), "only NoExecute tolerations have tolerationSeconds (effect is %q)", t.Effect)
 	}
 }
-
-// String names a policy and its engine for messages.
-func (r *Rollout) String() string { return fmt.Sprintf("rollout %s (%s)", r.Name, r.Engine) }
