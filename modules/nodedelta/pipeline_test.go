@@ -81,7 +81,7 @@ func modules() pipeline.Modules {
 	return pipeline.Modules{
 		Steps: []step.Step{fullpkg.Step{}, delta.Step{}, deb.Step{}, image.Step{}, nodepkg.Step{}, nodedelta.Step{}},
 		Targets: []func(*config.Model) ([]step.Target, error){
-			fullpkg.Targets, delta.Targets, deb.Targets, image.Targets, nodepkg.Targets, nodedelta.Targets,
+			fullpkg.SignedTargets(nil), delta.Targets, deb.Targets, image.Targets, nodepkg.Targets, nodedelta.Targets,
 		},
 	}
 }
