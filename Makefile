@@ -12,8 +12,8 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/release
 
-## test: formatting, vet (linux and windows), unit + end-to-end tests, race detector on the concurrent core
-test: fmt-check vet
+## test: formatting, vet (linux and windows), lint, unit + end-to-end tests, race detector on the concurrent core
+test: fmt-check vet lint
 	$(GO) test -count=1 $(PKGS)
 	$(GO) test -count=1 -race ./pipeline/... ./modules/...
 	$(MAKE) --no-print-directory test-cancel
@@ -34,6 +34,23 @@ fmt-check:
 vet:
 	$(GO) vet $(PKGS)
 	GOOS=windows $(GO) vet $(PKGS)
+
+## lint: staticcheck (linux and windows) and deadcode; any finding fails. Every function must be
+## reachable from a binary (cmd/release, bench/cmd/releasebench); in the packages that exist for
+## the tests (TEST_HELPERS) and in _test.go files, from a test. deadcode runs for linux only (the
+## benchmarks build nowhere else). `make tools` builds both.
+RELEASE_TOOLS ?= $(HOME)/.cache/release-tools
+STATICCHECK   ?= $(RELEASE_TOOLS)/bin/staticcheck
+DEADCODE      ?= $(RELEASE_TOOLS)/bin/deadcode
+TEST_HELPERS  := internal/k8sschema|internal/peers|modules/codesign/codesigntest|modules/delta/deltatest|modules/nodepkg/nodepkgtest
+lint:
+	@for t in $(STATICCHECK) $(DEADCODE); do \
+	  [ -x "$$t" ] || { echo "$$t is missing: run make tools"; exit 1; }; done
+	$(STATICCHECK) $(PKGS)
+	GOOS=windows $(STATICCHECK) $(PKGS)
+	@bins=$$($(DEADCODE) $(PKGS)) && tests=$$($(DEADCODE) -test $(PKGS)) || exit 1; \
+	dead=$$( { printf '%s\n' "$$bins" | grep -Ev '^($(TEST_HELPERS))/[^/]+:'; printf '%s\n' "$$tests"; } | sed '/^$$/d' | sort -u); \
+	if [ -n "$$dead" ]; then printf 'deadcode: nothing reaches these functions; remove them or use them:\n%s\n' "$$dead"; exit 1; fi
 
 ## demo: build the bundled sample with the embedded engine
 demo:
@@ -71,6 +88,6 @@ bench-tools:
 clean:
 	rm -rf bin fixtures/sample/dist
 
-## tools: build the pinned Go tools the tests use as peers (oras, crane, kubeconform, actionlint)
+## tools: build the pinned Go tools the tests use as peers (oras, crane, kubeconform, actionlint, ...) and lint runs (staticcheck, deadcode)
 tools:
 	bash .ci/tools

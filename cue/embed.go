@@ -6,7 +6,6 @@ package cueschema
 import (
 	"embed"
 	"fmt"
-	"io/fs"
 	"path"
 	"strings"
 
@@ -25,9 +24,6 @@ const Module = "relcue.dev/release@v0"
 // "relcue.dev/release@v0/schema/deltas.cue". It is not a local path: callers
 // use it to tell schema positions from positions in a user's files.
 const FilePrefix = Module + "/"
-
-// FS returns the embedded CUE module: cue.mod/module.cue and schema/*.cue.
-func FS() fs.FS { return files }
 
 // Config builds the schema package in ctx and returns its #Config
 // definition, the value a configuration is unified with. Values from

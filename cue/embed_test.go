@@ -132,14 +132,14 @@ func TestSchemaPositionsNameTheModule(t *testing.T) {
 	}
 }
 
-func TestFSHoldsModule(t *testing.T) {
+func TestEmbedHoldsModule(t *testing.T) {
 	for _, name := range []string{"cue.mod/module.cue", "schema/config.cue", "schema/release.cue", "schema/deltas.cue", "schema/os.cue"} {
-		b, err := fs.ReadFile(FS(), name)
+		b, err := fs.ReadFile(files, name)
 		if err != nil || len(b) == 0 {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	b, _ := fs.ReadFile(FS(), "cue.mod/module.cue")
+	b, _ := fs.ReadFile(files, "cue.mod/module.cue")
 	if !strings.Contains(string(b), `"`+Module+`"`) {
 		t.Errorf("module.cue does not declare %s:\n%s", Module, b)
 	}

@@ -31,14 +31,10 @@ func Validate(pattern string) error {
 	return nil
 }
 
-// Match reports whether name matches pattern. A malformed pattern matches
-// nothing; call Validate when the pattern comes from a user.
-func Match(pattern, name string) bool {
-	return match(strings.Split(pattern, "/"), strings.Split(name, "/"))
-}
-
 // MatchPrefix reports whether pattern matches name or one of its parent
-// directories, so "addons" and "addons/**" both cover "addons/x/y".
+// directories, so "addons" and "addons/**" both cover "addons/x/y". A
+// malformed pattern matches nothing; call Validate when the pattern comes
+// from a user.
 func MatchPrefix(pattern, name string) bool {
 	segs := strings.Split(name, "/")
 	ps := strings.Split(pattern, "/")

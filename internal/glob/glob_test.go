@@ -1,7 +1,12 @@
 package glob
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
+// TestMatch covers the whole-path matching MatchPrefix applies to name and
+// each of its parents.
 func TestMatch(t *testing.T) {
 	cases := []struct {
 		pat, name string
@@ -23,8 +28,8 @@ func TestMatch(t *testing.T) {
 		{"**", "delta/1.4.0..1.5.0", true},
 	}
 	for _, c := range cases {
-		if got := Match(c.pat, c.name); got != c.want {
-			t.Errorf("Match(%q, %q) = %v, want %v", c.pat, c.name, got, c.want)
+		if got := match(strings.Split(c.pat, "/"), strings.Split(c.name, "/")); got != c.want {
+			t.Errorf("match(%q, %q) = %v, want %v", c.pat, c.name, got, c.want)
 		}
 	}
 }

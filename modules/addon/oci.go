@@ -80,10 +80,6 @@ func Export(opts Options) (*Exported, error) {
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, 0, len(opts.Impls))
-	for _, im := range opts.Impls {
-		names = append(names, im.Name)
-	}
 	var all []string
 	for _, im := range opts.Manifest.Spec.Implementations {
 		all = append(all, im.Name)

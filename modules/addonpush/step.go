@@ -50,13 +50,10 @@ type Record struct {
 	Pushed   []Pushed `json:"pushed"`
 }
 
-// Targets plans a push per addon when a registry is configured. Pushes
-// are effects: never cached, run only by `build --push`.
-func Targets(m *config.Model) ([]step.Target, error) { return SignedTargets(nil)(m) }
-
-// SignedTargets plans like Targets and signs the pushes with key where the
-// configuration asks for it (signing.cosign); asking without a key is an
-// error that says how to give one.
+// SignedTargets plans a push per addon when a registry is configured, and
+// signs the pushes with key where the configuration asks for it
+// (signing.cosign); asking without a key is an error that says how to give
+// one. Pushes are effects: never cached, run only by `build --push`.
 func SignedTargets(key *addonsign.Key) func(*config.Model) ([]step.Target, error) {
 	return func(m *config.Model) ([]step.Target, error) {
 		if m.Signing.Cosign && key == nil && addon.SettingsOf(m).Registry != nil {

@@ -125,7 +125,7 @@ func TestTargets(t *testing.T) {
 		},
 		Versions: []string{"1.4.0", "1.5.0"},
 	}
-	ts, err := Targets(m)
+	ts, err := SignedTargets(nil)(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,19 +176,19 @@ func TestTargets(t *testing.T) {
 	for _, tt := range bad {
 		rel := tt.rel
 		m := &config.Model{Product: config.Product{Name: "k2s"}, Build: config.Build{Date: buildDate}, Releases: map[string]*config.Release{rel.Version: &rel}, Versions: []string{rel.Version}}
-		_, err := Targets(m)
+		_, err := SignedTargets(nil)(m)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: error %v, want %q", tt.name, err, tt.want)
 		}
 	}
 	noProduct := &config.Model{Releases: map[string]*config.Release{"1": {Version: "1", Inputs: []config.Input{{Dir: "/d"}}}}, Versions: []string{"1"}}
-	if _, err := Targets(noProduct); err == nil || !strings.Contains(err.Error(), "product name is empty") {
+	if _, err := SignedTargets(nil)(noProduct); err == nil || !strings.Contains(err.Error(), "product name is empty") {
 		t.Errorf("no product: %v", err)
 	}
 }
 
 // layeredInputs makes a realistic assembled release: a common tree, a
-// version tree, and one downloaded file, through Targets, as the planner
+// version tree, and one downloaded file, through SignedTargets, as the planner
 // would hand it to Run.
 func layeredInputs(t *testing.T) (Spec, map[string]string) {
 	dir := t.TempDir()
@@ -216,7 +216,7 @@ func layeredInputs(t *testing.T) (Spec, map[string]string) {
 		}}},
 		Versions: []string{"1.5.0"},
 	}
-	ts, err := Targets(m)
+	ts, err := SignedTargets(nil)(m)
 	if err != nil {
 		t.Fatal(err)
 	}

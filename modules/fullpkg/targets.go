@@ -69,13 +69,10 @@ type Layer struct {
 	Mode uint32 `json:"mode"`
 }
 
-// Targets plans one full-package target per release, in version order,
-// for configurations without Authenticode signing.
-func Targets(m *config.Model) ([]step.Target, error) { return SignedTargets(nil)(m) }
-
-// SignedTargets plans like Targets, signing with key where the
-// configuration asks for it (signing.authenticode); a configuration that
-// asks without a key is an error that says how to give one.
+// SignedTargets plans one full-package target per release, in version
+// order, signing with key where the configuration asks for it
+// (signing.authenticode); a configuration that asks without a key is an
+// error that says how to give one.
 func SignedTargets(key *codesign.Key) func(*config.Model) ([]step.Target, error) {
 	return func(m *config.Model) ([]step.Target, error) {
 		sign, err := signSpec(m, key)

@@ -9,8 +9,7 @@
 // HostProcess Job that the artifact carries in the gitops-sync/ folder of its
 // manifests layer. Flux therefore extracts just that layer and applies
 // ./gitops-sync, never the addon's own manifests. Flux returns the Flux
-// objects, SyncFolder the gitops-sync/ files, and ArgoTag predicts which tag
-// the ArgoCD poller deploys.
+// objects and SyncFolder the gitops-sync/ files.
 //
 // Everything here is byte-for-byte deterministic: K2s stamps export times
 // into these files, release must not, because reproducible artifacts are

@@ -393,8 +393,10 @@ func scanLayer(ctx context.Context, l v1.Layer, diffID v1.Hash, need map[string]
 		if !need[name] {
 			continue
 		}
+		// tar.Reader already reports the legacy '\x00' typeflag as TypeReg
+		// (TypeDir with a trailing slash); a hard link is a file here.
 		typ := hdr.Typeflag
-		if typ == tar.TypeRegA || typ == tar.TypeLink {
+		if typ == tar.TypeLink {
 			typ = tar.TypeReg
 		}
 		rec.entries = append(rec.entries, recEntry{name, pathMeta{typ: typ, mode: hdr.Mode, uid: hdr.Uid, gid: hdr.Gid, link: hdr.Linkname}})

@@ -1,7 +1,6 @@
 package plans
 
 import (
-	"fmt"
 	"maps"
 	"regexp"
 	"slices"
@@ -500,6 +499,3 @@ func (b decoder) toleration(p cue.Path, t Toleration) {
 		b.Problem(config.Join(p, "tolerationSeconds"), "only NoExecute tolerations have tolerationSeconds (effect is %q)", t.Effect)
 	}
 }
-
-// String names a policy and its engine for messages.
-func (r *Rollout) String() string { return fmt.Sprintf("rollout %s (%s)", r.Name, r.Engine) }

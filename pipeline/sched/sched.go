@@ -77,17 +77,6 @@ func (r *Result) Release() {
 	}
 }
 
-// Count returns how many targets ended with status.
-func (r *Result) Count(status string) int {
-	n := 0
-	for _, o := range r.Outcomes {
-		if o.Status == status {
-			n++
-		}
-	}
-	return n
-}
-
 // BuildError lists the targets that failed.
 type BuildError struct {
 	Failed []*Outcome

@@ -57,7 +57,10 @@ func New(ctx context.Context, steps map[string]step.Step, cfg engine.Config) (en
 	}
 	fmt.Fprintf(cfg.Log, "dagger engine via %s; step image %s (%s/%s)\n", ep.Via, digest, plat.OS, plat.Architecture)
 
-	opts := []dagger.ClientOpt{dagger.WithLogOutput(cfg.Log), dagger.WithSkipWorkspaceModules()}
+	// The session serves the core API only: the SDK loads the workspace's
+	// modules just when asked (WithLoadWorkspaceModules), so a dagger.json
+	// around the working directory changes nothing.
+	opts := []dagger.ClientOpt{dagger.WithLogOutput(cfg.Log)}
 	if ep.RunnerHost != "" {
 		opts = append(opts, dagger.WithRunnerHost(ep.RunnerHost))
 	}
