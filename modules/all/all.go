@@ -15,7 +15,6 @@ import (
 	"github.com/relcue/release/modules/nodedelta"
 	"github.com/relcue/release/modules/nodepkg"
 	"github.com/relcue/release/modules/plans"
-	"github.com/relcue/release/pipeline/config"
 	"github.com/relcue/release/pipeline/step"
 )
 
@@ -41,7 +40,3 @@ func Modules(keys Keys) []step.Module {
 		attest.Module,
 	}
 }
-
-// Sections are the configuration sections of every module, for loading a
-// configuration as the binary does (tests, tools).
-func Sections() []config.Section { return step.Sections(Modules(Keys{})) }

@@ -13,7 +13,12 @@ import (
 	"github.com/relcue/release/modules/image"
 	"github.com/relcue/release/pipeline/config"
 	"github.com/relcue/release/pipeline/config/configtest"
+	"github.com/relcue/release/pipeline/step"
 )
+
+// Sections are the configuration sections of every module, to load a
+// configuration as the binary does.
+func Sections() []config.Section { return step.Sections(Modules(Keys{})) }
 
 // osValid adds a minimal image and .deb, for cases about something else,
 // on line 9 and 10; a case's own lines start at line 11.

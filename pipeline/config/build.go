@@ -289,9 +289,6 @@ func validVersion(v string) bool { return semverRE.MatchString(v) }
 // without a leading v, as releases are named.
 func ValidVersion(v string) bool { return validVersion(v) }
 
-// CompareVersions orders versions by semver precedence, then by text.
-func CompareVersions(a, b string) int { return compareVersions(a, b) }
-
 // compareVersions orders by semver precedence, then by text so that the
 // order is total even for versions differing only in build metadata.
 func compareVersions(a, b string) int {

@@ -3,10 +3,8 @@ package config
 import (
 	"errors"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"golang.org/x/mod/semver"
@@ -119,5 +117,3 @@ func checkOSInvariants(t *testing.T, m *Model) {
 		t.Fatalf("%d control-plane OS targets", controlPlanes)
 	}
 }
-
-func cleanAbs(p string) bool { return strings.HasPrefix(p, "/") && path.Clean(p) == p }

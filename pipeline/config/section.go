@@ -114,10 +114,6 @@ func (d *Decoder) Add(p Problem) { d.b.ps.add(p) }
 // nearest ancestor the user wrote).
 func (d *Decoder) Pos(path cue.Path) Pos { return d.b.ps.posOf(path) }
 
-// Abs resolves a path written in the configuration (forward slashes,
-// relative to the configuration directory unless absolute).
-func (d *Decoder) Abs(p string) string { return d.b.abs(p) }
-
 // Local resolves a path to a local input that must stay inside the
 // configuration directory; it returns "" after reporting an unusable one.
 func (d *Decoder) Local(path cue.Path, s string) string { return d.b.local(path, s) }
