@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relcue/release/internal/atomicfile"
 	"github.com/relcue/release/modules/pkgmanifest"
 	"github.com/relcue/release/modules/pkgzip"
 )
@@ -236,7 +237,9 @@ func build(ctx context.Context, opts Options) (*Manifest, error) {
 		return nil, err
 	}
 
-	err = writeAtomic(opts.Output, func(w io.Writer) error {
+	// 0644: CreateTemp makes the file 0600, but a delta is a publishable
+	// artifact. Synced, because a delta is expensive to rebuild.
+	err = atomicfile.WriteFuncMkdirAll(opts.Output, 0o644, true, func(w *os.File) error {
 		zw := pkgzip.NewWriter(w, pkgzip.WriterOptions{Date: date, Level: level, Workers: workers, Progress: opts.Progress})
 		if err := zw.AddBytes(ManifestName, data, pkgzip.ModeFile); err != nil {
 			return err
@@ -382,75 +385,4 @@ func readEntry(e *pkgzip.Entry, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("read entry %s: %w", e.Name, err)
 	}
 	return data, nil
-}
-
-// writeAtomic creates path through a temporary file in the same directory
-// and a rename, so readers never see a partial zip and a failure leaves
-// nothing behind (including directories it had to create).
-func writeAtomic(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	created, err := mkdirAllTracked(dir)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			for i := len(created) - 1; i >= 0; i-- {
-				os.Remove(created[i])
-			}
-		}
-	}()
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err = write(f); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	// CreateTemp makes the file 0600; a delta is a publishable artifact.
-	if err = os.Chmod(tmp, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-// mkdirAllTracked is os.MkdirAll that returns the directories it created,
-// outermost first.
-func mkdirAllTracked(dir string) ([]string, error) {
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil {
-			break
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return nil, err
-		}
-		missing = append(missing, d)
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	var created []string
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := os.Mkdir(missing[i], 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			for j := len(created) - 1; j >= 0; j-- {
-				os.Remove(created[j])
-			}
-			return nil, err
-		}
-		created = append(created, missing[i])
-	}
-	return created, nil
 }

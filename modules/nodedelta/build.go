@@ -10,11 +10,13 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/relcue/release/internal/atomicfile"
 	"github.com/relcue/release/modules/nodepkg"
 	"github.com/relcue/release/modules/pkgzip"
 )
@@ -131,7 +133,7 @@ func build(ctx context.Context, opts Options) (*Manifest, error) {
 			m.ContainerImageDiff.AddedCount, m.ContainerImageDiff.ChangedCount, m.ContainerImageDiff.RemovedCount, len(payload))
 	}
 
-	err = nodepkg.WriteFileAtomic(opts.Output, func(w io.Writer) error {
+	err = atomicfile.WriteFuncMkdirAll(opts.Output, 0o644, true, func(w *os.File) error {
 		zw := pkgzip.NewWriter(w, pkgzip.WriterOptions{Date: date, Level: level, Workers: max(opts.Workers, 1), Progress: opts.Progress})
 		for _, p := range slices.Sorted(maps.Keys(payload)) {
 			e := target.Lookup(p)

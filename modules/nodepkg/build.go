@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/relcue/release/internal/atomicfile"
 	"github.com/relcue/release/modules/deb"
 	"github.com/relcue/release/modules/image"
 	"github.com/relcue/release/modules/pkgzip"
@@ -159,7 +159,7 @@ func build(ctx context.Context, opts Options) (*Manifest, error) {
 		date = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
 	}
 	var final *Manifest
-	err := WriteFileAtomic(opts.Output, func(w io.Writer) error {
+	err := atomicfile.WriteFuncMkdirAll(opts.Output, 0o644, true, func(w *os.File) error {
 		zw := pkgzip.NewWriter(w, pkgzip.WriterOptions{
 			Date: date, Level: level, Workers: workers, Progress: opts.Progress,
 		})
@@ -295,75 +295,4 @@ func inspectImage(a ImageArchive) (Image, error) {
 		return Image{}, fmt.Errorf("%s: %s: %w", where, a.Path, err)
 	}
 	return img, nil
-}
-
-// WriteFileAtomic creates path through a temporary file in the same
-// directory and a rename, so readers never see a partial file and a failure
-// leaves nothing behind, including directories it had to create. The file
-// is made 0644.
-func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	created, err := mkdirAllTracked(dir)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			for i := len(created) - 1; i >= 0; i-- {
-				os.Remove(created[i])
-			}
-		}
-	}()
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err = write(f); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Chmod(tmp, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-// mkdirAllTracked is os.MkdirAll that returns the directories it created,
-// outermost first.
-func mkdirAllTracked(dir string) ([]string, error) {
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil {
-			break
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return nil, err
-		}
-		missing = append(missing, d)
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	var created []string
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := os.Mkdir(missing[i], 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			for j := len(created) - 1; j >= 0; j-- {
-				os.Remove(created[j])
-			}
-			return nil, err
-		}
-		created = append(created, missing[i])
-	}
-	return created, nil
 }
