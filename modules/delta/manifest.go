@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/modules/pkgzip"
 )
 
@@ -223,14 +224,9 @@ func (m *Manifest) normalize() {
 // with their lists, unsafe or unsorted paths, malformed hashes, and Files
 // that do not agree with Added/Changed/Removed are all errors.
 func ParseManifest(data []byte) (*Manifest, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var m Manifest
-	if err := dec.Decode(&m); err != nil {
+	if err := strictjson.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("%s: %w", ManifestName, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%s: unexpected data after the JSON object", ManifestName)
 	}
 	m.normalize()
 	if err := m.validate(); err != nil {

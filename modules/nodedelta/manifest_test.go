@@ -88,7 +88,7 @@ func TestParseManifestErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := nodedelta.ParseManifest(append(good, '1')); err == nil || !strings.Contains(err.Error(), "after the JSON object") {
+	if _, err := nodedelta.ParseManifest(append(good, '1')); err == nil || err.Error() != "delta-manifest.json: unexpected data after the JSON object" {
 		t.Errorf("trailing data: %v", err)
 	}
 }

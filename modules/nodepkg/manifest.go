@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/modules/pkgzip"
 )
 
@@ -163,14 +164,9 @@ func (m *Manifest) Marshal() ([]byte, error) {
 // entries, two packages of one name, names the node scripts could not
 // handle and malformed digests are errors.
 func ParseManifest(data []byte) (*Manifest, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var m Manifest
-	if err := dec.Decode(&m); err != nil {
+	if err := strictjson.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("%s: %w", ManifestName, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%s: unexpected data after the JSON object", ManifestName)
 	}
 	if m.Packages == nil || m.Images == nil {
 		return nil, fmt.Errorf("%s: Packages and Images must both be present (use [] when empty)", ManifestName)

@@ -164,7 +164,7 @@ func TestParseManifestErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := nodepkg.ParseManifest(append(base, []byte("{}")...)); err == nil || !strings.Contains(err.Error(), "after the JSON object") {
+	if _, err := nodepkg.ParseManifest(append(base, []byte("{}")...)); err == nil || err.Error() != "node-manifest.json: unexpected data after the JSON object" {
 		t.Errorf("trailing data: %v", err)
 	}
 	bad := sample()

@@ -9,10 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 
+	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/modules/pkgzip"
 )
 
@@ -107,14 +107,9 @@ func (m *Manifest) Marshal() ([]byte, error) {
 // duplicate paths are errors. Upper-case hex digests are accepted and
 // returned in lower case.
 func Parse(data []byte) (*Manifest, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var m Manifest
-	if err := dec.Decode(&m); err != nil {
+	if err := strictjson.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("%s: %w", Name, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%s: unexpected data after the JSON object", Name)
 	}
 	for i := range m.Files {
 		m.Files[i].SHA256 = strings.ToLower(m.Files[i].SHA256)
