@@ -10,9 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/relcue/release/internal/atomicfile"
+	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/modules/deb"
 	"github.com/relcue/release/modules/image"
 	"github.com/relcue/release/modules/pkgzip"
@@ -99,34 +98,8 @@ func build(ctx context.Context, opts Options) (*Manifest, error) {
 	}
 	workers := max(opts.Workers, 1)
 
-	debs := make([]inspectedDeb, len(opts.Debs))
-	images := make([]inspectedImage, len(opts.Images))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(workers)
-	for i, d := range opts.Debs {
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			p, err := inspectDeb(d)
-			debs[i] = inspectedDeb{Package: p, src: d}
-			return err
-		})
-	}
-	for i, a := range opts.Images {
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			img, err := inspectImage(a)
-			images[i] = inspectedImage{Image: img, src: a}
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
+	debs, images, err := inspectAll(ctx, workers, opts.Debs, opts.Images)
+	if err != nil {
 		return nil, err
 	}
 
@@ -159,7 +132,7 @@ func build(ctx context.Context, opts Options) (*Manifest, error) {
 		date = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
 	}
 	var final *Manifest
-	err := atomicfile.WriteFuncMkdirAll(opts.Output, 0o644, true, func(w *os.File) error {
+	err = atomicfile.WriteFuncMkdirAll(opts.Output, 0o644, true, func(w *os.File) error {
 		zw := pkgzip.NewWriter(w, pkgzip.WriterOptions{
 			Date: date, Level: level, Workers: workers, Progress: opts.Progress,
 		})
@@ -213,6 +186,33 @@ func build(ctx context.Context, opts Options) (*Manifest, error) {
 		fmt.Fprintf(opts.Log, "node package %s %s: %d packages, %d images\n", opts.OS, opts.Version, len(final.Packages), len(final.Images))
 	}
 	return final, nil
+}
+
+// inspectAll inspects the .debs and the image archives, workers at a time
+// in one pool (both are mostly reading files), keeping their order.
+func inspectAll(ctx context.Context, workers int, srcDebs []Deb, srcImages []ImageArchive) ([]inspectedDeb, []inspectedImage, error) {
+	debs := make([]inspectedDeb, len(srcDebs))
+	images := make([]inspectedImage, len(srcImages))
+	jobs := make([]func() error, 0, len(srcDebs)+len(srcImages))
+	for i, d := range srcDebs {
+		jobs = append(jobs, func() error {
+			p, err := inspectDeb(d)
+			debs[i] = inspectedDeb{Package: p, src: d}
+			return err
+		})
+	}
+	for i, a := range srcImages {
+		jobs = append(jobs, func() error {
+			img, err := inspectImage(a)
+			images[i] = inspectedImage{Image: img, src: a}
+			return err
+		})
+	}
+	err := parallel.For(ctx, workers, jobs, func(_ context.Context, _ int, job func() error) error { return job() })
+	if err != nil {
+		return nil, nil, err
+	}
+	return debs, images, nil
 }
 
 // inspectDeb reads a .deb's control data and places it in its group. The
