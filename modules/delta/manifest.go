@@ -387,15 +387,15 @@ func (m *Manifest) checkPatches() error {
 		pt := m.Patches[p]
 		switch {
 		case !changed[p]:
-			return fmt.Errorf("Patches has %s, which Changed does not list", p)
+			return fmt.Errorf("field Patches has %s, which Changed does not list", p)
 		case pt.Algorithm != PatchAlgorithm:
-			return fmt.Errorf("Patches[%s]: algorithm %q is not supported (this release reads %s)", p, pt.Algorithm, PatchAlgorithm)
+			return fmt.Errorf("field Patches[%s]: algorithm %q is not supported (this release reads %s)", p, pt.Algorithm, PatchAlgorithm)
 		case pt.Entry != PatchEntry(p):
-			return fmt.Errorf("Patches[%s]: entry %q, want %q", p, pt.Entry, PatchEntry(p))
+			return fmt.Errorf("field Patches[%s]: entry %q, want %q", p, pt.Entry, PatchEntry(p))
 		case pt.BaseSHA256 != m.Files.Base[p].SHA256 || pt.TargetSHA256 != m.Files.Target[p].SHA256:
-			return fmt.Errorf("Patches[%s]: its hashes disagree with Files", p)
+			return fmt.Errorf("field Patches[%s]: its hashes disagree with Files", p)
 		case !validSHA256(pt.Patch.SHA256) || pt.Patch.Size < 0:
-			return fmt.Errorf("Patches[%s]: Patch digest %+v is invalid", p, pt.Patch)
+			return fmt.Errorf("field Patches[%s]: Patch digest %+v is invalid", p, pt.Patch)
 		}
 	}
 	return nil
@@ -433,25 +433,25 @@ func (m *Manifest) checkConsistency() error {
 	}
 	for _, p := range m.Added {
 		if _, ok := m.Files.Target[p]; !ok {
-			return fmt.Errorf("Added lists %s but Files.Target has no hash for it", p)
+			return fmt.Errorf("field Added lists %s but Files.Target has no hash for it", p)
 		}
 		if _, ok := m.Files.Base[p]; ok {
-			return fmt.Errorf("Added lists %s but Files.Base has a hash for it", p)
+			return fmt.Errorf("field Added lists %s but Files.Base has a hash for it", p)
 		}
 	}
 	for _, p := range m.Changed {
 		_, inT := m.Files.Target[p]
 		_, inB := m.Files.Base[p]
 		if !inT || !inB {
-			return fmt.Errorf("Changed lists %s but Files.Base and Files.Target do not both have a hash for it", p)
+			return fmt.Errorf("field Changed lists %s but Files.Base and Files.Target do not both have a hash for it", p)
 		}
 	}
 	for _, p := range m.Removed {
 		if _, ok := m.Files.Base[p]; !ok {
-			return fmt.Errorf("Removed lists %s but Files.Base has no hash for it", p)
+			return fmt.Errorf("field Removed lists %s but Files.Base has no hash for it", p)
 		}
 		if _, ok := m.Files.Target[p]; ok {
-			return fmt.Errorf("Removed lists %s but Files.Target has a hash for it", p)
+			return fmt.Errorf("field Removed lists %s but Files.Target has a hash for it", p)
 		}
 	}
 	for _, side := range []struct {

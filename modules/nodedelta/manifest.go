@@ -288,11 +288,11 @@ func (m *Manifest) validate() error {
 	}
 	for _, p := range slices.Sorted(maps.Keys(m.Files)) {
 		if err := delta.CheckPath(p); err != nil {
-			return fmt.Errorf("Files: %w", err)
+			return fmt.Errorf("field Files: %w", err)
 		}
 		d := m.Files[p]
 		if !validSHA256(d.SHA256) || d.Size < 0 {
-			return fmt.Errorf("Files[%s]: SHA256 %q / Size %d is not 64 lower-case hex digits and a size", p, d.SHA256, d.Size)
+			return fmt.Errorf("field Files[%s]: SHA256 %q / Size %d is not 64 lower-case hex digits and a size", p, d.SHA256, d.Size)
 		}
 	}
 	// What the K2s lists announce must be exactly what the zip ships.
@@ -310,7 +310,7 @@ func (m *Manifest) validate() error {
 	}
 	for _, p := range slices.Sorted(maps.Keys(m.Files)) {
 		if !shipped[p] && isPayload(p) {
-			return fmt.Errorf("Files has %s, which is neither in Added nor in Changed", p)
+			return fmt.Errorf("field Files has %s, which is neither in Added nor in Changed", p)
 		}
 	}
 	for _, l := range [][]string{m.DebianPackageDiff.Added, m.DebianPackageDiff.Changed} {

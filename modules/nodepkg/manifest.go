@@ -299,10 +299,10 @@ func (m *Manifest) validate() error {
 	names := map[string]string{}
 	for i, p := range m.Packages {
 		if err := p.validate(); err != nil {
-			return fmt.Errorf("Packages[%d]: %w", i, err)
+			return fmt.Errorf("field Packages[%d]: %w", i, err)
 		}
 		if i > 0 && m.Packages[i-1].Path >= p.Path {
-			return fmt.Errorf("Packages are not sorted by Path and unique at %s", p.Path)
+			return fmt.Errorf("field Packages is not sorted by Path and unique at %s", p.Path)
 		}
 		if prev, ok := names[p.Package]; ok {
 			return fmt.Errorf("package %s is there twice, as %s and as %s; a node can install one version only", p.Package, prev, p.Path)
@@ -313,22 +313,22 @@ func (m *Manifest) validate() error {
 	var folded pkgzip.NameSet
 	for i, p := range m.Packages {
 		if err := folded.Add(p.Entry(m.OSDir), ""); err != nil {
-			return fmt.Errorf("Packages[%d]: %w", i, err)
+			return fmt.Errorf("field Packages[%d]: %w", i, err)
 		}
 	}
 	for i, img := range m.Images {
 		if err := img.validate(); err != nil {
-			return fmt.Errorf("Images[%d]: %w", i, err)
+			return fmt.Errorf("field Images[%d]: %w", i, err)
 		}
 		if i > 0 && m.Images[i-1].File >= img.File {
-			return fmt.Errorf("Images are not sorted by File and unique at %s", img.File)
+			return fmt.Errorf("field Images is not sorted by File and unique at %s", img.File)
 		}
 		if prev, ok := refs[img.Ref]; ok {
 			return fmt.Errorf("image %s is there twice, as %s and as %s", img.Ref, prev, img.File)
 		}
 		refs[img.Ref] = img.File
 		if err := folded.Add(img.Entry(), ""); err != nil {
-			return fmt.Errorf("Images[%d]: %w", i, err)
+			return fmt.Errorf("field Images[%d]: %w", i, err)
 		}
 	}
 	return nil
@@ -340,13 +340,13 @@ func (p Package) validate() error {
 	}
 	dir, file, ok := strings.Cut(p.Path, "/")
 	if !ok || dir != p.Group {
-		return fmt.Errorf("Path %q must be <Group>/<file>.deb with Group %q", p.Path, p.Group)
+		return fmt.Errorf("field Path %q must be <Group>/<file>.deb with Group %q", p.Path, p.Group)
 	}
 	if err := checkFileName("deb file", file); err != nil {
 		return err
 	}
 	if !strings.HasSuffix(file, ".deb") {
-		return fmt.Errorf("Path %q does not end in .deb", p.Path)
+		return fmt.Errorf("field Path %q does not end in .deb", p.Path)
 	}
 	if err := CheckControl(p.Package, p.Version, p.Architecture); err != nil {
 		return fmt.Errorf("%s: %w", p.Path, err)

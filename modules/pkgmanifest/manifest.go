@@ -130,30 +130,30 @@ func (m *Manifest) validate() error {
 		return fmt.Errorf("HashAlgorithm %q is not supported (want %q)", m.HashAlgorithm, HashAlgorithm)
 	}
 	if m.Files == nil {
-		return errors.New("Files is missing")
+		return errors.New("field Files is missing")
 	}
 	if m.Product == "" {
-		return errors.New("Product is empty")
+		return errors.New("field Product is empty")
 	}
 	if m.Version == "" {
-		return errors.New("Version is empty")
+		return errors.New("field Version is empty")
 	}
 	var names pkgzip.NameSet
 	for _, f := range m.Files {
 		if err := pkgzip.CheckName(f.Path); err != nil {
-			return fmt.Errorf("Files: %w", err)
+			return fmt.Errorf("field Files: %w", err)
 		}
 		if f.Path == Name {
-			return fmt.Errorf("Files: lists %s itself; the manifest cannot contain its own digest", Name)
+			return fmt.Errorf("field Files lists %s itself; the manifest cannot contain its own digest", Name)
 		}
 		if err := names.Add(f.Path, ""); err != nil {
-			return fmt.Errorf("Files: %w", err)
+			return fmt.Errorf("field Files: %w", err)
 		}
 		if b, err := hex.DecodeString(f.SHA256); err != nil || len(b) != 32 || f.SHA256 != strings.ToLower(f.SHA256) {
-			return fmt.Errorf("Files: %q: SHA256 %q is not 64 lower-case hex digits", f.Path, f.SHA256)
+			return fmt.Errorf("field Files: %q: SHA256 %q is not 64 lower-case hex digits", f.Path, f.SHA256)
 		}
 		if f.Size < 0 {
-			return fmt.Errorf("Files: %q: negative Size %d", f.Path, f.Size)
+			return fmt.Errorf("field Files: %q: negative Size %d", f.Path, f.Size)
 		}
 	}
 	return nil
