@@ -70,14 +70,14 @@ var zipEpoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
 // Build writes the cluster delta zip from opts.Base to opts.Target and
 // returns its manifest.
 func Build(ctx context.Context, opts Options) (*Manifest, error) {
-	m, err := build(ctx, opts)
+	m, err := buildDelta(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("delta %s..%s: %w", filepath.Base(opts.Base), filepath.Base(opts.Target), err)
 	}
 	return m, nil
 }
 
-func build(ctx context.Context, opts Options) (*Manifest, error) {
+func buildDelta(ctx context.Context, opts Options) (*Manifest, error) {
 	if opts.Base == "" || opts.Target == "" || opts.Output == "" {
 		return nil, errors.New("base, target and output paths are all required")
 	}

@@ -61,14 +61,14 @@ var zipEpoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
 // its manifest. Only the two node-manifest.json files are read to diff;
 // shipped .debs and images are copied raw from the target.
 func Build(ctx context.Context, opts Options) (*Manifest, error) {
-	m, err := build(ctx, opts)
+	m, err := buildNodeDelta(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("node delta %s..%s: %w", filepath.Base(opts.Base), filepath.Base(opts.Target), err)
 	}
 	return m, nil
 }
 
-func build(ctx context.Context, opts Options) (*Manifest, error) {
+func buildNodeDelta(ctx context.Context, opts Options) (*Manifest, error) {
 	if opts.Base == "" || opts.Target == "" || opts.Output == "" {
 		return nil, errors.New("base, target and output paths are all required")
 	}

@@ -65,7 +65,7 @@ type Options struct {
 // described from their own control data (deb.Inspect) and the images from
 // their archives (image.Inspect); both are stored byte for byte.
 func Build(ctx context.Context, opts Options) (*Manifest, error) {
-	m, err := build(ctx, opts)
+	m, err := buildNodePackage(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("node package %s %s: %w", opts.OS, opts.Version, err)
 	}
@@ -82,7 +82,7 @@ type inspectedImage struct {
 	src ImageArchive
 }
 
-func build(ctx context.Context, opts Options) (*Manifest, error) {
+func buildNodePackage(ctx context.Context, opts Options) (*Manifest, error) {
 	if opts.Output == "" {
 		return nil, errors.New("no output path given")
 	}
