@@ -290,7 +290,20 @@ func ReadManifest(r *pkgzip.Reader) (*Manifest, error) {
 	return m, nil
 }
 
+// validate runs the checks in order and returns the first failure. They
+// are split by what they check: the header fields, the counts, the
+// paths, the hashes, the patches, and how the lists agree with Files.
 func (m *Manifest) validate() error {
+	for _, check := range []func() error{m.checkHeader, m.checkCounts, m.checkPaths, m.checkFileHashes, m.checkPatches, m.checkConsistency} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkHeader checks the format and the names of the two packages.
+func (m *Manifest) checkHeader() error {
 	if m.ManifestVersion != ManifestVersion {
 		return fmt.Errorf("ManifestVersion is %q; this release reads %q only", m.ManifestVersion, ManifestVersion)
 	}
@@ -311,6 +324,11 @@ func (m *Manifest) validate() error {
 	if strings.ContainsAny(m.BasePackage+m.TargetPackage, `/\`) {
 		return fmt.Errorf("BasePackage and TargetPackage must be file names without directories")
 	}
+	return nil
+}
+
+// checkCounts checks every K2s count against its list.
+func (m *Manifest) checkCounts() error {
 	counts := []struct {
 		name  string
 		list  int
@@ -333,6 +351,12 @@ func (m *Manifest) validate() error {
 			return fmt.Errorf("%s has %d entries but its count says %d", c.name, c.list, c.count)
 		}
 	}
+	return nil
+}
+
+// checkPaths checks that the path lists are safe, sorted and unique, and
+// that the skip rules are valid patterns.
+func (m *Manifest) checkPaths() error {
 	for _, l := range []struct {
 		name  string
 		paths []string
@@ -349,10 +373,12 @@ func (m *Manifest) validate() error {
 			return fmt.Errorf("SkipRules: %w", err)
 		}
 	}
-	for _, side := range []struct {
-		name string
-		m    map[string]pkgzip.Digest
-	}{{"Files.Base", m.Files.Base}, {"Files.Target", m.Files.Target}} {
+	return nil
+}
+
+// checkFileHashes checks the paths and digests of Files.
+func (m *Manifest) checkFileHashes() error {
+	for _, side := range m.fileSides() {
 		for _, p := range sortedKeys(side.m) {
 			if err := CheckPath(p); err != nil {
 				return fmt.Errorf("%s: %w", side.name, err)
@@ -366,10 +392,17 @@ func (m *Manifest) validate() error {
 			}
 		}
 	}
-	if err := m.checkPatches(); err != nil {
-		return err
-	}
-	return m.checkConsistency()
+	return nil
+}
+
+// fileSide is Files.Base or Files.Target, with its name for messages.
+type fileSide struct {
+	name string
+	m    map[string]pkgzip.Digest
+}
+
+func (m *Manifest) fileSides() []fileSide {
+	return []fileSide{{"Files.Base", m.Files.Base}, {"Files.Target", m.Files.Target}}
 }
 
 // checkPatches ties every patch to a changed file and its hashes.
@@ -404,16 +437,24 @@ func (m *Manifest) checkPatches() error {
 // checkConsistency ties the K2s lists to Files, so that apply, which acts
 // on Files, does exactly what the lists announce.
 func (m *Manifest) checkConsistency() error {
-	whole := m.WholeDirectories
-	added := setOf(m.Added)
-	changed := setOf(m.Changed)
-	removed := setOf(m.Removed)
+	for _, check := range []func() error{m.checkListedPaths, m.checkListsDisjoint, m.checkListedHashes, m.checkFilesListed, m.checkSkippedUntouched} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkListedPaths refuses Added/Changed/Removed entries that are never
+// part of the diff: files under a wholesale directory and the package
+// manifest.
+func (m *Manifest) checkListedPaths() error {
 	for _, l := range []struct {
 		name  string
 		paths []string
 	}{{"Added", m.Added}, {"Changed", m.Changed}, {"Removed", m.Removed}} {
 		for _, p := range l.paths {
-			if d := wholeDirOf(p, whole); d != "" {
+			if d := wholeDirOf(p, m.WholeDirectories); d != "" {
 				return fmt.Errorf("%s lists %s, which is under wholesale directory %s", l.name, p, d)
 			}
 			if p == PackageManifestName {
@@ -421,6 +462,12 @@ func (m *Manifest) checkConsistency() error {
 			}
 		}
 	}
+	return nil
+}
+
+// checkListsDisjoint refuses a path in two of Added, Changed and Removed.
+func (m *Manifest) checkListsDisjoint() error {
+	changed, removed := setOf(m.Changed), setOf(m.Removed)
 	for _, p := range m.Added {
 		if changed[p] || removed[p] {
 			return fmt.Errorf("%s is listed in Added and in Changed or Removed", p)
@@ -431,6 +478,13 @@ func (m *Manifest) checkConsistency() error {
 			return fmt.Errorf("%s is listed in Changed and in Removed", p)
 		}
 	}
+	return nil
+}
+
+// checkListedHashes checks that every listed path has the hashes its list
+// implies: an added file a target hash only, a changed file both, a
+// removed file a base hash only.
+func (m *Manifest) checkListedHashes() error {
 	for _, p := range m.Added {
 		if _, ok := m.Files.Target[p]; !ok {
 			return fmt.Errorf("field Added lists %s but Files.Target has no hash for it", p)
@@ -454,17 +508,28 @@ func (m *Manifest) checkConsistency() error {
 			return fmt.Errorf("field Removed lists %s but Files.Target has a hash for it", p)
 		}
 	}
-	for _, side := range []struct {
-		name string
-		m    map[string]pkgzip.Digest
-	}{{"Files.Base", m.Files.Base}, {"Files.Target", m.Files.Target}} {
+	return nil
+}
+
+// checkFilesListed refuses a hash in Files for a path that is neither
+// listed, nor the package manifest, nor under a wholesale directory: apply
+// would touch a file the lists do not announce.
+func (m *Manifest) checkFilesListed() error {
+	added, changed, removed := setOf(m.Added), setOf(m.Changed), setOf(m.Removed)
+	for _, side := range m.fileSides() {
 		for _, p := range sortedKeys(side.m) {
-			if added[p] || changed[p] || removed[p] || p == PackageManifestName || wholeDirOf(p, whole) != "" {
+			if added[p] || changed[p] || removed[p] || p == PackageManifestName || wholeDirOf(p, m.WholeDirectories) != "" {
 				continue
 			}
 			return fmt.Errorf("%s has %s, which is neither in Added/Changed/Removed nor under a wholesale directory", side.name, p)
 		}
 	}
+	return nil
+}
+
+// checkSkippedUntouched refuses a skipped path that the delta changes.
+func (m *Manifest) checkSkippedUntouched() error {
+	added, changed, removed := setOf(m.Added), setOf(m.Changed), setOf(m.Removed)
 	for _, p := range m.SpecialSkippedFiles {
 		_, inT := m.Files.Target[p]
 		_, inB := m.Files.Base[p]
