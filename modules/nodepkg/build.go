@@ -86,6 +86,45 @@ func buildNodePackage(ctx context.Context, opts Options) (*Manifest, error) {
 	if opts.Output == "" {
 		return nil, errors.New("no output path given")
 	}
+	workers := max(opts.Workers, 1)
+	debs, images, err := inspectAll(ctx, workers, opts.Debs, opts.Images)
+	if err != nil {
+		return nil, err
+	}
+	c, err := newContents(opts, debs, images)
+	if err != nil {
+		return nil, err
+	}
+	level := opts.Level
+	if level == 0 {
+		level = pkgzip.DefaultLevel
+	}
+	date := opts.Date
+	if date.IsZero() {
+		date = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	wopts := pkgzip.WriterOptions{Date: date, Level: level, Workers: workers, Progress: opts.Progress}
+	final, err := c.write(ctx, opts.Output, wopts)
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", opts.Output, err)
+	}
+	if opts.Log != nil {
+		fmt.Fprintf(opts.Log, "node package %s %s: %d packages, %d images\n", opts.OS, opts.Version, len(final.Packages), len(final.Images))
+	}
+	return final, nil
+}
+
+// contents is what a node package holds: its manifest without the
+// digests, which the zip writer computes, and where each file comes from.
+type contents struct {
+	manifest *Manifest
+	debs     map[string]inspectedDeb   // by package name
+	images   map[string]inspectedImage // by reference
+}
+
+// newContents lists the inspected files in a manifest, refusing two
+// versions of one package and two archives of one image.
+func newContents(opts Options, debs []inspectedDeb, images []inspectedImage) (*contents, error) {
 	m := &Manifest{
 		ManifestVersion: ManifestVersion,
 		Product:         opts.Product,
@@ -96,81 +135,47 @@ func buildNodePackage(ctx context.Context, opts Options) (*Manifest, error) {
 		Packages:        []Package{},
 		Images:          []Image{},
 	}
-	workers := max(opts.Workers, 1)
-
-	debs, images, err := inspectAll(ctx, workers, opts.Debs, opts.Images)
-	if err != nil {
-		return nil, err
-	}
-
-	byName := map[string]inspectedDeb{}
+	c := &contents{manifest: m, debs: map[string]inspectedDeb{}, images: map[string]inspectedImage{}}
 	for _, d := range debs {
-		if prev, ok := byName[d.Package.Package]; ok {
+		if prev, ok := c.debs[d.Package.Package]; ok {
 			return nil, fmt.Errorf("package %s comes twice: version %s from %s (%s) and version %s from %s (%s); a node installs one version of a package, keep one of them",
 				d.Package.Package, prev.Version, prev.src.Origin, prev.src.Path, d.Version, d.src.Origin, d.src.Path)
 		}
-		byName[d.Package.Package] = d
+		c.debs[d.Package.Package] = d
 		m.Packages = append(m.Packages, d.Package)
 	}
-	byRef := map[string]inspectedImage{}
 	for _, img := range images {
-		if prev, ok := byRef[img.Ref]; ok {
+		if prev, ok := c.images[img.Ref]; ok {
 			return nil, fmt.Errorf("image %s comes twice: from %s (%s) and from %s (%s); keep one of them",
 				img.Ref, prev.src.Origin, prev.src.Path, img.src.Origin, img.src.Path)
 		}
-		byRef[img.Ref] = img
+		c.images[img.Ref] = img
 		m.Images = append(m.Images, img.Image)
 	}
 	m.sort()
+	return c, nil
+}
 
-	level := opts.Level
-	if level == 0 {
-		level = pkgzip.DefaultLevel
-	}
-	date := opts.Date
-	if date.IsZero() {
-		date = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
-	}
+// write writes the node package to path: the .debs and images in
+// manifest order, then node-manifest.json with their digests, which it
+// returns.
+func (c *contents) write(ctx context.Context, path string, wopts pkgzip.WriterOptions) (*Manifest, error) {
 	var final *Manifest
-	err = atomicfile.WriteFuncMkdirAll(opts.Output, 0o644, true, func(w *os.File) error {
-		zw := pkgzip.NewWriter(w, pkgzip.WriterOptions{
-			Date: date, Level: level, Workers: workers, Progress: opts.Progress,
-		})
-		for _, p := range m.Packages {
-			d := byName[p.Package]
-			if err := zw.AddFile(p.Entry(m.OSDir), d.src.Path, pkgzip.ModeFile); err != nil {
-				return fmt.Errorf("%s (%s): %w", d.src.Origin, d.src.Path, err)
-			}
-		}
-		for _, img := range m.Images {
-			a := byRef[img.Ref]
-			if err := zw.AddFile(img.Entry(), a.src.Path, pkgzip.ModeFile); err != nil {
-				return fmt.Errorf("%s (%s): %w", a.src.Origin, a.src.Path, err)
-			}
+	err := atomicfile.WriteFuncMkdirAll(path, 0o644, true, func(w *os.File) error {
+		zw := pkgzip.NewWriter(w, wopts)
+		if err := c.addFiles(zw); err != nil {
+			return err
 		}
 		err := zw.AddGenerated(ManifestName, pkgzip.ModeFile, func(digests map[string]pkgzip.Digest) ([]byte, error) {
-			c := *m
-			c.Packages = slices.Clone(m.Packages)
-			c.Images = slices.Clone(m.Images)
-			for i, p := range c.Packages {
-				dg, ok := digests[p.Entry(c.OSDir)]
-				if !ok {
-					return nil, fmt.Errorf("internal error: no digest for %s", p.Entry(c.OSDir))
-				}
-				c.Packages[i].SHA256, c.Packages[i].Size = dg.SHA256, dg.Size
-			}
-			for i, img := range c.Images {
-				dg, ok := digests[img.Entry()]
-				if !ok {
-					return nil, fmt.Errorf("internal error: no digest for %s", img.Entry())
-				}
-				c.Images[i].SHA256, c.Images[i].Size = dg.SHA256, dg.Size
-			}
-			data, err := c.Marshal()
+			m, err := c.manifest.withDigests(digests)
 			if err != nil {
 				return nil, err
 			}
-			final = &c
+			data, err := m.Marshal()
+			if err != nil {
+				return nil, err
+			}
+			final = m
 			return data, nil
 		})
 		if err != nil {
@@ -180,12 +185,49 @@ func buildNodePackage(ctx context.Context, opts Options) (*Manifest, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("write %s: %w", opts.Output, err)
-	}
-	if opts.Log != nil {
-		fmt.Fprintf(opts.Log, "node package %s %s: %d packages, %d images\n", opts.OS, opts.Version, len(final.Packages), len(final.Images))
+		return nil, err
 	}
 	return final, nil
+}
+
+func (c *contents) addFiles(zw *pkgzip.Writer) error {
+	m := c.manifest
+	for _, p := range m.Packages {
+		d := c.debs[p.Package]
+		if err := zw.AddFile(p.Entry(m.OSDir), d.src.Path, pkgzip.ModeFile); err != nil {
+			return fmt.Errorf("%s (%s): %w", d.src.Origin, d.src.Path, err)
+		}
+	}
+	for _, img := range m.Images {
+		a := c.images[img.Ref]
+		if err := zw.AddFile(img.Entry(), a.src.Path, pkgzip.ModeFile); err != nil {
+			return fmt.Errorf("%s (%s): %w", a.src.Origin, a.src.Path, err)
+		}
+	}
+	return nil
+}
+
+// withDigests returns a copy of m with the SHA256 and Size of every file
+// taken from the digests the zip writer computed.
+func (m *Manifest) withDigests(digests map[string]pkgzip.Digest) (*Manifest, error) {
+	c := *m
+	c.Packages = slices.Clone(m.Packages)
+	c.Images = slices.Clone(m.Images)
+	for i, p := range c.Packages {
+		dg, ok := digests[p.Entry(c.OSDir)]
+		if !ok {
+			return nil, fmt.Errorf("internal error: no digest for %s", p.Entry(c.OSDir))
+		}
+		c.Packages[i].SHA256, c.Packages[i].Size = dg.SHA256, dg.Size
+	}
+	for i, img := range c.Images {
+		dg, ok := digests[img.Entry()]
+		if !ok {
+			return nil, fmt.Errorf("internal error: no digest for %s", img.Entry())
+		}
+		c.Images[i].SHA256, c.Images[i].Size = dg.SHA256, dg.Size
+	}
+	return &c, nil
 }
 
 // inspectAll inspects the .debs and the image archives, workers at a time
