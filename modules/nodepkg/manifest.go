@@ -281,7 +281,22 @@ func validSHA256(s string) bool {
 	return err == nil && len(b) == 32 && s == strings.ToLower(s)
 }
 
+// validate checks the header, then the packages, then the images; all
+// entry names go into one NameSet, because they share the zip (and the
+// node's file system).
 func (m *Manifest) validate() error {
+	if err := m.checkHeader(); err != nil {
+		return err
+	}
+	var entries pkgzip.NameSet
+	if err := m.checkPackages(&entries); err != nil {
+		return err
+	}
+	return m.checkImages(&entries)
+}
+
+// checkHeader checks the format and the names of the release and OS.
+func (m *Manifest) checkHeader() error {
 	if m.ManifestVersion != ManifestVersion {
 		return fmt.Errorf("ManifestVersion %q is not supported (this release reads %q)", m.ManifestVersion, ManifestVersion)
 	}
@@ -296,6 +311,12 @@ func (m *Manifest) validate() error {
 	if err := CheckOSDir(m.OSDir); err != nil {
 		return fmt.Errorf("OSDir: %w", err)
 	}
+	return nil
+}
+
+// checkPackages checks every package, their order, that no package name
+// comes twice, and adds their entries to entries.
+func (m *Manifest) checkPackages(entries *pkgzip.NameSet) error {
 	names := map[string]string{}
 	for i, p := range m.Packages {
 		if err := p.validate(); err != nil {
@@ -309,13 +330,18 @@ func (m *Manifest) validate() error {
 		}
 		names[p.Package] = p.Path
 	}
-	refs := map[string]string{}
-	var folded pkgzip.NameSet
 	for i, p := range m.Packages {
-		if err := folded.Add(p.Entry(m.OSDir), ""); err != nil {
+		if err := entries.Add(p.Entry(m.OSDir), ""); err != nil {
 			return fmt.Errorf("field Packages[%d]: %w", i, err)
 		}
 	}
+	return nil
+}
+
+// checkImages checks every image, their order, that no reference comes
+// twice, and adds their entries to entries.
+func (m *Manifest) checkImages(entries *pkgzip.NameSet) error {
+	refs := map[string]string{}
 	for i, img := range m.Images {
 		if err := img.validate(); err != nil {
 			return fmt.Errorf("field Images[%d]: %w", i, err)
@@ -327,7 +353,7 @@ func (m *Manifest) validate() error {
 			return fmt.Errorf("image %s is there twice, as %s and as %s", img.Ref, prev, img.File)
 		}
 		refs[img.Ref] = img.File
-		if err := folded.Add(img.Entry(), ""); err != nil {
+		if err := entries.Add(img.Entry(), ""); err != nil {
 			return fmt.Errorf("field Images[%d]: %w", i, err)
 		}
 	}
