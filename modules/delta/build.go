@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relcue/release/internal/atomicfile"
 	"github.com/relcue/release/modules/pkgmanifest"
 	"github.com/relcue/release/modules/pkgzip"
 )
@@ -69,50 +70,18 @@ var zipEpoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
 // Build writes the cluster delta zip from opts.Base to opts.Target and
 // returns its manifest.
 func Build(ctx context.Context, opts Options) (*Manifest, error) {
-	m, err := build(ctx, opts)
+	m, err := buildDelta(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("delta %s..%s: %w", filepath.Base(opts.Base), filepath.Base(opts.Target), err)
 	}
 	return m, nil
 }
 
-func build(ctx context.Context, opts Options) (*Manifest, error) {
-	if opts.Base == "" || opts.Target == "" || opts.Output == "" {
-		return nil, errors.New("base, target and output paths are all required")
-	}
-	whole, err := normalizeWholeDirs(opts.WholeDirectories)
+func buildDelta(ctx context.Context, opts Options) (*Manifest, error) {
+	s, err := resolveSettings(opts)
 	if err != nil {
 		return nil, err
 	}
-	skip, err := normalizeSkip(opts.Skip)
-	if err != nil {
-		return nil, err
-	}
-	level := opts.Level
-	if level == 0 {
-		level = 6
-	}
-	if level < 1 || level > 9 {
-		return nil, fmt.Errorf("compression level %d is outside 1..9", level)
-	}
-	workers := max(opts.Workers, 1)
-	mode := opts.Mode
-	if mode == "" {
-		mode = ModeFile
-	}
-	if mode != ModeFile && mode != ModeBinary {
-		return nil, fmt.Errorf("mode %q: want %q or %q", opts.Mode, ModeFile, ModeBinary)
-	}
-	date := opts.Date.UTC().Truncate(time.Second)
-	if opts.Date.IsZero() || date.Before(zipEpoch) {
-		date = zipEpoch
-	}
-	logf := func(format string, args ...any) {
-		if opts.Log != nil {
-			fmt.Fprintf(opts.Log, format+"\n", args...)
-		}
-	}
-
 	base, err := pkgzip.Open(opts.Base)
 	if err != nil {
 		return nil, fmt.Errorf("base package: %w", err)
@@ -123,53 +92,141 @@ func build(ctx context.Context, opts Options) (*Manifest, error) {
 		return nil, fmt.Errorf("target package: %w", err)
 	}
 	defer target.Close()
-
-	bp, err := readPackage(ctx, "base", base, workers, opts.Progress)
+	bp, tp, err := readPackages(ctx, base, target, s.workers, opts.Progress)
 	if err != nil {
 		return nil, err
 	}
-	tp, err := readPackage(ctx, "target", target, workers, opts.Progress)
+	debDiff, imgDiff, err := nodeDiffs(opts, bp.version, tp.version)
 	if err != nil {
 		return nil, err
+	}
+
+	d := diffFiles(bp.files, tp.files, s.whole, s.skip)
+	logf(opts.Log, "delta %s..%s: %d added, %d changed, %d removed, %d files in wholesale directories, %d skipped",
+		bp.version, tp.version, len(d.Added), len(d.Changed), len(d.Removed), len(d.WholeTarget), len(d.Skipped))
+	m := newManifest(opts, s, bp, tp, d, debDiff, imgDiff)
+	var patches map[string][]byte
+	if s.mode == ModeBinary {
+		if patches, err = addPatches(ctx, m, base, target, bp, tp, d.Changed, opts, s.workers); err != nil {
+			return nil, err
+		}
+	}
+	ship := addFileHashes(m, d, bp, tp)
+	// Build's own output must pass the checks apply will make; a failure
+	// here is a bug in release, not in the inputs.
+	if err := m.validate(); err != nil {
+		return nil, fmt.Errorf("internal error: the manifest built is invalid: %w", err)
+	}
+	data, err := m.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	out := deltaZip{settings: s, manifest: m, manifestJSON: data, target: target, tp: tp, patches: patches, ship: ship}
+	if err := out.write(ctx, opts.Output, opts.Progress); err != nil {
+		return nil, fmt.Errorf("write %s: %w", opts.Output, err)
+	}
+	return m, nil
+}
+
+// settings are the Options checked and with their defaults applied.
+type settings struct {
+	whole, skip []string
+	level       int
+	workers     int
+	mode        string
+	date        time.Time
+}
+
+func resolveSettings(opts Options) (settings, error) {
+	if opts.Base == "" || opts.Target == "" || opts.Output == "" {
+		return settings{}, errors.New("base, target and output paths are all required")
+	}
+	whole, err := normalizeWholeDirs(opts.WholeDirectories)
+	if err != nil {
+		return settings{}, err
+	}
+	skip, err := normalizeSkip(opts.Skip)
+	if err != nil {
+		return settings{}, err
+	}
+	s := settings{whole: whole, skip: skip, level: opts.Level, workers: max(opts.Workers, 1), mode: opts.Mode}
+	if s.level == 0 {
+		s.level = 6
+	}
+	if s.level < 1 || s.level > 9 {
+		return settings{}, fmt.Errorf("compression level %d is outside 1..9", s.level)
+	}
+	if s.mode == "" {
+		s.mode = ModeFile
+	}
+	if s.mode != ModeFile && s.mode != ModeBinary {
+		return settings{}, fmt.Errorf("mode %q: want %q or %q", opts.Mode, ModeFile, ModeBinary)
+	}
+	s.date = opts.Date.UTC().Truncate(time.Second)
+	if opts.Date.IsZero() || s.date.Before(zipEpoch) {
+		s.date = zipEpoch
+	}
+	return s, nil
+}
+
+func logf(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, format+"\n", args...)
+	}
+}
+
+// readPackages reads both full packages and refuses a pair of one version.
+func readPackages(ctx context.Context, base, target *pkgzip.Reader, workers int, progress func(int64)) (bp, tp *pkgInfo, err error) {
+	if bp, err = readPackage(ctx, "base", base, workers, progress); err != nil {
+		return nil, nil, err
+	}
+	if tp, err = readPackage(ctx, "target", target, workers, progress); err != nil {
+		return nil, nil, err
 	}
 	if bp.version == tp.version {
-		return nil, fmt.Errorf("base and target are both version %s; a delta needs two different versions", bp.version)
+		return nil, nil, fmt.Errorf("base and target are both version %s; a delta needs two different versions", bp.version)
 	}
+	return bp, tp, nil
+}
+
+// nodeDiffs fills DebianPackageDiff and ContainerImageDiff from the two
+// node packages of opts, if given; otherwise both stay unprocessed.
+func nodeDiffs(opts Options, baseVersion, targetVersion string) (DebianPackageDiff, ContainerImageDiff, error) {
 	if (opts.BaseNode == "") != (opts.TargetNode == "") {
-		return nil, errors.New("give both node packages (base and target) or neither")
+		return DebianPackageDiff{}, ContainerImageDiff{}, errors.New("give both node packages (base and target) or neither")
 	}
-	var debDiff DebianPackageDiff
-	var imgDiff ContainerImageDiff
-	if opts.BaseNode != "" {
-		bn, err := readNodeManifest("base", opts.BaseNode, bp.version)
-		if err != nil {
-			return nil, err
-		}
-		tn, err := readNodeManifest("target", opts.TargetNode, tp.version)
-		if err != nil {
-			return nil, err
-		}
-		if bn.OS != tn.OS {
-			return nil, fmt.Errorf("the node packages are of two OS targets (%s and %s); pass both of the control-plane OS", bn.OS, tn.OS)
-		}
-		debDiff, imgDiff = NodeDiffs(bn, tn)
-		logf("delta %s..%s: node %s: %d packages added, %d changed, %d removed; %d images added, %d changed, %d removed",
-			bp.version, tp.version, tn.OS, debDiff.AddedCount, debDiff.ChangedCount, debDiff.RemovedCount,
-			imgDiff.AddedCount, imgDiff.ChangedCount, imgDiff.RemovedCount)
+	if opts.BaseNode == "" {
+		return DebianPackageDiff{}, ContainerImageDiff{}, nil
 	}
+	bn, err := readNodeManifest("base", opts.BaseNode, baseVersion)
+	if err != nil {
+		return DebianPackageDiff{}, ContainerImageDiff{}, err
+	}
+	tn, err := readNodeManifest("target", opts.TargetNode, targetVersion)
+	if err != nil {
+		return DebianPackageDiff{}, ContainerImageDiff{}, err
+	}
+	if bn.OS != tn.OS {
+		return DebianPackageDiff{}, ContainerImageDiff{}, fmt.Errorf("the node packages are of two OS targets (%s and %s); pass both of the control-plane OS", bn.OS, tn.OS)
+	}
+	debDiff, imgDiff := NodeDiffs(bn, tn)
+	logf(opts.Log, "delta %s..%s: node %s: %d packages added, %d changed, %d removed; %d images added, %d changed, %d removed",
+		baseVersion, targetVersion, tn.OS, debDiff.AddedCount, debDiff.ChangedCount, debDiff.RemovedCount,
+		imgDiff.AddedCount, imgDiff.ChangedCount, imgDiff.RemovedCount)
+	return debDiff, imgDiff, nil
+}
 
-	d := diffFiles(bp.files, tp.files, whole, skip)
-	logf("delta %s..%s: %d added, %d changed, %d removed, %d files in wholesale directories, %d skipped",
-		bp.version, tp.version, len(d.Added), len(d.Changed), len(d.Removed), len(d.WholeTarget), len(d.Skipped))
-
+// newManifest is the manifest of the diff, its lists and counts filled;
+// Files is left empty for addFileHashes.
+func newManifest(opts Options, s settings, bp, tp *pkgInfo, d fileDiff, debDiff DebianPackageDiff, imgDiff ContainerImageDiff) *Manifest {
 	m := &Manifest{
 		ManifestVersion:  ManifestVersion,
-		GeneratedUtc:     date.Format(time.RFC3339),
+		GeneratedUtc:     s.date.Format(time.RFC3339),
 		BasePackage:      filepath.Base(opts.Base),
 		TargetPackage:    filepath.Base(opts.Target),
 		BaseVersion:      bp.version,
 		TargetVersion:    tp.version,
-		WholeDirectories: whole,
+		WholeDirectories: s.whole,
 		// K2s writes the matched files' names here; see the comment on the
 		// Manifest type for why release lists paths.
 		SpecialSkippedFiles: d.Skipped,
@@ -179,7 +236,7 @@ func build(ctx context.Context, opts Options) (*Manifest, error) {
 		HashAlgorithm:       HashAlgorithm,
 		DebianPackageDiff:   debDiff,
 		ContainerImageDiff:  imgDiff,
-		SkipRules:           skip,
+		SkipRules:           s.skip,
 		Files: FileHashes{
 			Base:   map[string]pkgzip.Digest{},
 			Target: map[string]pkgzip.Digest{},
@@ -189,25 +246,31 @@ func build(ctx context.Context, opts Options) (*Manifest, error) {
 	m.WholeDirectoriesCount = len(m.WholeDirectories)
 	m.SpecialSkippedFilesCount = len(m.SpecialSkippedFiles)
 	m.AddedCount, m.ChangedCount, m.RemovedCount = len(m.Added), len(m.Changed), len(m.Removed)
+	return m
+}
 
-	var patches map[string][]byte
-	if mode == ModeBinary {
-		m.DeltaMode = ModeBinary
-		patches, err = makePatches(ctx, base, target, bp, tp, d.Changed, opts, workers)
-		if err != nil {
-			return nil, err
-		}
-		if len(patches) > 0 {
-			m.Patches = map[string]Patch{}
-		}
-		for p, data := range patches {
-			pt := Patch{Algorithm: PatchAlgorithm, Entry: PatchEntry(p), BaseSHA256: bp.files[p].SHA256, TargetSHA256: tp.files[p].SHA256}
-			pt.Patch.SHA256, pt.Patch.Size = sha256Hex(data), int64(len(data))
-			m.Patches[p] = pt
-		}
-		logf("delta %s..%s: %d of %d changed files shipped as patches", bp.version, tp.version, len(patches), len(d.Changed))
+// addPatches makes the patches of a binary delta and records them in m.
+func addPatches(ctx context.Context, m *Manifest, base, target *pkgzip.Reader, bp, tp *pkgInfo, changed []string, opts Options, workers int) (map[string][]byte, error) {
+	m.DeltaMode = ModeBinary
+	patches, err := makePatches(ctx, base, target, bp, tp, changed, opts, workers)
+	if err != nil {
+		return nil, err
 	}
+	if len(patches) > 0 {
+		m.Patches = map[string]Patch{}
+	}
+	for p, data := range patches {
+		pt := Patch{Algorithm: PatchAlgorithm, Entry: PatchEntry(p), BaseSHA256: bp.files[p].SHA256, TargetSHA256: tp.files[p].SHA256}
+		pt.Patch.SHA256, pt.Patch.Size = sha256Hex(data), int64(len(data))
+		m.Patches[p] = pt
+	}
+	logf(opts.Log, "delta %s..%s: %d of %d changed files shipped as patches", bp.version, tp.version, len(patches), len(changed))
+	return patches, nil
+}
 
+// addFileHashes fills m.Files (see FileHashes) and returns the target
+// files to ship, in the order they are written.
+func addFileHashes(m *Manifest, d fileDiff, bp, tp *pkgInfo) []string {
 	var ship []string
 	for _, l := range [][]string{d.Added, d.Changed, d.WholeTarget} {
 		for _, p := range l {
@@ -226,67 +289,89 @@ func build(ctx context.Context, opts Options) (*Manifest, error) {
 	if tp.manifestEntry != nil {
 		m.Files.Target[PackageManifestName] = tp.manifestDigest
 	}
-	// Build's own output must pass the checks apply will make; a failure
-	// here is a bug in release, not in the inputs.
-	if err := m.validate(); err != nil {
-		return nil, fmt.Errorf("internal error: the manifest built is invalid: %w", err)
-	}
-	data, err := m.Marshal()
-	if err != nil {
-		return nil, err
-	}
+	return ship
+}
 
-	err = writeAtomic(opts.Output, func(w io.Writer) error {
-		zw := pkgzip.NewWriter(w, pkgzip.WriterOptions{Date: date, Level: level, Workers: workers, Progress: opts.Progress})
-		if err := zw.AddBytes(ManifestName, data, pkgzip.ModeFile); err != nil {
+// deltaZip is everything the delta zip is written from.
+type deltaZip struct {
+	settings
+	manifest     *Manifest
+	manifestJSON []byte
+	target       *pkgzip.Reader
+	tp           *pkgInfo
+	patches      map[string][]byte
+	ship         []string
+}
+
+// write writes the zip to path: the manifest, the target's
+// package-manifest.json, the patches, then the shipped files copied raw
+// from the target; and checks that what was written is what the manifest
+// says.
+func (z *deltaZip) write(ctx context.Context, path string, progress func(int64)) error {
+	// 0644: CreateTemp makes the file 0600, but a delta is a publishable
+	// artifact. Synced, because a delta is expensive to rebuild.
+	return atomicfile.WriteFuncMkdirAll(path, 0o644, true, func(w *os.File) error {
+		zw := pkgzip.NewWriter(w, pkgzip.WriterOptions{Date: z.date, Level: z.level, Workers: z.workers, Progress: progress})
+		if err := z.addEntries(zw); err != nil {
 			return err
-		}
-		if tp.manifestEntry != nil {
-			if err := zw.AddRaw(PackageManifestName, tp.manifestEntry, tp.manifestDigest); err != nil {
-				return err
-			}
-		}
-		for _, p := range sortedKeys(patches) {
-			e := target.Lookup(p)
-			if err := zw.AddBytes(PatchEntry(p), patches[p], e.Mode); err != nil {
-				return err
-			}
-		}
-		for _, p := range ship {
-			if _, ok := patches[p]; ok {
-				continue
-			}
-			e := target.Lookup(p)
-			if e == nil {
-				return fmt.Errorf("internal error: target entry %s vanished", p)
-			}
-			if err := zw.AddRaw(p, e, tp.files[p].Digest); err != nil {
-				return err
-			}
 		}
 		written, err := zw.Close(ctx)
 		if err != nil {
 			return err
 		}
-		for _, pt := range m.Patches {
-			if got := written[pt.Entry]; got != pt.Patch {
-				return fmt.Errorf("internal error: patch %s was written as %+v, the manifest says %+v", pt.Entry, got, pt.Patch)
-			}
-		}
-		for p, want := range m.Files.Target {
-			if _, ok := m.Patches[p]; ok {
-				continue
-			}
-			if got, ok := written[p]; !ok || got != want {
-				return fmt.Errorf("internal error: entry %s was written as %+v, the manifest says %+v", p, got, want)
-			}
-		}
-		return nil
+		return z.checkWritten(written)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("write %s: %w", opts.Output, err)
+}
+
+func (z *deltaZip) addEntries(zw *pkgzip.Writer) error {
+	if err := zw.AddBytes(ManifestName, z.manifestJSON, pkgzip.ModeFile); err != nil {
+		return err
 	}
-	return m, nil
+	if z.tp.manifestEntry != nil {
+		if err := zw.AddRaw(PackageManifestName, z.tp.manifestEntry, z.tp.manifestDigest); err != nil {
+			return err
+		}
+	}
+	for _, p := range sortedKeys(z.patches) {
+		e := z.target.Lookup(p)
+		if err := zw.AddBytes(PatchEntry(p), z.patches[p], e.Mode); err != nil {
+			return err
+		}
+	}
+	for _, p := range z.ship {
+		if _, ok := z.patches[p]; ok {
+			continue
+		}
+		e := z.target.Lookup(p)
+		if e == nil {
+			return fmt.Errorf("internal error: target entry %s vanished", p)
+		}
+		if err := zw.AddRaw(p, e, z.tp.files[p].Digest); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkWritten compares the digests the zip writer computed with the
+// manifest's: a difference is a bug in release, caught before the delta
+// appears.
+func (z *deltaZip) checkWritten(written map[string]pkgzip.Digest) error {
+	m := z.manifest
+	for _, pt := range m.Patches {
+		if got := written[pt.Entry]; got != pt.Patch {
+			return fmt.Errorf("internal error: patch %s was written as %+v, the manifest says %+v", pt.Entry, got, pt.Patch)
+		}
+	}
+	for p, want := range m.Files.Target {
+		if _, ok := m.Patches[p]; ok {
+			continue
+		}
+		if got, ok := written[p]; !ok || got != want {
+			return fmt.Errorf("internal error: entry %s was written as %+v, the manifest says %+v", p, got, want)
+		}
+	}
+	return nil
 }
 
 // pkgInfo is what Build needs from one full package.
@@ -382,75 +467,4 @@ func readEntry(e *pkgzip.Entry, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("read entry %s: %w", e.Name, err)
 	}
 	return data, nil
-}
-
-// writeAtomic creates path through a temporary file in the same directory
-// and a rename, so readers never see a partial zip and a failure leaves
-// nothing behind (including directories it had to create).
-func writeAtomic(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	created, err := mkdirAllTracked(dir)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			for i := len(created) - 1; i >= 0; i-- {
-				os.Remove(created[i])
-			}
-		}
-	}()
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err = write(f); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	// CreateTemp makes the file 0600; a delta is a publishable artifact.
-	if err = os.Chmod(tmp, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-// mkdirAllTracked is os.MkdirAll that returns the directories it created,
-// outermost first.
-func mkdirAllTracked(dir string) ([]string, error) {
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil {
-			break
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return nil, err
-		}
-		missing = append(missing, d)
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	var created []string
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := os.Mkdir(missing[i], 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			for j := len(created) - 1; j >= 0; j-- {
-				os.Remove(created[j])
-			}
-			return nil, err
-		}
-		created = append(created, missing[i])
-	}
-	return created, nil
 }

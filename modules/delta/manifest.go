@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/modules/pkgzip"
 )
 
@@ -223,14 +224,9 @@ func (m *Manifest) normalize() {
 // with their lists, unsafe or unsorted paths, malformed hashes, and Files
 // that do not agree with Added/Changed/Removed are all errors.
 func ParseManifest(data []byte) (*Manifest, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var m Manifest
-	if err := dec.Decode(&m); err != nil {
+	if err := strictjson.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("%s: %w", ManifestName, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%s: unexpected data after the JSON object", ManifestName)
 	}
 	m.normalize()
 	if err := m.validate(); err != nil {
@@ -294,7 +290,20 @@ func ReadManifest(r *pkgzip.Reader) (*Manifest, error) {
 	return m, nil
 }
 
+// validate runs the checks in order and returns the first failure. They
+// are split by what they check: the header fields, the counts, the
+// paths, the hashes, the patches, and how the lists agree with Files.
 func (m *Manifest) validate() error {
+	for _, check := range []func() error{m.checkHeader, m.checkCounts, m.checkPaths, m.checkFileHashes, m.checkPatches, m.checkConsistency} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkHeader checks the format and the names of the two packages.
+func (m *Manifest) checkHeader() error {
 	if m.ManifestVersion != ManifestVersion {
 		return fmt.Errorf("ManifestVersion is %q; this release reads %q only", m.ManifestVersion, ManifestVersion)
 	}
@@ -315,6 +324,11 @@ func (m *Manifest) validate() error {
 	if strings.ContainsAny(m.BasePackage+m.TargetPackage, `/\`) {
 		return fmt.Errorf("BasePackage and TargetPackage must be file names without directories")
 	}
+	return nil
+}
+
+// checkCounts checks every K2s count against its list.
+func (m *Manifest) checkCounts() error {
 	counts := []struct {
 		name  string
 		list  int
@@ -337,6 +351,12 @@ func (m *Manifest) validate() error {
 			return fmt.Errorf("%s has %d entries but its count says %d", c.name, c.list, c.count)
 		}
 	}
+	return nil
+}
+
+// checkPaths checks that the path lists are safe, sorted and unique, and
+// that the skip rules are valid patterns.
+func (m *Manifest) checkPaths() error {
 	for _, l := range []struct {
 		name  string
 		paths []string
@@ -353,10 +373,12 @@ func (m *Manifest) validate() error {
 			return fmt.Errorf("SkipRules: %w", err)
 		}
 	}
-	for _, side := range []struct {
-		name string
-		m    map[string]pkgzip.Digest
-	}{{"Files.Base", m.Files.Base}, {"Files.Target", m.Files.Target}} {
+	return nil
+}
+
+// checkFileHashes checks the paths and digests of Files.
+func (m *Manifest) checkFileHashes() error {
+	for _, side := range m.fileSides() {
 		for _, p := range sortedKeys(side.m) {
 			if err := CheckPath(p); err != nil {
 				return fmt.Errorf("%s: %w", side.name, err)
@@ -370,10 +392,17 @@ func (m *Manifest) validate() error {
 			}
 		}
 	}
-	if err := m.checkPatches(); err != nil {
-		return err
-	}
-	return m.checkConsistency()
+	return nil
+}
+
+// fileSide is Files.Base or Files.Target, with its name for messages.
+type fileSide struct {
+	name string
+	m    map[string]pkgzip.Digest
+}
+
+func (m *Manifest) fileSides() []fileSide {
+	return []fileSide{{"Files.Base", m.Files.Base}, {"Files.Target", m.Files.Target}}
 }
 
 // checkPatches ties every patch to a changed file and its hashes.
@@ -391,15 +420,15 @@ func (m *Manifest) checkPatches() error {
 		pt := m.Patches[p]
 		switch {
 		case !changed[p]:
-			return fmt.Errorf("Patches has %s, which Changed does not list", p)
+			return fmt.Errorf("field Patches has %s, which Changed does not list", p)
 		case pt.Algorithm != PatchAlgorithm:
-			return fmt.Errorf("Patches[%s]: algorithm %q is not supported (this release reads %s)", p, pt.Algorithm, PatchAlgorithm)
+			return fmt.Errorf("field Patches[%s]: algorithm %q is not supported (this release reads %s)", p, pt.Algorithm, PatchAlgorithm)
 		case pt.Entry != PatchEntry(p):
-			return fmt.Errorf("Patches[%s]: entry %q, want %q", p, pt.Entry, PatchEntry(p))
+			return fmt.Errorf("field Patches[%s]: entry %q, want %q", p, pt.Entry, PatchEntry(p))
 		case pt.BaseSHA256 != m.Files.Base[p].SHA256 || pt.TargetSHA256 != m.Files.Target[p].SHA256:
-			return fmt.Errorf("Patches[%s]: its hashes disagree with Files", p)
+			return fmt.Errorf("field Patches[%s]: its hashes disagree with Files", p)
 		case !validSHA256(pt.Patch.SHA256) || pt.Patch.Size < 0:
-			return fmt.Errorf("Patches[%s]: Patch digest %+v is invalid", p, pt.Patch)
+			return fmt.Errorf("field Patches[%s]: Patch digest %+v is invalid", p, pt.Patch)
 		}
 	}
 	return nil
@@ -408,16 +437,24 @@ func (m *Manifest) checkPatches() error {
 // checkConsistency ties the K2s lists to Files, so that apply, which acts
 // on Files, does exactly what the lists announce.
 func (m *Manifest) checkConsistency() error {
-	whole := m.WholeDirectories
-	added := setOf(m.Added)
-	changed := setOf(m.Changed)
-	removed := setOf(m.Removed)
+	for _, check := range []func() error{m.checkListedPaths, m.checkListsDisjoint, m.checkListedHashes, m.checkFilesListed, m.checkSkippedUntouched} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkListedPaths refuses Added/Changed/Removed entries that are never
+// part of the diff: files under a wholesale directory and the package
+// manifest.
+func (m *Manifest) checkListedPaths() error {
 	for _, l := range []struct {
 		name  string
 		paths []string
 	}{{"Added", m.Added}, {"Changed", m.Changed}, {"Removed", m.Removed}} {
 		for _, p := range l.paths {
-			if d := wholeDirOf(p, whole); d != "" {
+			if d := wholeDirOf(p, m.WholeDirectories); d != "" {
 				return fmt.Errorf("%s lists %s, which is under wholesale directory %s", l.name, p, d)
 			}
 			if p == PackageManifestName {
@@ -425,6 +462,12 @@ func (m *Manifest) checkConsistency() error {
 			}
 		}
 	}
+	return nil
+}
+
+// checkListsDisjoint refuses a path in two of Added, Changed and Removed.
+func (m *Manifest) checkListsDisjoint() error {
+	changed, removed := setOf(m.Changed), setOf(m.Removed)
 	for _, p := range m.Added {
 		if changed[p] || removed[p] {
 			return fmt.Errorf("%s is listed in Added and in Changed or Removed", p)
@@ -435,40 +478,58 @@ func (m *Manifest) checkConsistency() error {
 			return fmt.Errorf("%s is listed in Changed and in Removed", p)
 		}
 	}
+	return nil
+}
+
+// checkListedHashes checks that every listed path has the hashes its list
+// implies: an added file a target hash only, a changed file both, a
+// removed file a base hash only.
+func (m *Manifest) checkListedHashes() error {
 	for _, p := range m.Added {
 		if _, ok := m.Files.Target[p]; !ok {
-			return fmt.Errorf("Added lists %s but Files.Target has no hash for it", p)
+			return fmt.Errorf("field Added lists %s but Files.Target has no hash for it", p)
 		}
 		if _, ok := m.Files.Base[p]; ok {
-			return fmt.Errorf("Added lists %s but Files.Base has a hash for it", p)
+			return fmt.Errorf("field Added lists %s but Files.Base has a hash for it", p)
 		}
 	}
 	for _, p := range m.Changed {
 		_, inT := m.Files.Target[p]
 		_, inB := m.Files.Base[p]
 		if !inT || !inB {
-			return fmt.Errorf("Changed lists %s but Files.Base and Files.Target do not both have a hash for it", p)
+			return fmt.Errorf("field Changed lists %s but Files.Base and Files.Target do not both have a hash for it", p)
 		}
 	}
 	for _, p := range m.Removed {
 		if _, ok := m.Files.Base[p]; !ok {
-			return fmt.Errorf("Removed lists %s but Files.Base has no hash for it", p)
+			return fmt.Errorf("field Removed lists %s but Files.Base has no hash for it", p)
 		}
 		if _, ok := m.Files.Target[p]; ok {
-			return fmt.Errorf("Removed lists %s but Files.Target has a hash for it", p)
+			return fmt.Errorf("field Removed lists %s but Files.Target has a hash for it", p)
 		}
 	}
-	for _, side := range []struct {
-		name string
-		m    map[string]pkgzip.Digest
-	}{{"Files.Base", m.Files.Base}, {"Files.Target", m.Files.Target}} {
+	return nil
+}
+
+// checkFilesListed refuses a hash in Files for a path that is neither
+// listed, nor the package manifest, nor under a wholesale directory: apply
+// would touch a file the lists do not announce.
+func (m *Manifest) checkFilesListed() error {
+	added, changed, removed := setOf(m.Added), setOf(m.Changed), setOf(m.Removed)
+	for _, side := range m.fileSides() {
 		for _, p := range sortedKeys(side.m) {
-			if added[p] || changed[p] || removed[p] || p == PackageManifestName || wholeDirOf(p, whole) != "" {
+			if added[p] || changed[p] || removed[p] || p == PackageManifestName || wholeDirOf(p, m.WholeDirectories) != "" {
 				continue
 			}
 			return fmt.Errorf("%s has %s, which is neither in Added/Changed/Removed nor under a wholesale directory", side.name, p)
 		}
 	}
+	return nil
+}
+
+// checkSkippedUntouched refuses a skipped path that the delta changes.
+func (m *Manifest) checkSkippedUntouched() error {
+	added, changed, removed := setOf(m.Added), setOf(m.Changed), setOf(m.Removed)
 	for _, p := range m.SpecialSkippedFiles {
 		_, inT := m.Files.Target[p]
 		_, inB := m.Files.Base[p]

@@ -125,7 +125,7 @@ func TestParseManifestRejects(t *testing.T) {
 		}, want: `".." segment`},
 		{name: "added without hash", mutate: func(m map[string]any) {
 			delete(m["Files"].(map[string]any)["Target"].(map[string]any), "lib/new.psm1")
-		}, want: "Added lists lib/new.psm1 but Files.Target has no hash"},
+		}, want: "field Added lists lib/new.psm1 but Files.Target has no hash"},
 		{name: "unlisted file", mutate: func(m map[string]any) {
 			m["Files"].(map[string]any)["Target"].(map[string]any)["lib/sneaky.dll"] = map[string]any{"SHA256": strings.Repeat("a", 64), "Size": 1}
 		}, want: "Files.Target has lib/sneaky.dll, which is neither"},
@@ -135,11 +135,21 @@ func TestParseManifestRejects(t *testing.T) {
 		}, want: "under wholesale directory bin/cni"},
 		{name: "removed but in target", mutate: func(m map[string]any) {
 			m["Files"].(map[string]any)["Target"].(map[string]any)["lib/old.psm1"] = map[string]any{"SHA256": strings.Repeat("a", 64), "Size": 1}
-		}, want: "Removed lists lib/old.psm1 but Files.Target has a hash"},
+		}, want: "field Removed lists lib/old.psm1 but Files.Target has a hash"},
 		{name: "skipped and changed", mutate: func(m map[string]any) {
 			m["SpecialSkippedFiles"] = []any{"VERSION"}
 		}, want: "SpecialSkippedFiles lists VERSION, which the delta also changes"},
 		{name: "bad skip rule", mutate: func(m map[string]any) { m["SkipRules"] = []any{"a**"} }, want: "SkipRules"},
+		{name: "patch of an unchanged file", mutate: func(m map[string]any) {
+			m["DeltaMode"] = ModeBinary
+			m["Patches"] = map[string]any{"lib/new.psm1": map[string]any{"Algorithm": PatchAlgorithm, "Entry": PatchEntry("lib/new.psm1"),
+				"BaseSHA256": "", "TargetSHA256": strings.Repeat("6", 64), "Patch": map[string]any{"SHA256": strings.Repeat("a", 64), "Size": 1}}}
+		}, want: "field Patches has lib/new.psm1, which Changed does not list"},
+		{name: "patch entry", mutate: func(m map[string]any) {
+			m["DeltaMode"] = ModeBinary
+			m["Patches"] = map[string]any{"VERSION": map[string]any{"Algorithm": PatchAlgorithm, "Entry": "VERSION.patch",
+				"BaseSHA256": strings.Repeat("1", 64), "TargetSHA256": strings.Repeat("5", 64), "Patch": map[string]any{"SHA256": strings.Repeat("a", 64), "Size": 1}}}
+		}, want: `field Patches[VERSION]: entry "VERSION.patch", want ".release-patches/VERSION.patch"`},
 		{name: "image count", mutate: func(m map[string]any) {
 			m["ContainerImageDiff"].(map[string]any)["AddedCount"] = 1
 		}, want: "ContainerImageDiff.AddedImages has 0 entries"},

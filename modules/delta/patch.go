@@ -12,9 +12,9 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/modules/pkgzip"
 )
 
@@ -98,46 +98,12 @@ func MakePatch(base, target []byte, workers int) ([]byte, error) {
 	if int64(len(base))+int64(len(target)) > MaxPatchFile {
 		return nil, fmt.Errorf("base and target together over %d bytes are not patched", MaxPatchFile)
 	}
-	var frames []patchFrame
-	for off := 0; off < len(target) || off == 0; off += patchChunk {
-		end := min(off+patchChunk, len(target))
-		at := 0
-		if len(target) > 0 {
-			at = int(int64(off) * int64(len(base)) / int64(len(target)))
-		}
-		ds := max(0, at-patchMargin)
-		de := min(len(base), at+(end-off)+patchMargin)
-		frames = append(frames, patchFrame{dictStart: uint64(ds), dictLen: uint64(de - ds), targetLen: uint64(end - off)})
-		if end == len(target) {
-			break
-		}
-	}
-	encoded := make([][]byte, len(frames))
-	var g errgroup.Group
-	g.SetLimit(max(workers, 1))
-	off := 0
-	for i := range frames {
-		f := frames[i]
-		src := target[off : off+int(f.targetLen)]
-		off += int(f.targetLen)
-		g.Go(func() error {
-			dict := base[f.dictStart : f.dictStart+f.dictLen]
-			enc, err := zstd.NewWriter(nil,
-				zstd.WithEncoderLevel(zstd.SpeedBestCompression),
-				zstd.WithWindowSize(frameWindow(len(dict), len(src))),
-				zstd.WithEncoderDictRaw(0, dict),
-				zstd.WithEncoderConcurrency(1),
-				zstd.WithEncoderCRC(true),
-				zstd.WithZeroFrames(true),
-			)
-			if err != nil {
-				return err
-			}
-			encoded[i] = enc.EncodeAll(src, nil)
-			return enc.Close()
-		})
-	}
-	if err := g.Wait(); err != nil {
+	frames, sources := planFrames(len(base), target)
+	// No caller cancels a patch half made; the first error stops the rest.
+	encoded, err := parallel.Map(context.Background(), workers, frames, func(_ context.Context, i int, f patchFrame) ([]byte, error) {
+		return encodeFrame(base[f.dictStart:f.dictStart+f.dictLen], sources[i])
+	})
+	if err != nil {
 		return nil, err
 	}
 	out := []byte(patchMagic)
@@ -152,6 +118,46 @@ func MakePatch(base, target []byte, workers int) ([]byte, error) {
 		out = append(out, e...)
 	}
 	return out, nil
+}
+
+// planFrames cuts target into frames of patchChunk bytes (one, empty, for
+// an empty target) and places each one's dictionary in a base of baseLen
+// bytes; it returns the frames and their parts of target.
+func planFrames(baseLen int, target []byte) ([]patchFrame, [][]byte) {
+	var frames []patchFrame
+	var sources [][]byte
+	for off := 0; off < len(target) || off == 0; off += patchChunk {
+		end := min(off+patchChunk, len(target))
+		at := 0
+		if len(target) > 0 {
+			at = int(int64(off) * int64(baseLen) / int64(len(target)))
+		}
+		ds := max(0, at-patchMargin)
+		de := min(baseLen, at+(end-off)+patchMargin)
+		frames = append(frames, patchFrame{dictStart: uint64(ds), dictLen: uint64(de - ds), targetLen: uint64(end - off)})
+		sources = append(sources, target[off:end])
+		if end == len(target) {
+			break
+		}
+	}
+	return frames, sources
+}
+
+// encodeFrame compresses src with dict as its raw dictionary, one frame.
+func encodeFrame(dict, src []byte) ([]byte, error) {
+	enc, err := zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstd.SpeedBestCompression),
+		zstd.WithWindowSize(frameWindow(len(dict), len(src))),
+		zstd.WithEncoderDictRaw(0, dict),
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderCRC(true),
+		zstd.WithZeroFrames(true),
+	)
+	if err != nil {
+		return nil, err
+	}
+	encoded := enc.EncodeAll(src, nil)
+	return encoded, enc.Close()
 }
 
 // ApplyPatch rebuilds a file from its base and patch, and checks both
@@ -183,46 +189,50 @@ func applyPatch(base, patch []byte, p Patch, size int64, workers int) ([]byte, e
 		return nil, fmt.Errorf("the patch is malformed: %w", err)
 	}
 	out := make([]byte, size)
-	var g errgroup.Group
-	g.SetLimit(max(workers, 1))
+	// Each frame decodes into its own part of out.
+	dsts, srcs := make([][]byte, len(frames)), make([][]byte, len(frames))
 	var toff, poff uint64
-	for i := range frames {
-		f := frames[i]
-		dst := out[toff : toff+f.targetLen]
-		src := body[poff : poff+f.frameLen]
+	for i, f := range frames {
+		dsts[i] = out[toff : toff+f.targetLen]
+		srcs[i] = body[poff : poff+f.frameLen]
 		toff += f.targetLen
 		poff += f.frameLen
-		g.Go(func() error {
-			dict := base[f.dictStart : f.dictStart+f.dictLen]
-			dec, err := zstd.NewReader(nil,
-				zstd.WithDecoderDictRaw(0, dict),
-				// Frames are bounded by patchChunk and patchMargin; the
-				// encoder may declare any window up to that.
-				zstd.WithDecoderMaxWindow(uint64(frameWindow(patchChunk+2*patchMargin, patchChunk))),
-				zstd.WithDecoderMaxMemory(f.targetLen+1<<10),
-				zstd.WithDecoderConcurrency(1),
-			)
-			if err != nil {
-				return err
-			}
-			defer dec.Close()
-			got, err := dec.DecodeAll(src, dst[:0])
-			if err != nil {
-				return fmt.Errorf("frame %d does not decode: %w", i, err)
-			}
-			if len(got) != len(dst) || (len(got) > 0 && &got[0] != &dst[0]) {
-				return fmt.Errorf("frame %d rebuilt %d bytes, the header says %d", i, len(got), len(dst))
-			}
-			return nil
-		})
 	}
-	if err := g.Wait(); err != nil {
+	err = parallel.For(context.Background(), workers, frames, func(_ context.Context, i int, f patchFrame) error {
+		return decodeFrame(i, f, base[f.dictStart:f.dictStart+f.dictLen], srcs[i], dsts[i])
+	})
+	if err != nil {
 		return nil, err
 	}
 	if got := sha256Hex(out); got != p.TargetSHA256 {
 		return nil, fmt.Errorf("the rebuilt file has sha256 %s, the target %s", got, p.TargetSHA256)
 	}
 	return out, nil
+}
+
+// decodeFrame decodes frame i, src, with dict as its raw dictionary into
+// dst, which must be exactly the frame's target.
+func decodeFrame(i int, f patchFrame, dict, src, dst []byte) error {
+	dec, err := zstd.NewReader(nil,
+		zstd.WithDecoderDictRaw(0, dict),
+		// Frames are bounded by patchChunk and patchMargin; the
+		// encoder may declare any window up to that.
+		zstd.WithDecoderMaxWindow(uint64(frameWindow(patchChunk+2*patchMargin, patchChunk))),
+		zstd.WithDecoderMaxMemory(f.targetLen+1<<10),
+		zstd.WithDecoderConcurrency(1),
+	)
+	if err != nil {
+		return err
+	}
+	defer dec.Close()
+	got, err := dec.DecodeAll(src, dst[:0])
+	if err != nil {
+		return fmt.Errorf("frame %d does not decode: %w", i, err)
+	}
+	if len(got) != len(dst) || (len(got) > 0 && &got[0] != &dst[0]) {
+		return fmt.Errorf("frame %d rebuilt %d bytes, the header says %d", i, len(got), len(dst))
+	}
+	return nil
 }
 
 // parsePatch checks the header against the sizes it must describe.
@@ -279,11 +289,56 @@ func makePatches(ctx context.Context, base, target *pkgzip.Reader, bp, tp *pkgIn
 	if budget <= 0 {
 		budget = DefaultPatchMemory
 	}
+	cands, err := patchCandidates(base, target, bp, tp, changed, threshold)
+	if err != nil {
+		return nil, err
+	}
 	sem := semaphore.NewWeighted(budget)
-	var mu sync.Mutex
+	var mu sync.Mutex // serializes opts.Progress
+	patches, err := parallel.Map(ctx, workers, cands, func(ctx context.Context, _ int, c patchCandidate) ([]byte, error) {
+		// Both files, plus the encoders of the frames in flight.
+		cost := min(2*(c.baseFile.Size+c.targetFile.Size)+int64(workers)*frameMemory(), budget)
+		if err := sem.Acquire(ctx, cost); err != nil {
+			return nil, err
+		}
+		defer sem.Release(cost)
+		patch, err := c.patch(workers)
+		if err != nil {
+			return nil, err
+		}
+		if opts.Progress != nil {
+			mu.Lock()
+			opts.Progress(c.targetFile.Size)
+			mu.Unlock()
+		}
+		if int64(len(patch)) >= int64(c.targetEntry.File.CompressedSize64) {
+			return nil, nil // no gain: the file is shipped whole
+		}
+		return patch, nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	out := map[string][]byte{}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(workers)
+	for i, c := range cands {
+		if patches[i] != nil {
+			out[c.path] = patches[i]
+		}
+	}
+	return out, nil
+}
+
+// patchCandidate is a changed file that is worth trying as a patch.
+type patchCandidate struct {
+	path                   string
+	baseFile, targetFile   fileInfo
+	baseEntry, targetEntry *pkgzip.Entry
+}
+
+// patchCandidates are the changed files of at least threshold bytes whose
+// two versions fit MaxPatchFile.
+func patchCandidates(base, target *pkgzip.Reader, bp, tp *pkgInfo, changed []string, threshold int64) ([]patchCandidate, error) {
+	var out []patchCandidate
 	for _, p := range changed {
 		bf, tf := bp.files[p], tp.files[p]
 		if tf.Size < threshold || bf.Size+tf.Size > MaxPatchFile {
@@ -293,40 +348,26 @@ func makePatches(ctx context.Context, base, target *pkgzip.Reader, bp, tp *pkgIn
 		if be == nil || te == nil {
 			return nil, fmt.Errorf("internal error: changed file %s is missing from a package", p)
 		}
-		// Both files, plus the encoders of the frames in flight.
-		cost := min(2*(bf.Size+tf.Size)+int64(workers)*frameMemory(), budget)
-		g.Go(func() error {
-			if err := sem.Acquire(gctx, cost); err != nil {
-				return err
-			}
-			defer sem.Release(cost)
-			bdata, err := readVerified(be, bf.Digest)
-			if err != nil {
-				return fmt.Errorf("base package: %w", err)
-			}
-			tdata, err := readVerified(te, tf.Digest)
-			if err != nil {
-				return fmt.Errorf("target package: %w", err)
-			}
-			patch, err := MakePatch(bdata, tdata, workers)
-			if err != nil {
-				return fmt.Errorf("patch %s: %w", p, err)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if opts.Progress != nil {
-				opts.Progress(tf.Size)
-			}
-			if int64(len(patch)) < int64(te.File.CompressedSize64) {
-				out[p] = patch
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
+		out = append(out, patchCandidate{path: p, baseFile: bf, targetFile: tf, baseEntry: be, targetEntry: te})
 	}
 	return out, nil
+}
+
+// patch reads both versions, checked against their digests, and patches.
+func (c patchCandidate) patch(workers int) ([]byte, error) {
+	bdata, err := readVerified(c.baseEntry, c.baseFile.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("base package: %w", err)
+	}
+	tdata, err := readVerified(c.targetEntry, c.targetFile.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("target package: %w", err)
+	}
+	patch, err := MakePatch(bdata, tdata, workers)
+	if err != nil {
+		return nil, fmt.Errorf("patch %s: %w", c.path, err)
+	}
+	return patch, nil
 }
 
 // readVerified reads a whole entry and checks it against its digest.

@@ -10,11 +10,13 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/relcue/release/internal/atomicfile"
 	"github.com/relcue/release/modules/nodepkg"
 	"github.com/relcue/release/modules/pkgzip"
 )
@@ -59,14 +61,14 @@ var zipEpoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
 // its manifest. Only the two node-manifest.json files are read to diff;
 // shipped .debs and images are copied raw from the target.
 func Build(ctx context.Context, opts Options) (*Manifest, error) {
-	m, err := build(ctx, opts)
+	m, err := buildNodeDelta(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("node delta %s..%s: %w", filepath.Base(opts.Base), filepath.Base(opts.Target), err)
 	}
 	return m, nil
 }
 
-func build(ctx context.Context, opts Options) (*Manifest, error) {
+func buildNodeDelta(ctx context.Context, opts Options) (*Manifest, error) {
 	if opts.Base == "" || opts.Target == "" || opts.Output == "" {
 		return nil, errors.New("base, target and output paths are all required")
 	}
@@ -88,25 +90,63 @@ func build(ctx context.Context, opts Options) (*Manifest, error) {
 		return nil, fmt.Errorf("target node package: %w", err)
 	}
 	defer target.Close()
-	bm, err := nodepkg.ReadManifest(base)
+	bm, tm, err := readManifests(opts, base, target)
 	if err != nil {
-		return nil, fmt.Errorf("base node package: %w", err)
-	}
-	tm, err := nodepkg.ReadManifest(target)
-	if err != nil {
-		return nil, fmt.Errorf("target node package: %w", err)
-	}
-	if err := checkPair(opts, bm, tm); err != nil {
 		return nil, err
 	}
+	z, err := newDeltaZip(opts, date, bm, tm)
+	if err != nil {
+		return nil, err
+	}
+	m := z.manifest
+	if opts.Log != nil {
+		fmt.Fprintf(opts.Log, "node delta %s %s..%s: %d packages added, %d changed, %d removed; %d images added, %d changed, %d removed; %d files shipped\n",
+			m.OS, m.BaseVersion, m.TargetVersion,
+			m.DebianPackageDiff.AddedCount, m.DebianPackageDiff.ChangedCount, m.DebianPackageDiff.RemovedCount,
+			m.ContainerImageDiff.AddedCount, m.ContainerImageDiff.ChangedCount, m.ContainerImageDiff.RemovedCount, len(z.payload))
+	}
+	wopts := pkgzip.WriterOptions{Date: date, Level: level, Workers: max(opts.Workers, 1), Progress: opts.Progress}
+	if err := z.write(ctx, opts.Output, target, wopts); err != nil {
+		return nil, fmt.Errorf("write %s: %w", opts.Output, err)
+	}
+	return m, nil
+}
 
+// readManifests reads the node manifests of both packages and checks that
+// they make a delta.
+func readManifests(opts Options, base, target *pkgzip.Reader) (bm, tm *nodepkg.Manifest, err error) {
+	if bm, err = nodepkg.ReadManifest(base); err != nil {
+		return nil, nil, fmt.Errorf("base node package: %w", err)
+	}
+	if tm, err = nodepkg.ReadManifest(target); err != nil {
+		return nil, nil, fmt.Errorf("target node package: %w", err)
+	}
+	if err := checkPair(opts, bm, tm); err != nil {
+		return nil, nil, err
+	}
+	return bm, tm, nil
+}
+
+// deltaZip is everything a node delta zip is written from.
+type deltaZip struct {
+	manifest *Manifest
+	// manifestJSON is manifest, encoded.
+	manifestJSON []byte
+	// payload are the target entries shipped raw, with their digests.
+	payload map[string]pkgzip.Digest
+	// helpers are the files release writes itself, SHA256SUMS included.
+	helpers map[string]helper
+}
+
+// newDeltaZip diffs the two node manifests and builds the delta's
+// manifest: the helper files, then SHA256SUMS over everything but itself
+// and the manifest, then Files over everything but the manifest.
+func newDeltaZip(opts Options, date time.Time, bm, tm *nodepkg.Manifest) (*deltaZip, error) {
 	m, payload := diff(bm, tm)
 	m.GeneratedUtc = date.Format(time.RFC3339)
 	m.BasePackage = filepath.Base(opts.Base)
 	m.TargetPackage = filepath.Base(opts.Target)
 
-	// Helper files, then SHA256SUMS over everything but itself and the
-	// manifest, then Files over everything but the manifest.
 	files := helperFiles(bm, tm, m)
 	for p, d := range payload {
 		m.Files[p] = d
@@ -124,47 +164,47 @@ func build(ctx context.Context, opts Options) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.Log != nil {
-		fmt.Fprintf(opts.Log, "node delta %s %s..%s: %d packages added, %d changed, %d removed; %d images added, %d changed, %d removed; %d files shipped\n",
-			m.OS, m.BaseVersion, m.TargetVersion,
-			m.DebianPackageDiff.AddedCount, m.DebianPackageDiff.ChangedCount, m.DebianPackageDiff.RemovedCount,
-			m.ContainerImageDiff.AddedCount, m.ContainerImageDiff.ChangedCount, m.ContainerImageDiff.RemovedCount, len(payload))
-	}
+	return &deltaZip{manifest: m, manifestJSON: data, payload: payload, helpers: files}, nil
+}
 
-	err = nodepkg.WriteFileAtomic(opts.Output, func(w io.Writer) error {
-		zw := pkgzip.NewWriter(w, pkgzip.WriterOptions{Date: date, Level: level, Workers: max(opts.Workers, 1), Progress: opts.Progress})
-		for _, p := range slices.Sorted(maps.Keys(payload)) {
-			e := target.Lookup(p)
-			if e == nil {
-				return fmt.Errorf("internal error: target entry %s vanished", p)
-			}
-			if err := zw.AddRaw(p, e, payload[p]); err != nil {
-				return err
-			}
-		}
-		for _, name := range slices.Sorted(maps.Keys(files)) {
-			if err := zw.AddBytes(name, files[name].data, files[name].mode); err != nil {
-				return err
-			}
-		}
-		if err := zw.AddBytes(ManifestName, data, pkgzip.ModeFile); err != nil {
+// write writes the zip to path: the payload copied raw from target,
+// the helper files, then the manifest; and checks that every entry was
+// written as Files says.
+func (z *deltaZip) write(ctx context.Context, path string, target *pkgzip.Reader, wopts pkgzip.WriterOptions) error {
+	return atomicfile.WriteFuncMkdirAll(path, 0o644, true, func(w *os.File) error {
+		zw := pkgzip.NewWriter(w, wopts)
+		if err := z.addEntries(zw, target); err != nil {
 			return err
 		}
 		written, err := zw.Close(ctx)
 		if err != nil {
 			return err
 		}
-		for p, want := range m.Files {
+		for p, want := range z.manifest.Files {
 			if got, ok := written[p]; !ok || got != want {
 				return fmt.Errorf("internal error: entry %s was written as %+v, the manifest says %+v", p, got, want)
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("write %s: %w", opts.Output, err)
+}
+
+func (z *deltaZip) addEntries(zw *pkgzip.Writer, target *pkgzip.Reader) error {
+	for _, p := range slices.Sorted(maps.Keys(z.payload)) {
+		e := target.Lookup(p)
+		if e == nil {
+			return fmt.Errorf("internal error: target entry %s vanished", p)
+		}
+		if err := zw.AddRaw(p, e, z.payload[p]); err != nil {
+			return err
+		}
 	}
-	return m, nil
+	for _, name := range slices.Sorted(maps.Keys(z.helpers)) {
+		if err := zw.AddBytes(name, z.helpers[name].data, z.helpers[name].mode); err != nil {
+			return err
+		}
+	}
+	return zw.AddBytes(ManifestName, z.manifestJSON, pkgzip.ModeFile)
 }
 
 // checkPair refuses node packages that do not make a delta.

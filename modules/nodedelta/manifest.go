@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/modules/delta"
 	"github.com/relcue/release/modules/pkgzip"
 )
@@ -162,14 +163,9 @@ func (m *Manifest) normalize() {
 // disagree with their lists, unsorted or unsafe paths, malformed hashes and
 // lists that disagree with Files are errors.
 func ParseManifest(data []byte) (*Manifest, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var m Manifest
-	if err := dec.Decode(&m); err != nil {
+	if err := strictjson.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("%s: %w", ManifestName, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%s: unexpected data after the JSON object", ManifestName)
 	}
 	m.normalize()
 	if err := m.validate(); err != nil {
@@ -223,7 +219,20 @@ func ReadManifest(r *pkgzip.Reader) (*Manifest, error) {
 	return m, nil
 }
 
+// validate runs the checks in order and returns the first failure. They
+// are split by what they check: the header fields, the counts, the paths,
+// the hashes, and how the lists agree with what the zip ships.
 func (m *Manifest) validate() error {
+	for _, check := range []func() error{m.checkHeader, m.checkNames, m.checkCounts, m.checkPaths, m.checkFileHashes, m.checkShipped} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkHeader checks the format and the fields a node delta fixes.
+func (m *Manifest) checkHeader() error {
 	switch {
 	case m.ManifestVersion != ManifestVersion:
 		return fmt.Errorf("ManifestVersion is %q; this release reads %q only", m.ManifestVersion, ManifestVersion)
@@ -241,6 +250,12 @@ func (m *Manifest) validate() error {
 	if _, err := time.Parse(time.RFC3339, m.GeneratedUtc); err != nil {
 		return fmt.Errorf("GeneratedUtc %q is not an RFC 3339 time: %w", m.GeneratedUtc, err)
 	}
+	return nil
+}
+
+// checkNames checks the package, release and OS names, which node scripts
+// and file names use.
+func (m *Manifest) checkNames() error {
 	for _, f := range []struct{ name, v string }{
 		{"BasePackage", m.BasePackage}, {"TargetPackage", m.TargetPackage},
 		{"BaseVersion", m.BaseVersion}, {"TargetVersion", m.TargetVersion}, {"OS", m.OS}, {"OSDir", m.OSDir},
@@ -249,6 +264,11 @@ func (m *Manifest) validate() error {
 			return fmt.Errorf("%s %q must be a non-empty single word without slashes", f.name, f.v)
 		}
 	}
+	return nil
+}
+
+// checkCounts checks every K2s count against its list.
+func (m *Manifest) checkCounts() error {
 	counts := []struct {
 		name        string
 		list, count int
@@ -270,7 +290,13 @@ func (m *Manifest) validate() error {
 			return fmt.Errorf("%s has %d entries but its count says %d", c.name, c.list, c.count)
 		}
 	}
-	pkgs := "packages/" + m.OSDir + "/"
+	return nil
+}
+
+// checkPaths checks that the lists hold payload paths the node scripts
+// can handle, sorted and unique.
+func (m *Manifest) checkPaths() error {
+	pkgs := m.packagesPrefix()
 	for _, l := range []struct {
 		name   string
 		paths  []string
@@ -290,16 +316,26 @@ func (m *Manifest) validate() error {
 			}
 		}
 	}
+	return nil
+}
+
+// checkFileHashes checks the paths and digests of Files.
+func (m *Manifest) checkFileHashes() error {
 	for _, p := range slices.Sorted(maps.Keys(m.Files)) {
 		if err := delta.CheckPath(p); err != nil {
-			return fmt.Errorf("Files: %w", err)
+			return fmt.Errorf("field Files: %w", err)
 		}
 		d := m.Files[p]
 		if !validSHA256(d.SHA256) || d.Size < 0 {
-			return fmt.Errorf("Files[%s]: SHA256 %q / Size %d is not 64 lower-case hex digits and a size", p, d.SHA256, d.Size)
+			return fmt.Errorf("field Files[%s]: SHA256 %q / Size %d is not 64 lower-case hex digits and a size", p, d.SHA256, d.Size)
 		}
 	}
-	// What the K2s lists announce must be exactly what the zip ships.
+	return nil
+}
+
+// checkShipped checks that what the K2s lists announce is exactly what
+// the zip ships.
+func (m *Manifest) checkShipped() error {
 	shipped := map[string]bool{}
 	for _, p := range append(slices.Clone(m.Added), m.Changed...) {
 		if _, ok := m.Files[p]; !ok {
@@ -314,9 +350,16 @@ func (m *Manifest) validate() error {
 	}
 	for _, p := range slices.Sorted(maps.Keys(m.Files)) {
 		if !shipped[p] && isPayload(p) {
-			return fmt.Errorf("Files has %s, which is neither in Added nor in Changed", p)
+			return fmt.Errorf("field Files has %s, which is neither in Added nor in Changed", p)
 		}
 	}
+	return m.checkDiffsShipped(shipped)
+}
+
+// checkDiffsShipped checks that every package and image the diffs list as
+// added or changed is in the zip.
+func (m *Manifest) checkDiffsShipped(shipped map[string]bool) error {
+	pkgs := m.packagesPrefix()
 	for _, l := range [][]string{m.DebianPackageDiff.Added, m.DebianPackageDiff.Changed} {
 		for _, p := range l {
 			if !shipped[pkgs+p] {
@@ -333,6 +376,9 @@ func (m *Manifest) validate() error {
 	}
 	return nil
 }
+
+// packagesPrefix is the zip folder DebianPackageDiff's paths are relative to.
+func (m *Manifest) packagesPrefix() string { return "packages/" + m.OSDir + "/" }
 
 const imagesDir = "images/"
 

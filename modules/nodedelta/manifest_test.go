@@ -52,13 +52,13 @@ func TestParseManifestErrors(t *testing.T) {
 		{"unlisted payload", func(m map[string]any) {
 			files := obj(m, "Files")
 			files["images/extra.tar"] = files["SHA256SUMS"]
-		}, "Files has images/extra.tar, which is neither in Added nor in Changed"},
+		}, "field Files has images/extra.tar, which is neither in Added nor in Changed"},
 		{"added without hash", func(m map[string]any) {
 			delete(obj(m, "Files"), list(m, "Added")[0].(string))
 		}, "Files has no hash for it"},
 		{"bad hash", func(m map[string]any) {
 			obj(m, "Files")["SHA256SUMS"] = map[string]any{"SHA256": "abc", "Size": 1}
-		}, "Files[SHA256SUMS]"},
+		}, "field Files[SHA256SUMS]"},
 		{"unsafe file", func(m map[string]any) {
 			files := obj(m, "Files")
 			files["../x"] = files["SHA256SUMS"]
@@ -88,7 +88,7 @@ func TestParseManifestErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := nodedelta.ParseManifest(append(good, '1')); err == nil || !strings.Contains(err.Error(), "after the JSON object") {
+	if _, err := nodedelta.ParseManifest(append(good, '1')); err == nil || err.Error() != "delta-manifest.json: unexpected data after the JSON object" {
 		t.Errorf("trailing data: %v", err)
 	}
 }

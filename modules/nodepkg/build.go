@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
+	"github.com/relcue/release/internal/atomicfile"
+	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/modules/deb"
 	"github.com/relcue/release/modules/image"
 	"github.com/relcue/release/modules/pkgzip"
@@ -66,7 +65,7 @@ type Options struct {
 // described from their own control data (deb.Inspect) and the images from
 // their archives (image.Inspect); both are stored byte for byte.
 func Build(ctx context.Context, opts Options) (*Manifest, error) {
-	m, err := build(ctx, opts)
+	m, err := buildNodePackage(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("node package %s %s: %w", opts.OS, opts.Version, err)
 	}
@@ -83,10 +82,49 @@ type inspectedImage struct {
 	src ImageArchive
 }
 
-func build(ctx context.Context, opts Options) (*Manifest, error) {
+func buildNodePackage(ctx context.Context, opts Options) (*Manifest, error) {
 	if opts.Output == "" {
 		return nil, errors.New("no output path given")
 	}
+	workers := max(opts.Workers, 1)
+	debs, images, err := inspectAll(ctx, workers, opts.Debs, opts.Images)
+	if err != nil {
+		return nil, err
+	}
+	c, err := newContents(opts, debs, images)
+	if err != nil {
+		return nil, err
+	}
+	level := opts.Level
+	if level == 0 {
+		level = pkgzip.DefaultLevel
+	}
+	date := opts.Date
+	if date.IsZero() {
+		date = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	wopts := pkgzip.WriterOptions{Date: date, Level: level, Workers: workers, Progress: opts.Progress}
+	final, err := c.write(ctx, opts.Output, wopts)
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", opts.Output, err)
+	}
+	if opts.Log != nil {
+		fmt.Fprintf(opts.Log, "node package %s %s: %d packages, %d images\n", opts.OS, opts.Version, len(final.Packages), len(final.Images))
+	}
+	return final, nil
+}
+
+// contents is what a node package holds: its manifest without the
+// digests, which the zip writer computes, and where each file comes from.
+type contents struct {
+	manifest *Manifest
+	debs     map[string]inspectedDeb   // by package name
+	images   map[string]inspectedImage // by reference
+}
+
+// newContents lists the inspected files in a manifest, refusing two
+// versions of one package and two archives of one image.
+func newContents(opts Options, debs []inspectedDeb, images []inspectedImage) (*contents, error) {
 	m := &Manifest{
 		ManifestVersion: ManifestVersion,
 		Product:         opts.Product,
@@ -97,107 +135,47 @@ func build(ctx context.Context, opts Options) (*Manifest, error) {
 		Packages:        []Package{},
 		Images:          []Image{},
 	}
-	workers := max(opts.Workers, 1)
-
-	debs := make([]inspectedDeb, len(opts.Debs))
-	images := make([]inspectedImage, len(opts.Images))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(workers)
-	for i, d := range opts.Debs {
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			p, err := inspectDeb(d)
-			debs[i] = inspectedDeb{Package: p, src: d}
-			return err
-		})
-	}
-	for i, a := range opts.Images {
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			img, err := inspectImage(a)
-			images[i] = inspectedImage{Image: img, src: a}
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-
-	byName := map[string]inspectedDeb{}
+	c := &contents{manifest: m, debs: map[string]inspectedDeb{}, images: map[string]inspectedImage{}}
 	for _, d := range debs {
-		if prev, ok := byName[d.Package.Package]; ok {
+		if prev, ok := c.debs[d.Package.Package]; ok {
 			return nil, fmt.Errorf("package %s comes twice: version %s from %s (%s) and version %s from %s (%s); a node installs one version of a package, keep one of them",
 				d.Package.Package, prev.Version, prev.src.Origin, prev.src.Path, d.Version, d.src.Origin, d.src.Path)
 		}
-		byName[d.Package.Package] = d
+		c.debs[d.Package.Package] = d
 		m.Packages = append(m.Packages, d.Package)
 	}
-	byRef := map[string]inspectedImage{}
 	for _, img := range images {
-		if prev, ok := byRef[img.Ref]; ok {
+		if prev, ok := c.images[img.Ref]; ok {
 			return nil, fmt.Errorf("image %s comes twice: from %s (%s) and from %s (%s); keep one of them",
 				img.Ref, prev.src.Origin, prev.src.Path, img.src.Origin, img.src.Path)
 		}
-		byRef[img.Ref] = img
+		c.images[img.Ref] = img
 		m.Images = append(m.Images, img.Image)
 	}
 	m.sort()
+	return c, nil
+}
 
-	level := opts.Level
-	if level == 0 {
-		level = pkgzip.DefaultLevel
-	}
-	date := opts.Date
-	if date.IsZero() {
-		date = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
-	}
+// write writes the node package to path: the .debs and images in
+// manifest order, then node-manifest.json with their digests, which it
+// returns.
+func (c *contents) write(ctx context.Context, path string, wopts pkgzip.WriterOptions) (*Manifest, error) {
 	var final *Manifest
-	err := WriteFileAtomic(opts.Output, func(w io.Writer) error {
-		zw := pkgzip.NewWriter(w, pkgzip.WriterOptions{
-			Date: date, Level: level, Workers: workers, Progress: opts.Progress,
-		})
-		for _, p := range m.Packages {
-			d := byName[p.Package]
-			if err := zw.AddFile(p.Entry(m.OSDir), d.src.Path, pkgzip.ModeFile); err != nil {
-				return fmt.Errorf("%s (%s): %w", d.src.Origin, d.src.Path, err)
-			}
-		}
-		for _, img := range m.Images {
-			a := byRef[img.Ref]
-			if err := zw.AddFile(img.Entry(), a.src.Path, pkgzip.ModeFile); err != nil {
-				return fmt.Errorf("%s (%s): %w", a.src.Origin, a.src.Path, err)
-			}
+	err := atomicfile.WriteFuncMkdirAll(path, 0o644, true, func(w *os.File) error {
+		zw := pkgzip.NewWriter(w, wopts)
+		if err := c.addFiles(zw); err != nil {
+			return err
 		}
 		err := zw.AddGenerated(ManifestName, pkgzip.ModeFile, func(digests map[string]pkgzip.Digest) ([]byte, error) {
-			c := *m
-			c.Packages = slices.Clone(m.Packages)
-			c.Images = slices.Clone(m.Images)
-			for i, p := range c.Packages {
-				dg, ok := digests[p.Entry(c.OSDir)]
-				if !ok {
-					return nil, fmt.Errorf("internal error: no digest for %s", p.Entry(c.OSDir))
-				}
-				c.Packages[i].SHA256, c.Packages[i].Size = dg.SHA256, dg.Size
-			}
-			for i, img := range c.Images {
-				dg, ok := digests[img.Entry()]
-				if !ok {
-					return nil, fmt.Errorf("internal error: no digest for %s", img.Entry())
-				}
-				c.Images[i].SHA256, c.Images[i].Size = dg.SHA256, dg.Size
-			}
-			data, err := c.Marshal()
+			m, err := c.manifest.withDigests(digests)
 			if err != nil {
 				return nil, err
 			}
-			final = &c
+			data, err := m.Marshal()
+			if err != nil {
+				return nil, err
+			}
+			final = m
 			return data, nil
 		})
 		if err != nil {
@@ -207,12 +185,76 @@ func build(ctx context.Context, opts Options) (*Manifest, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("write %s: %w", opts.Output, err)
-	}
-	if opts.Log != nil {
-		fmt.Fprintf(opts.Log, "node package %s %s: %d packages, %d images\n", opts.OS, opts.Version, len(final.Packages), len(final.Images))
+		return nil, err
 	}
 	return final, nil
+}
+
+func (c *contents) addFiles(zw *pkgzip.Writer) error {
+	m := c.manifest
+	for _, p := range m.Packages {
+		d := c.debs[p.Package]
+		if err := zw.AddFile(p.Entry(m.OSDir), d.src.Path, pkgzip.ModeFile); err != nil {
+			return fmt.Errorf("%s (%s): %w", d.src.Origin, d.src.Path, err)
+		}
+	}
+	for _, img := range m.Images {
+		a := c.images[img.Ref]
+		if err := zw.AddFile(img.Entry(), a.src.Path, pkgzip.ModeFile); err != nil {
+			return fmt.Errorf("%s (%s): %w", a.src.Origin, a.src.Path, err)
+		}
+	}
+	return nil
+}
+
+// withDigests returns a copy of m with the SHA256 and Size of every file
+// taken from the digests the zip writer computed.
+func (m *Manifest) withDigests(digests map[string]pkgzip.Digest) (*Manifest, error) {
+	c := *m
+	c.Packages = slices.Clone(m.Packages)
+	c.Images = slices.Clone(m.Images)
+	for i, p := range c.Packages {
+		dg, ok := digests[p.Entry(c.OSDir)]
+		if !ok {
+			return nil, fmt.Errorf("internal error: no digest for %s", p.Entry(c.OSDir))
+		}
+		c.Packages[i].SHA256, c.Packages[i].Size = dg.SHA256, dg.Size
+	}
+	for i, img := range c.Images {
+		dg, ok := digests[img.Entry()]
+		if !ok {
+			return nil, fmt.Errorf("internal error: no digest for %s", img.Entry())
+		}
+		c.Images[i].SHA256, c.Images[i].Size = dg.SHA256, dg.Size
+	}
+	return &c, nil
+}
+
+// inspectAll inspects the .debs and the image archives, workers at a time
+// in one pool (both are mostly reading files), keeping their order.
+func inspectAll(ctx context.Context, workers int, srcDebs []Deb, srcImages []ImageArchive) ([]inspectedDeb, []inspectedImage, error) {
+	debs := make([]inspectedDeb, len(srcDebs))
+	images := make([]inspectedImage, len(srcImages))
+	jobs := make([]func() error, 0, len(srcDebs)+len(srcImages))
+	for i, d := range srcDebs {
+		jobs = append(jobs, func() error {
+			p, err := inspectDeb(d)
+			debs[i] = inspectedDeb{Package: p, src: d}
+			return err
+		})
+	}
+	for i, a := range srcImages {
+		jobs = append(jobs, func() error {
+			img, err := inspectImage(a)
+			images[i] = inspectedImage{Image: img, src: a}
+			return err
+		})
+	}
+	err := parallel.For(ctx, workers, jobs, func(_ context.Context, _ int, job func() error) error { return job() })
+	if err != nil {
+		return nil, nil, err
+	}
+	return debs, images, nil
 }
 
 // inspectDeb reads a .deb's control data and places it in its group. The
@@ -295,75 +337,4 @@ func inspectImage(a ImageArchive) (Image, error) {
 		return Image{}, fmt.Errorf("%s: %s: %w", where, a.Path, err)
 	}
 	return img, nil
-}
-
-// WriteFileAtomic creates path through a temporary file in the same
-// directory and a rename, so readers never see a partial file and a failure
-// leaves nothing behind, including directories it had to create. The file
-// is made 0644.
-func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	created, err := mkdirAllTracked(dir)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			for i := len(created) - 1; i >= 0; i-- {
-				os.Remove(created[i])
-			}
-		}
-	}()
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err = write(f); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Chmod(tmp, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-// mkdirAllTracked is os.MkdirAll that returns the directories it created,
-// outermost first.
-func mkdirAllTracked(dir string) ([]string, error) {
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil {
-			break
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return nil, err
-		}
-		missing = append(missing, d)
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	var created []string
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := os.Mkdir(missing[i], 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			for j := len(created) - 1; j >= 0; j-- {
-				os.Remove(created[j])
-			}
-			return nil, err
-		}
-		created = append(created, missing[i])
-	}
-	return created, nil
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/modules/pkgzip"
 )
 
@@ -163,14 +164,9 @@ func (m *Manifest) Marshal() ([]byte, error) {
 // entries, two packages of one name, names the node scripts could not
 // handle and malformed digests are errors.
 func ParseManifest(data []byte) (*Manifest, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var m Manifest
-	if err := dec.Decode(&m); err != nil {
+	if err := strictjson.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("%s: %w", ManifestName, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%s: unexpected data after the JSON object", ManifestName)
 	}
 	if m.Packages == nil || m.Images == nil {
 		return nil, fmt.Errorf("%s: Packages and Images must both be present (use [] when empty)", ManifestName)
@@ -285,7 +281,22 @@ func validSHA256(s string) bool {
 	return err == nil && len(b) == 32 && s == strings.ToLower(s)
 }
 
+// validate checks the header, then the packages, then the images; all
+// entry names go into one NameSet, because they share the zip (and the
+// node's file system).
 func (m *Manifest) validate() error {
+	if err := m.checkHeader(); err != nil {
+		return err
+	}
+	var entries pkgzip.NameSet
+	if err := m.checkPackages(&entries); err != nil {
+		return err
+	}
+	return m.checkImages(&entries)
+}
+
+// checkHeader checks the format and the names of the release and OS.
+func (m *Manifest) checkHeader() error {
 	if m.ManifestVersion != ManifestVersion {
 		return fmt.Errorf("ManifestVersion %q is not supported (this release reads %q)", m.ManifestVersion, ManifestVersion)
 	}
@@ -300,39 +311,50 @@ func (m *Manifest) validate() error {
 	if err := CheckOSDir(m.OSDir); err != nil {
 		return fmt.Errorf("OSDir: %w", err)
 	}
+	return nil
+}
+
+// checkPackages checks every package, their order, that no package name
+// comes twice, and adds their entries to entries.
+func (m *Manifest) checkPackages(entries *pkgzip.NameSet) error {
 	names := map[string]string{}
 	for i, p := range m.Packages {
 		if err := p.validate(); err != nil {
-			return fmt.Errorf("Packages[%d]: %w", i, err)
+			return fmt.Errorf("field Packages[%d]: %w", i, err)
 		}
 		if i > 0 && m.Packages[i-1].Path >= p.Path {
-			return fmt.Errorf("Packages are not sorted by Path and unique at %s", p.Path)
+			return fmt.Errorf("field Packages is not sorted by Path and unique at %s", p.Path)
 		}
 		if prev, ok := names[p.Package]; ok {
 			return fmt.Errorf("package %s is there twice, as %s and as %s; a node can install one version only", p.Package, prev, p.Path)
 		}
 		names[p.Package] = p.Path
 	}
-	refs := map[string]string{}
-	var folded pkgzip.NameSet
 	for i, p := range m.Packages {
-		if err := folded.Add(p.Entry(m.OSDir), ""); err != nil {
-			return fmt.Errorf("Packages[%d]: %w", i, err)
+		if err := entries.Add(p.Entry(m.OSDir), ""); err != nil {
+			return fmt.Errorf("field Packages[%d]: %w", i, err)
 		}
 	}
+	return nil
+}
+
+// checkImages checks every image, their order, that no reference comes
+// twice, and adds their entries to entries.
+func (m *Manifest) checkImages(entries *pkgzip.NameSet) error {
+	refs := map[string]string{}
 	for i, img := range m.Images {
 		if err := img.validate(); err != nil {
-			return fmt.Errorf("Images[%d]: %w", i, err)
+			return fmt.Errorf("field Images[%d]: %w", i, err)
 		}
 		if i > 0 && m.Images[i-1].File >= img.File {
-			return fmt.Errorf("Images are not sorted by File and unique at %s", img.File)
+			return fmt.Errorf("field Images is not sorted by File and unique at %s", img.File)
 		}
 		if prev, ok := refs[img.Ref]; ok {
 			return fmt.Errorf("image %s is there twice, as %s and as %s", img.Ref, prev, img.File)
 		}
 		refs[img.Ref] = img.File
-		if err := folded.Add(img.Entry(), ""); err != nil {
-			return fmt.Errorf("Images[%d]: %w", i, err)
+		if err := entries.Add(img.Entry(), ""); err != nil {
+			return fmt.Errorf("field Images[%d]: %w", i, err)
 		}
 	}
 	return nil
@@ -344,13 +366,13 @@ func (p Package) validate() error {
 	}
 	dir, file, ok := strings.Cut(p.Path, "/")
 	if !ok || dir != p.Group {
-		return fmt.Errorf("Path %q must be <Group>/<file>.deb with Group %q", p.Path, p.Group)
+		return fmt.Errorf("field Path %q must be <Group>/<file>.deb with Group %q", p.Path, p.Group)
 	}
 	if err := checkFileName("deb file", file); err != nil {
 		return err
 	}
 	if !strings.HasSuffix(file, ".deb") {
-		return fmt.Errorf("Path %q does not end in .deb", p.Path)
+		return fmt.Errorf("field Path %q does not end in .deb", p.Path)
 	}
 	if err := CheckControl(p.Package, p.Version, p.Architecture); err != nil {
 		return fmt.Errorf("%s: %w", p.Path, err)

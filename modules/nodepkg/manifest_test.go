@@ -118,13 +118,13 @@ func TestParseManifestErrors(t *testing.T) {
 		{"unsorted", func(m map[string]any) {
 			p := pkgs(m)
 			p[0], p[1] = p[1], p[0]
-		}, "Packages are not sorted"},
+		}, "field Packages is not sorted by Path"},
 		{"same name twice", func(m map[string]any) {
 			pkgs(m)[1].(map[string]any)["Package"] = "relcue-common"
 		}, "package relcue-common is there twice, as base/relcue-common_1.0-1_all.deb and as kubernetes/kubelet_1.31.6-1_amd64.deb"},
-		{"path outside group", func(m map[string]any) { pkgs(m)[0].(map[string]any)["Path"] = "other/relcue-common_1.0-1_all.deb" }, "must be <Group>/<file>.deb"},
+		{"path outside group", func(m map[string]any) { pkgs(m)[0].(map[string]any)["Path"] = "other/relcue-common_1.0-1_all.deb" }, `field Path "other/relcue-common_1.0-1_all.deb" must be <Group>/<file>.deb`},
 		{"path with a space", func(m map[string]any) { pkgs(m)[0].(map[string]any)["Path"] = "base/a b.deb" }, "not a plain file name"},
-		{"not a deb", func(m map[string]any) { pkgs(m)[0].(map[string]any)["Path"] = "base/relcue-common.tar" }, "does not end in .deb"},
+		{"not a deb", func(m map[string]any) { pkgs(m)[0].(map[string]any)["Path"] = "base/relcue-common.tar" }, `field Path "base/relcue-common.tar" does not end in .deb`},
 		{"bad package name", func(m map[string]any) { pkgs(m)[0].(map[string]any)["Package"] = "Relcue" }, "not a valid Debian package name"},
 		{"bad version", func(m map[string]any) { pkgs(m)[0].(map[string]any)["Version"] = "v1.0" }, "not a valid Debian version"},
 		{"bad arch", func(m map[string]any) { pkgs(m)[0].(map[string]any)["Architecture"] = "x86 64" }, "not a Debian architecture"},
@@ -164,7 +164,7 @@ func TestParseManifestErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := nodepkg.ParseManifest(append(base, []byte("{}")...)); err == nil || !strings.Contains(err.Error(), "after the JSON object") {
+	if _, err := nodepkg.ParseManifest(append(base, []byte("{}")...)); err == nil || err.Error() != "node-manifest.json: unexpected data after the JSON object" {
 		t.Errorf("trailing data: %v", err)
 	}
 	bad := sample()

@@ -1,13 +1,13 @@
 package nodepkg
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"time"
 
+	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/modules/deb"
 	"github.com/relcue/release/modules/image"
 	"github.com/relcue/release/pipeline/step"
@@ -69,10 +69,8 @@ func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 // ParseSpec decodes a node package spec strictly and checks what the
 // planner promised.
 func ParseSpec(raw json.RawMessage) (*Spec, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var s Spec
-	if err := dec.Decode(&s); err != nil {
+	if err := strictjson.Unmarshal(raw, &s); err != nil {
 		return nil, fmt.Errorf("bad nodepkg spec: %w", err)
 	}
 	if err := checkIdentity(s); err != nil {

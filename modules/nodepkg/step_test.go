@@ -226,3 +226,22 @@ func TestStepRun(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSpecIsStrict(t *testing.T) {
+	good := `{"product":"k2s","os":"debian12","osDir":"deb12","version":"1.4.0","output":"nodes/k2s-node-deb12-1.4.0.zip","date":"2026-03-01T12:00:00Z","level":9,` +
+		`"debs":[{"group":"tools","source":"deb1"}],"images":[]}`
+	if _, err := nodepkg.ParseSpec(json.RawMessage(good)); err != nil {
+		t.Fatalf("ParseSpec of a valid spec: %v", err)
+	}
+	for name, c := range map[string]struct{ raw, want string }{
+		"unknown field": {strings.Replace(good, `"level":9`, `"level":9,"extra":1`, 1), `bad nodepkg spec: json: unknown field "extra"`},
+		"trailing data": {good + "{}", "bad nodepkg spec: unexpected data after the JSON object"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := nodepkg.ParseSpec(json.RawMessage(c.raw))
+			if err == nil || err.Error() != c.want {
+				t.Errorf("error %v, want %q", err, c.want)
+			}
+		})
+	}
+}

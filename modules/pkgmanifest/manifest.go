@@ -9,10 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 
+	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/modules/pkgzip"
 )
 
@@ -107,14 +107,9 @@ func (m *Manifest) Marshal() ([]byte, error) {
 // duplicate paths are errors. Upper-case hex digests are accepted and
 // returned in lower case.
 func Parse(data []byte) (*Manifest, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var m Manifest
-	if err := dec.Decode(&m); err != nil {
+	if err := strictjson.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("%s: %w", Name, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%s: unexpected data after the JSON object", Name)
 	}
 	for i := range m.Files {
 		m.Files[i].SHA256 = strings.ToLower(m.Files[i].SHA256)
@@ -135,30 +130,30 @@ func (m *Manifest) validate() error {
 		return fmt.Errorf("HashAlgorithm %q is not supported (want %q)", m.HashAlgorithm, HashAlgorithm)
 	}
 	if m.Files == nil {
-		return errors.New("Files is missing")
+		return errors.New("field Files is missing")
 	}
 	if m.Product == "" {
-		return errors.New("Product is empty")
+		return errors.New("field Product is empty")
 	}
 	if m.Version == "" {
-		return errors.New("Version is empty")
+		return errors.New("field Version is empty")
 	}
 	var names pkgzip.NameSet
 	for _, f := range m.Files {
 		if err := pkgzip.CheckName(f.Path); err != nil {
-			return fmt.Errorf("Files: %w", err)
+			return fmt.Errorf("field Files: %w", err)
 		}
 		if f.Path == Name {
-			return fmt.Errorf("Files: lists %s itself; the manifest cannot contain its own digest", Name)
+			return fmt.Errorf("field Files lists %s itself; the manifest cannot contain its own digest", Name)
 		}
 		if err := names.Add(f.Path, ""); err != nil {
-			return fmt.Errorf("Files: %w", err)
+			return fmt.Errorf("field Files: %w", err)
 		}
 		if b, err := hex.DecodeString(f.SHA256); err != nil || len(b) != 32 || f.SHA256 != strings.ToLower(f.SHA256) {
-			return fmt.Errorf("Files: %q: SHA256 %q is not 64 lower-case hex digits", f.Path, f.SHA256)
+			return fmt.Errorf("field Files: %q: SHA256 %q is not 64 lower-case hex digits", f.Path, f.SHA256)
 		}
 		if f.Size < 0 {
-			return fmt.Errorf("Files: %q: negative Size %d", f.Path, f.Size)
+			return fmt.Errorf("field Files: %q: negative Size %d", f.Path, f.Size)
 		}
 	}
 	return nil

@@ -69,7 +69,7 @@ func TestMarshalIsCanonical(t *testing.T) {
 	if err != nil || !strings.Contains(string(empty), `"Files": []`) {
 		t.Errorf("empty manifest: %v\n%s", err, empty)
 	}
-	if _, err := New("", "1", nil).Marshal(); err == nil || !strings.Contains(err.Error(), "Product is empty") {
+	if _, err := New("", "1", nil).Marshal(); err == nil || !strings.Contains(err.Error(), "field Product is empty") {
 		t.Errorf("Marshal of an invalid manifest: %v", err)
 	}
 }
@@ -99,18 +99,18 @@ func TestParse(t *testing.T) {
 		"unknown file field": {manifestJSON(`{"Path":"a","SHA256":"` + hashA + `","Size":1,"Mode":420}`), `unknown field "Mode"`},
 		"other version":      {strings.Replace(manifestJSON(""), `"1.0"`, `"2.0"`, 1), `ManifestVersion "2.0" is not supported`},
 		"other algorithm":    {strings.Replace(manifestJSON(""), `"SHA256","Files"`, `"MD5","Files"`, 1), `HashAlgorithm "MD5" is not supported`},
-		"no files":           {`{"ManifestVersion":"1.0","Product":"k2s","Version":"1","HashAlgorithm":"SHA256"}`, "Files is missing"},
-		"null files":         {`{"ManifestVersion":"1.0","Product":"k2s","Version":"1","HashAlgorithm":"SHA256","Files":null}`, "Files is missing"},
-		"no version":         {strings.Replace(manifestJSON(""), `"1.5.0"`, `""`, 1), "Version is empty"},
-		"short hash":         {manifestJSON(file("a", hashA[:60])), `"a": SHA256 "` + hashA[:60] + `" is not 64 lower-case hex digits`},
+		"no files":           {`{"ManifestVersion":"1.0","Product":"k2s","Version":"1","HashAlgorithm":"SHA256"}`, "field Files is missing"},
+		"null files":         {`{"ManifestVersion":"1.0","Product":"k2s","Version":"1","HashAlgorithm":"SHA256","Files":null}`, "field Files is missing"},
+		"no version":         {strings.Replace(manifestJSON(""), `"1.5.0"`, `""`, 1), "field Version is empty"},
+		"short hash":         {manifestJSON(file("a", hashA[:60])), `field Files: "a": SHA256 "` + hashA[:60] + `" is not 64 lower-case hex digits`},
 		"non-hex hash":       {manifestJSON(file("a", "g"+hashA[1:])), "is not 64 lower-case hex digits"},
 		"dotdot path":        {manifestJSON(file("../a", hashA)), `"../a" contains a ".." segment`},
 		"absolute path":      {manifestJSON(file("/a", hashA)), "is an absolute path"},
 		"backslash path":     {manifestJSON(file(`a\\b`, hashA)), "contains a backslash"},
 		"duplicate":          {manifestJSON(file("a", hashA) + "," + file("a", hashB)), "the same path twice"},
 		"case duplicate":     {manifestJSON(file("A", hashA) + "," + file("a", hashB)), "differ only in letter case"},
-		"lists itself":       {manifestJSON(file(Name, hashA)), "cannot contain its own digest"},
-		"negative size":      {manifestJSON(`{"Path":"a","SHA256":"` + hashA + `","Size":-1}`), "negative Size -1"},
+		"lists itself":       {manifestJSON(file(Name, hashA)), "field Files lists package-manifest.json itself; the manifest cannot contain its own digest"},
+		"negative size":      {manifestJSON(`{"Path":"a","SHA256":"` + hashA + `","Size":-1}`), `field Files: "a": negative Size -1`},
 		"trailing data":      {manifestJSON("") + "{}", "unexpected data after the JSON object"},
 		"not json":           {"PK\x03\x04", "invalid character"},
 		"wrong type":         {strings.Replace(manifestJSON(""), `"1.5.0"`, `150`, 1), "cannot unmarshal number"},
