@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/relcue/release/internal/strictjson"
 )
 
 // ManifestFile is the name of the addon manifest in an addon directory.
@@ -185,10 +187,8 @@ func ParseManifest(file string, data []byte, dir string) (*Manifest, error) {
 	if bytes.Equal(bytes.TrimSpace(js), []byte("null")) {
 		return nil, fail("", "empty; write apiVersion: v1, kind: AddonManifest, metadata and spec")
 	}
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
 	var m Manifest
-	if err := dec.Decode(&m); err != nil {
+	if err := strictjson.Unmarshal(js, &m); err != nil {
 		field, msg := jsonProblem(err, js)
 		return nil, fail(field, "%s", msg)
 	}
