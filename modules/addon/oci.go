@@ -16,6 +16,8 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/relcue/release/internal/atomicfile"
 )
 
 // File is a file stored in a layer: a local Path stored as Name.
@@ -329,17 +331,7 @@ func writeLayoutTar(dir string, files []string, dst string, date time.Time) erro
 	for _, f := range files {
 		entries = append(entries, entry{Name: f, Src: filepath.Join(dir, filepath.FromSlash(f))})
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-"+filepath.Base(dst)+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := writeTar(tmp, entries, date); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
+	return atomicfile.WriteFunc(dst, 0o600, false, func(f *os.File) error {
+		return writeTar(f, entries, date)
+	})
 }

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/relcue/release/internal/atomicfile"
 	"github.com/relcue/release/pipeline/fingerprint"
 )
 
@@ -89,19 +90,7 @@ func (x *Index) store(root string, files map[string]recordFile) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".rec-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(raw); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
+	return atomicfile.Write(p, raw, 0o600)
 }
 
 // trusted returns the recorded digest when it may be used for fp.
