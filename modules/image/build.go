@@ -16,7 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"golang.org/x/sync/errgroup"
+
+	"github.com/relcue/release/internal/parallel"
 )
 
 // builder assembles the image(s) of one spec. Layer tars go to tmp, which
@@ -226,19 +227,15 @@ func (b *builder) scanBases(ctx context.Context, builds []*platformBuild, need m
 			}
 		}
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(b.workers)
-	for _, sc := range scans {
-		g.Go(func() error {
-			rec, err := scanLayer(gctx, sc.layer, sc.diffID, need)
-			if err != nil {
-				return fmt.Errorf("base layer %d (%s): %w", sc.n, sc.digest, err)
-			}
-			sc.rec = rec
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	err := parallel.For(ctx, b.workers, scans, func(ctx context.Context, _ int, sc *scan) error {
+		rec, err := scanLayer(ctx, sc.layer, sc.diffID, need)
+		if err != nil {
+			return fmt.Errorf("base layer %d (%s): %w", sc.n, sc.digest, err)
+		}
+		sc.rec = rec
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	for _, sc := range scans {
@@ -248,16 +245,11 @@ func (b *builder) scanBases(ctx context.Context, builds []*platformBuild, need m
 }
 
 func (b *builder) writeLayers(ctx context.Context, jobs []*layerJob) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(b.workers)
-	for _, j := range jobs {
-		g.Go(func() error {
-			bl, err := writeLayer(gctx, b.tmp, j.entries, b.date)
-			j.built = bl
-			return err
-		})
-	}
-	return g.Wait()
+	return parallel.For(ctx, b.workers, jobs, func(ctx context.Context, _ int, j *layerJob) error {
+		bl, err := writeLayer(ctx, b.tmp, j.entries, b.date)
+		j.built = bl
+		return err
+	})
 }
 
 // image composes one platform's image with ggcr: an empty OCI image, the
