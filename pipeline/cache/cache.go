@@ -22,9 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/relcue/release/internal/atomicfile"
+	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/pipeline/digest"
 	"github.com/relcue/release/pipeline/fingerprint"
 	"github.com/relcue/release/pipeline/step"
@@ -459,26 +458,18 @@ func (s *Store) Keys() ([]string, error) {
 }
 
 func (s *Store) verifyFiles(ctx context.Context, dir string, files []FileMeta, workers int) error {
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(workers, 1))
-	for _, f := range files {
-		g.Go(func() error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			sum, n, err := digest.File(filepath.Join(dir, filepath.FromSlash(f.Path)))
-			if err != nil {
-				return fmt.Errorf("%s: %w", f.Path, err)
-			}
-			s.rehashed.Add(1)
-			s.rehashedBytes.Add(n)
-			if n != f.Size || sum != f.SHA256 {
-				return fmt.Errorf("%s: content does not match its recorded sha256", f.Path)
-			}
-			return nil
-		})
-	}
-	return g.Wait()
+	return parallel.For(ctx, workers, files, func(_ context.Context, _ int, f FileMeta) error {
+		sum, n, err := digest.File(filepath.Join(dir, filepath.FromSlash(f.Path)))
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Path, err)
+		}
+		s.rehashed.Add(1)
+		s.rehashedBytes.Add(n)
+		if n != f.Size || sum != f.SHA256 {
+			return fmt.Errorf("%s: content does not match its recorded sha256", f.Path)
+		}
+		return nil
+	})
 }
 
 // BuildFunc writes a step's outputs into outDir and names its artifacts.
@@ -639,33 +630,23 @@ func checkOutputs(ctx context.Context, outDir string, arts []step.Artifact, work
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 	fps := make([]fingerprint.FP, len(files))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(workers, 1))
-	for i := range files {
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			p := filepath.Join(outDir, filepath.FromSlash(files[i].Path))
-			before, err := fingerprint.Stat(p)
-			if err != nil {
-				return err
-			}
-			sum, n, err := digest.File(p)
-			if err != nil {
-				return err
-			}
-			if after, err := fingerprint.Stat(p); err != nil || after != before || n != before.Size {
-				return fmt.Errorf("artifact %s changed while it was hashed; a step must close its outputs before it returns", files[i].Path)
-			}
-			files[i].SHA256, files[i].Size, fps[i] = sum, n, before
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, nil, err
-	}
-	if err := ctx.Err(); err != nil {
+	err = parallel.For(ctx, workers, files, func(_ context.Context, i int, f FileMeta) error {
+		p := filepath.Join(outDir, filepath.FromSlash(f.Path))
+		before, err := fingerprint.Stat(p)
+		if err != nil {
+			return err
+		}
+		sum, n, err := digest.File(p)
+		if err != nil {
+			return err
+		}
+		if after, err := fingerprint.Stat(p); err != nil || after != before || n != before.Size {
+			return fmt.Errorf("artifact %s changed while it was hashed; a step must close its outputs before it returns", f.Path)
+		}
+		files[i].SHA256, files[i].Size, fps[i] = sum, n, before
+		return nil
+	})
+	if err != nil {
 		return nil, nil, err
 	}
 	byPath := make(map[string]fingerprint.FP, len(files))

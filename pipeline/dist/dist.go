@@ -27,12 +27,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/relcue/release/internal/atomicfile"
+	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/pipeline/cache"
 	"github.com/relcue/release/pipeline/digest"
 	"github.com/relcue/release/pipeline/fingerprint"
@@ -123,6 +121,7 @@ type pending struct {
 	tmp    string
 	method string
 	rec    stateRecord
+	hashed bool // the dist copy was read to check it
 }
 
 // Publish places every artifact of items into dir and writes
@@ -154,41 +153,26 @@ func Publish(ctx context.Context, dir string, items []Item, opts Options) (*Resu
 	state := loadState(opts.State, absDir)
 
 	work := make([]*pending, len(arts))
-	var mu sync.Mutex
-	stats := Stats{Methods: map[string]int{}}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(opts.Workers, 1))
 	for i, a := range arts {
-		p := &pending{art: a, dst: filepath.Join(absDir, filepath.FromSlash(a.Path))}
-		work[i] = p
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			current, hashed, rec, err := isCurrent(p.dst, a, state.Files[a.Path])
-			if err != nil {
-				return fmt.Errorf("publish %s: %w", a.Path, err)
-			}
-			mu.Lock()
-			if hashed {
-				stats.Hashed++
-			}
-			mu.Unlock()
-			if current {
-				p.rec = rec
-				return nil
-			}
-			s := src[a.Path]
-			if err := p.prepare(s.path, s.entry); err != nil {
-				return fmt.Errorf("publish %s: %w", a.Path, err)
-			}
+		work[i] = &pending{art: a, dst: filepath.Join(absDir, filepath.FromSlash(a.Path))}
+	}
+	stats := Stats{Methods: map[string]int{}}
+	err = parallel.For(ctx, opts.Workers, work, func(_ context.Context, _ int, p *pending) error {
+		current, hashed, rec, err := isCurrent(p.dst, p.art, state.Files[p.art.Path])
+		p.hashed = hashed
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", p.art.Path, err)
+		}
+		if current {
+			p.rec = rec
 			return nil
-		})
-	}
-	err = g.Wait()
-	if err == nil {
-		err = ctx.Err()
-	}
+		}
+		s := src[p.art.Path]
+		if err := p.prepare(s.path, s.entry); err != nil {
+			return fmt.Errorf("publish %s: %w", p.art.Path, err)
+		}
+		return nil
+	})
 	if err != nil {
 		for _, p := range work {
 			if p.tmp != "" {
@@ -203,6 +187,9 @@ func Publish(ctx context.Context, dir string, items []Item, opts Options) (*Resu
 		next.Files[path] = rec // other builds' artifacts, still valid if untouched
 	}
 	for _, p := range work {
+		if p.hashed {
+			stats.Hashed++
+		}
 		if p.tmp != "" {
 			if err := os.Rename(p.tmp, p.dst); err != nil {
 				os.Remove(p.tmp)
