@@ -140,24 +140,52 @@ func Publish(ctx context.Context, dir string, items []Item, opts Options) (*Resu
 	if err != nil {
 		return nil, err
 	}
-	type source struct {
-		path  string
-		entry *cache.Entry
-	}
-	src := map[string]source{}
-	for _, it := range items {
-		for _, f := range it.Entry.Meta.Files {
-			src[f.Path] = source{filepath.Join(it.Entry.Dir, filepath.FromSlash(f.Path)), it.Entry}
-		}
-	}
 	state := loadState(opts.State, absDir)
-
 	work := make([]*pending, len(arts))
 	for i, a := range arts {
 		work[i] = &pending{art: a, dst: filepath.Join(absDir, filepath.FromSlash(a.Path))}
 	}
-	stats := Stats{Methods: map[string]int{}}
-	err = parallel.For(ctx, opts.Workers, work, func(_ context.Context, _ int, p *pending) error {
+	if err := stage(ctx, work, cachedFiles(items), state, opts.Workers); err != nil {
+		return nil, err
+	}
+	next, stats, err := commit(work, state)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeIndex(absDir, arts); err != nil {
+		return nil, err
+	}
+	if opts.State != "" {
+		if err := saveState(opts.State, next); err != nil {
+			return nil, fmt.Errorf("record published files: %w", err)
+		}
+	}
+	return &Result{Artifacts: arts, Stats: stats}, nil
+}
+
+// cachedFile is where the cache holds an artifact, and the entry that
+// vouches for it.
+type cachedFile struct {
+	path  string
+	entry *cache.Entry
+}
+
+// cachedFiles maps each artifact path of items to its cached file.
+func cachedFiles(items []Item) map[string]cachedFile {
+	src := map[string]cachedFile{}
+	for _, it := range items {
+		for _, f := range it.Entry.Meta.Files {
+			src[f.Path] = cachedFile{filepath.Join(it.Entry.Dir, filepath.FromSlash(f.Path)), it.Entry}
+		}
+	}
+	return src
+}
+
+// stage decides, in parallel, which dist files are current and writes
+// every other one to a temporary file beside it. On error no temporary
+// file is left.
+func stage(ctx context.Context, work []*pending, src map[string]cachedFile, state stateFile, workers int) error {
+	err := parallel.For(ctx, workers, work, func(_ context.Context, _ int, p *pending) error {
 		current, hashed, rec, err := isCurrent(p.dst, p.art, state.Files[p.art.Path])
 		p.hashed = hashed
 		if err != nil {
@@ -179,10 +207,16 @@ func Publish(ctx context.Context, dir string, items []Item, opts Options) (*Resu
 				os.Remove(p.tmp)
 			}
 		}
-		return nil, err
 	}
+	return err
+}
 
-	next := stateFile{Dir: absDir, Files: map[string]stateRecord{}}
+// commit renames the staged files into place and returns the record of
+// the dist directory to keep (state, which loadState made for this
+// directory, updated for these artifacts) and what publishing did.
+func commit(work []*pending, state stateFile) (stateFile, Stats, error) {
+	stats := Stats{Methods: map[string]int{}}
+	next := stateFile{Dir: state.Dir, Files: map[string]stateRecord{}}
 	for path, rec := range state.Files {
 		next.Files[path] = rec // other builds' artifacts, still valid if untouched
 	}
@@ -190,30 +224,36 @@ func Publish(ctx context.Context, dir string, items []Item, opts Options) (*Resu
 		if p.hashed {
 			stats.Hashed++
 		}
-		if p.tmp != "" {
-			if err := os.Rename(p.tmp, p.dst); err != nil {
-				os.Remove(p.tmp)
-				return nil, fmt.Errorf("publish %s: %w", p.art.Path, err)
-			}
-			// A rename sets the change time: fingerprint the file where
-			// it now is.
-			fp, err := fingerprint.Stat(p.dst)
-			if err != nil {
-				return nil, fmt.Errorf("publish %s: %w", p.art.Path, err)
-			}
-			p.rec = stateRecord{SHA256: p.art.SHA256, FP: fp, Own: true}
-			stats.Written++
-			stats.WrittenSize += p.art.Size
-			stats.Methods[p.method]++
-		} else {
+		if p.tmp == "" {
 			stats.Kept++
+			next.Files[p.art.Path] = p.rec
+			continue
 		}
+		if err := os.Rename(p.tmp, p.dst); err != nil {
+			os.Remove(p.tmp)
+			return stateFile{}, Stats{}, fmt.Errorf("publish %s: %w", p.art.Path, err)
+		}
+		// A rename sets the change time: fingerprint the file where it
+		// now is.
+		fp, err := fingerprint.Stat(p.dst)
+		if err != nil {
+			return stateFile{}, Stats{}, fmt.Errorf("publish %s: %w", p.art.Path, err)
+		}
+		p.rec = stateRecord{SHA256: p.art.SHA256, FP: fp, Own: true}
+		stats.Written++
+		stats.WrittenSize += p.art.Size
+		stats.Methods[p.method]++
 		next.Files[p.art.Path] = p.rec
 	}
+	return next, stats, nil
+}
 
+// writeIndex writes SHA256SUMS, then artifacts.json: a reader that sees
+// the new artifacts.json sees everything else already in place.
+func writeIndex(absDir string, arts []Artifact) error {
 	js, err := json.MarshalIndent(arts, "", "  ")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	js = append(js, '\n')
 	var sums bytes.Buffer
@@ -222,17 +262,9 @@ func Publish(ctx context.Context, dir string, items []Item, opts Options) (*Resu
 		fmt.Fprintf(&sums, "%s  %s\n", a.SHA256, a.Path)
 	}
 	if err := writeIfChanged(filepath.Join(absDir, "SHA256SUMS"), sums.Bytes()); err != nil {
-		return nil, err
+		return err
 	}
-	if err := writeIfChanged(filepath.Join(absDir, "artifacts.json"), js); err != nil {
-		return nil, err
-	}
-	if opts.State != "" {
-		if err := saveState(opts.State, next); err != nil {
-			return nil, fmt.Errorf("record published files: %w", err)
-		}
-	}
-	return &Result{Artifacts: arts, Stats: stats}, nil
+	return writeIfChanged(filepath.Join(absDir, "artifacts.json"), js)
 }
 
 // isCurrent decides whether dst already holds a: by its recorded
