@@ -483,33 +483,9 @@ func (s *Store) Build(ctx context.Context, key string, info Info, workers int, f
 	if err := validKey(key); err != nil {
 		return nil, false, err
 	}
-	var lk *os.File
-	appeared := func() bool { return s.Has(key) }
-	for lk == nil {
-		// Another build that made this entry keeps a shared lock on it
-		// until that whole build ends, so waiting for the exclusive lock
-		// could wait on a process that in turn waits on us. Once the entry
-		// exists, read it like any reader instead.
-		lk, err = s.lock(ctx, key, true, appeared)
-		if errors.Is(err, errAppeared) {
-			e, err := s.Get(ctx, key, workers)
-			if err == nil {
-				return e, false, nil
-			}
-			if errors.As(err, new(*CorruptError)) {
-				// Evicting needs the exclusive lock: wait for it even
-				// though the (broken) entry exists.
-				appeared = nil
-				continue
-			}
-			if errors.Is(err, ErrNotFound) {
-				continue // removed meanwhile: compete to build it
-			}
-			return nil, false, err
-		}
-		if err != nil {
-			return nil, false, err
-		}
+	lk, e, err := s.lockToBuild(ctx, key, workers)
+	if err != nil || e != nil {
+		return e, false, err
 	}
 	defer func() {
 		if err != nil {
@@ -529,53 +505,92 @@ func (s *Store) Build(ctx context.Context, key string, info Info, workers int, f
 	default:
 		return nil, false, err
 	}
-
-	tmp, err := os.MkdirTemp(s.TempDir(), key[:16]+"-")
+	meta, fps, err := s.buildEntry(ctx, key, info, workers, fn)
 	if err != nil {
 		return nil, false, err
-	}
-	defer os.RemoveAll(tmp) // after a successful rename this is a no-op
-	out := filepath.Join(tmp, outName)
-	if err := os.Mkdir(out, 0o755); err != nil {
-		return nil, false, err
-	}
-	arts, err := fn(ctx, out)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, false, err
-	}
-	files, fps, err := checkOutputs(ctx, out, arts, workers)
-	if err != nil {
-		return nil, false, fmt.Errorf("%s: %w", info.Target, err)
-	}
-	meta := Meta{Format: 1, Key: key, Info: info, Created: time.Now().UTC().Truncate(time.Second), Files: files}
-	raw, _ := json.MarshalIndent(meta, "", "  ")
-	if err := atomicfile.WriteSync(filepath.Join(tmp, metaName), raw, 0o644); err != nil {
-		return nil, false, err
-	}
-	// Renaming the directory changes neither the files' inodes nor their
-	// change times, so what checkOutputs saw is what a reader will see.
-	if err := writeFingerprints(tmp, fps); err != nil {
-		return nil, false, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, false, err
-	}
-	dst := s.entryDir(key)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return nil, false, err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return nil, false, fmt.Errorf("commit cache entry %s: %w", short(key), err)
 	}
 	s.mu.Lock()
 	s.verified[key] = true
 	s.mu.Unlock()
-	e = &Entry{Key: key, Dir: filepath.Join(dst, outName), Meta: meta, fps: fps}
+	e = &Entry{Key: key, Dir: filepath.Join(s.entryDir(key), outName), Meta: meta, fps: fps}
 	e, _, err = s.downgrade(e, lk)
 	return e, true, err
+}
+
+// lockToBuild takes key's exclusive lock, or returns the entry (read
+// under a shared lock) when another builder made it meanwhile.
+func (s *Store) lockToBuild(ctx context.Context, key string, workers int) (*os.File, *Entry, error) {
+	appeared := func() bool { return s.Has(key) }
+	for {
+		// Another build that made this entry keeps a shared lock on it
+		// until that whole build ends, so waiting for the exclusive lock
+		// could wait on a process that in turn waits on us. Once the entry
+		// exists, read it like any reader instead.
+		lk, err := s.lock(ctx, key, true, appeared)
+		if !errors.Is(err, errAppeared) {
+			return lk, nil, err
+		}
+		e, err := s.Get(ctx, key, workers)
+		switch {
+		case err == nil:
+			return nil, e, nil
+		case errors.As(err, new(*CorruptError)):
+			// Evicting needs the exclusive lock: wait for it even
+			// though the (broken) entry exists.
+			appeared = nil
+		case errors.Is(err, ErrNotFound):
+			// Removed meanwhile: compete to build it.
+		default:
+			return nil, nil, err
+		}
+	}
+}
+
+// buildEntry runs fn in a temporary directory, checks and records what it
+// wrote, and moves the directory into place as key's entry. The caller
+// holds key's exclusive lock.
+func (s *Store) buildEntry(ctx context.Context, key string, info Info, workers int, fn BuildFunc) (Meta, map[string]fingerprint.FP, error) {
+	tmp, err := os.MkdirTemp(s.TempDir(), key[:16]+"-")
+	if err != nil {
+		return Meta{}, nil, err
+	}
+	defer os.RemoveAll(tmp) // after a successful rename this is a no-op
+	out := filepath.Join(tmp, outName)
+	if err := os.Mkdir(out, 0o755); err != nil {
+		return Meta{}, nil, err
+	}
+	arts, err := fn(ctx, out)
+	if err != nil {
+		return Meta{}, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Meta{}, nil, err
+	}
+	files, fps, err := checkOutputs(ctx, out, arts, workers)
+	if err != nil {
+		return Meta{}, nil, fmt.Errorf("%s: %w", info.Target, err)
+	}
+	meta := Meta{Format: 1, Key: key, Info: info, Created: time.Now().UTC().Truncate(time.Second), Files: files}
+	raw, _ := json.MarshalIndent(meta, "", "  ")
+	if err := atomicfile.WriteSync(filepath.Join(tmp, metaName), raw, 0o644); err != nil {
+		return Meta{}, nil, err
+	}
+	// Renaming the directory changes neither the files' inodes nor their
+	// change times, so what checkOutputs saw is what a reader will see.
+	if err := writeFingerprints(tmp, fps); err != nil {
+		return Meta{}, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Meta{}, nil, err
+	}
+	dst := s.entryDir(key)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return Meta{}, nil, err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return Meta{}, nil, fmt.Errorf("commit cache entry %s: %w", short(key), err)
+	}
+	return meta, fps, nil
 }
 
 // downgrade turns the builder's exclusive lock into the reader's shared one.
