@@ -13,15 +13,7 @@ import (
 	"github.com/relcue/release/pipeline/progress"
 )
 
-func newBuild() *cobra.Command {
-	var c common
-	var o pipeline.BuildOptions
-	var quiet bool
-	var rc remoteFlags
-	cmd := &cobra.Command{
-		Use:   "build",
-		Short: "Build the planned targets and publish their artifacts into dist/",
-		Long: `build runs every selected target (all by default) and what it needs,
+const buildHelp = `build runs every selected target (all by default) and what it needs,
 taking verified results from the cache and building the rest, at most -j
 steps at a time. When every target succeeds, the artifacts of the selected
 targets are copied into dist/ with artifacts.json and SHA256SUMS; when any
@@ -36,16 +28,28 @@ from the docker config file (~/.docker/config.json or $DOCKER_CONFIG).
 through a registry: a target missing from the local cache is pulled from it
 (every file verified against its digest, then hashed again) before it is
 built, and what is built is pushed. A registry that cannot be reached only
-costs a warning: the build goes on locally.`,
-		Example: `  release build -C fixtures/sample
+costs a warning: the build goes on locally.`
+
+const buildExamples = `  release build -C fixtures/sample
   release build -C fixtures/sample --target package/1.5.0 -j 4
   release build -C fixtures/sample --target 'delta/*' --keep-going --format json
   release build -C fixtures/sample --dist /tmp/out --cache /tmp/cache
   release build -C fixtures/sample --push --registry 127.0.0.1:5000 --plain-http
   release build -C fixtures/sample --push --target 'push/addon/metrics/*'
   _EXPERIMENTAL_DAGGER_RUNNER_HOST=tcp://dagger.ci:1234 release build -C fixtures/sample --engine dagger
-  release build -C fixtures/sample --target 'delta/*' --remote-cache oci://ghcr.io/acme/release-cache`,
-		Args: cobra.NoArgs,
+  release build -C fixtures/sample --target 'delta/*' --remote-cache oci://ghcr.io/acme/release-cache`
+
+func newBuild() *cobra.Command {
+	var c common
+	var o pipeline.BuildOptions
+	var quiet bool
+	var rc remoteFlags
+	cmd := &cobra.Command{
+		Use:     "build",
+		Short:   "Build the planned targets and publish their artifacts into dist/",
+		Long:    buildHelp,
+		Example: buildExamples,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkFormat(c.format); err != nil {
 				return err
@@ -53,52 +57,63 @@ costs a warning: the build goes on locally.`,
 			if o.StepBinary != "" && o.Engine != "dagger" && o.Engine != "process" {
 				return usageError{fmt.Errorf("--step-binary is the binary the dagger and process engines run steps with; add --engine dagger")}
 			}
-			s, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			rep := reporter(quiet)
-			o.Progress = rep
-			o.EngineLog = progress.Lines(rep)
-			remote, err := rc.open(rep.Printf)
-			if err != nil {
-				rep.Close()
-				return err
-			}
-			if remote != nil {
-				o.Remote = remote
-			}
-			report, err := s.Build(cmd.Context(), o)
-			stats := remote.summary()
-			if stats != "" {
-				rep.Printf("remote cache: %s", stats)
-			}
-			rep.Close()
-			if report != nil {
-				if werr := writeBuildReport(cmd.OutOrStdout(), c.format, report); werr != nil && err == nil {
-					err = werr
-				}
-				if inGitHub() {
-					if werr := buildToGitHub(report, stats); werr != nil && err == nil {
-						err = werr
-					}
-				}
-			}
-			return err
+			return buildAndReport(cmd, &c, o, quiet, &rc)
 		},
 	}
 	c.bind(cmd)
 	c.bindRegistry(cmd)
 	c.bindSigning(cmd)
+	bindBuildFlags(cmd, &o, &quiet)
+	rc.bind(cmd)
+	return cmd
+}
+
+func bindBuildFlags(cmd *cobra.Command, o *pipeline.BuildOptions, quiet *bool) {
 	cmd.Flags().BoolVar(&o.Effects, "push", false, "also push addon artifacts to the registry (push/... targets); a plain build never pushes")
 	cmd.Flags().StringArrayVarP(&o.Targets, "target", "t", nil, "build only matching targets and what they need (glob over target IDs, also matching ID prefixes: deb/* selects deb/debian12/...; repeatable)")
 	cmd.Flags().BoolVarP(&o.KeepGoing, "keep-going", "k", false, "keep building independent targets after a failure")
 	cmd.Flags().StringVar(&o.Engine, "engine", "local", "where steps run: "+strings.Join(engine.Names(), " | ")+" (dagger: each step in a container on a Dagger engine)")
 	cmd.Flags().StringVar(&o.StepBinary, "step-binary", "", "static Linux release binary the dagger engine runs steps with (default: this executable, when it is one; build it with CGO_ENABLED=0 GOOS=linux go build ./cmd/release)")
 	cmd.Flags().StringVar(&o.Dist, "dist", "", "output directory (default: build.dist from the configuration)")
-	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress output")
-	rc.bind(cmd)
-	return cmd
+	cmd.Flags().BoolVarP(quiet, "quiet", "q", false, "no progress output")
+}
+
+// buildAndReport builds with progress on stderr (unless quiet), then
+// writes the report, and a job summary when running in GitHub Actions.
+// The report is written even when the build failed, once there is one.
+func buildAndReport(cmd *cobra.Command, c *common, o pipeline.BuildOptions, quiet bool, rc *remoteFlags) error {
+	s, err := c.open(cmd.Context())
+	if err != nil {
+		return err
+	}
+	rep := reporter(quiet)
+	o.Progress = rep
+	o.EngineLog = progress.Lines(rep)
+	remote, err := rc.open(rep.Printf)
+	if err != nil {
+		rep.Close()
+		return err
+	}
+	if remote != nil {
+		o.Remote = remote
+	}
+	report, err := s.Build(cmd.Context(), o)
+	stats := remote.summary()
+	if stats != "" {
+		rep.Printf("remote cache: %s", stats)
+	}
+	rep.Close()
+	if report != nil {
+		if werr := writeBuildReport(cmd.OutOrStdout(), c.format, report); werr != nil && err == nil {
+			err = werr
+		}
+		if inGitHub() {
+			if werr := buildToGitHub(report, stats); werr != nil && err == nil {
+				err = werr
+			}
+		}
+	}
+	return err
 }
 
 func writeBuildReport(w io.Writer, format string, r *pipeline.BuildReport) error {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"text/tabwriter"
 	"time"
 
@@ -33,15 +34,22 @@ func newCache() *cobra.Command {
 		}
 		return cache.Open(d)
 	}
+	cmd.AddCommand(newCacheLs(open), newCacheGC(open), newCacheVerify(&dir))
+	return cmd
+}
 
-	var lsFormat string
+// openStore opens the cache the --cache flag names.
+type openStore func() (*cache.Store, error)
+
+func newCacheLs(open openStore) *cobra.Command {
+	var format string
 	ls := &cobra.Command{
 		Use:     "ls",
 		Short:   "List cache entries, most recently used first",
 		Example: "  release cache ls\n  release cache ls --format json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat(lsFormat); err != nil {
+			if err := checkFormat(format); err != nil {
 				return err
 			}
 			s, err := open()
@@ -52,7 +60,7 @@ func newCache() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if lsFormat == "json" {
+			if format == "json" {
 				if list == nil {
 					list = []cache.EntryInfo{}
 				}
@@ -60,35 +68,44 @@ func newCache() *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(list)
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "KEY\tTARGET\tKIND\tSIZE\tLAST USED")
-			var total int64
-			for _, e := range list {
-				total += e.Size
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Key[:12], e.Target, e.Kind, progress.Bytes(e.Size), e.LastUsed.Local().Format(time.DateTime))
-			}
-			tw.Flush()
-			fmt.Fprintf(cmd.OutOrStdout(), "%d entries, %s in %s\n", len(list), progress.Bytes(total), s.Root())
+			printCacheList(cmd.OutOrStdout(), list, s.Root())
 			return nil
 		},
 	}
-	addFormat(ls, &lsFormat)
+	addFormat(ls, &format)
+	return ls
+}
 
+func printCacheList(w io.Writer, list []cache.EntryInfo, root string) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tTARGET\tKIND\tSIZE\tLAST USED")
+	var total int64
+	for _, e := range list {
+		total += e.Size
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Key[:12], e.Target, e.Kind, progress.Bytes(e.Size), e.LastUsed.Local().Format(time.DateTime))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d entries, %s in %s\n", len(list), progress.Bytes(total), root)
+}
+
+const cacheGCHelp = `gc removes entries not used for --max-age, then the least recently used
+ones until the cache fits in --max-size, plus leftovers of interrupted builds.
+Entries that a running build holds are never removed. With no rule given it
+removes only corrupt entries and leftovers.`
+
+func newCacheGC(open openStore) *cobra.Command {
 	var o cache.GCOptions
-	var maxSize, gcFormat string
+	var maxSize, format string
 	gc := &cobra.Command{
 		Use:   "gc",
 		Short: "Remove cache entries by age and size (entries in use are kept)",
-		Long: `gc removes entries not used for --max-age, then the least recently used
-ones until the cache fits in --max-size, plus leftovers of interrupted builds.
-Entries that a running build holds are never removed. With no rule given it
-removes only corrupt entries and leftovers.`,
+		Long:  cacheGCHelp,
 		Example: `  release cache gc --max-age 720h
   release cache gc --max-size 20GiB --dry-run
   release cache gc --all`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat(gcFormat); err != nil {
+			if err := checkFormat(format); err != nil {
 				return err
 			}
 			if maxSize != "" {
@@ -106,20 +123,12 @@ removes only corrupt entries and leftovers.`,
 			if err != nil {
 				return err
 			}
-			if gcFormat == "json" {
+			if format == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
 				return enc.Encode(rep)
 			}
-			verb := "removed"
-			if o.DryRun {
-				verb = "would remove"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %d entries (%s); kept %d (%s)", verb, len(rep.Removed), progress.Bytes(rep.FreedBytes), rep.Kept, progress.Bytes(rep.KeptBytes))
-			if len(rep.SkippedInUse) > 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), "; %d in use by a running build", len(rep.SkippedInUse))
-			}
-			fmt.Fprintln(cmd.OutOrStdout())
+			printGCReport(cmd.OutOrStdout(), rep, o.DryRun)
 			return nil
 		},
 	}
@@ -127,9 +136,20 @@ removes only corrupt entries and leftovers.`,
 	gc.Flags().StringVar(&maxSize, "max-size", "", "keep the cache under this size (e.g. 20GiB, 500MB)")
 	gc.Flags().BoolVar(&o.All, "all", false, "remove every entry")
 	gc.Flags().BoolVar(&o.DryRun, "dry-run", false, "report what would be removed")
-	addFormat(gc, &gcFormat)
-	cmd.AddCommand(ls, gc, newCacheVerify(&dir))
-	return cmd
+	addFormat(gc, &format)
+	return gc
+}
+
+func printGCReport(w io.Writer, rep *cache.GCReport, dryRun bool) {
+	verb := "removed"
+	if dryRun {
+		verb = "would remove"
+	}
+	fmt.Fprintf(w, "%s %d entries (%s); kept %d (%s)", verb, len(rep.Removed), progress.Bytes(rep.FreedBytes), rep.Kept, progress.Bytes(rep.KeptBytes))
+	if len(rep.SkippedInUse) > 0 {
+		fmt.Fprintf(w, "; %d in use by a running build", len(rep.SkippedInUse))
+	}
+	fmt.Fprintln(w)
 }
 
 func parseSize(s string) (int64, error) {

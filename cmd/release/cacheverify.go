@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 
 	"github.com/spf13/cobra"
@@ -23,19 +24,21 @@ type verifyReport struct {
 	CacheDir string   `json:"cache"`
 }
 
+const cacheVerifyHelp = `A build trusts a cache entry whose files still have the fingerprints
+(size, modification and change time, inode, device) recorded when they were
+written or last verified, and hashes only those that differ. verify hashes
+every file regardless, records the fingerprints afresh, and evicts entries
+whose content does not match (the next build rebuilds them). Without --all it
+checks the entries the configuration's targets use; with --all every entry.
+It exits 1 when it evicted anything.`
+
 func newCacheVerify(cacheDir *string) *cobra.Command {
 	var c common
 	var all bool
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Re-hash cache entries in full, evicting any that do not match",
-		Long: `A build trusts a cache entry whose files still have the fingerprints
-(size, modification and change time, inode, device) recorded when they were
-written or last verified, and hashes only those that differ. verify hashes
-every file regardless, records the fingerprints afresh, and evicts entries
-whose content does not match (the next build rebuilds them). Without --all it
-checks the entries the configuration's targets use; with --all every entry.
-It exits 1 when it evicted anything.`,
+		Long:  cacheVerifyHelp,
 		Example: `  release cache verify -C fixtures/sample
   release cache verify --all --format json`,
 		Args: cobra.NoArgs,
@@ -50,49 +53,16 @@ It exits 1 when it evicted anything.`,
 				c.cacheDir = *cacheDir
 			}
 			ctx := cmd.Context()
-			var store *cache.Store
-			var keys []string
-			if all {
-				d := c.cacheDir
-				if d == "" {
-					var err error
-					if d, err = cache.DefaultDir(); err != nil {
-						return err
-					}
-				}
-				s, err := cache.Open(d)
-				if err != nil {
-					return err
-				}
-				if keys, err = s.Keys(); err != nil {
-					return err
-				}
-				store = s
-			} else {
-				sess, err := c.open(ctx)
-				if err != nil {
-					return err
-				}
-				store = sess.Cache
-				for _, id := range sess.Graph.Order {
-					if n := sess.Graph.Nodes[id]; !n.Effect {
-						keys = append(keys, n.Key)
-					}
-				}
+			store, keys, err := keysToVerify(ctx, &c, all)
+			if err != nil {
+				return err
 			}
 			rep, err := verifyKeys(ctx, store, keys, c.jobs, cmd)
 			if err != nil {
 				return err
 			}
-			if c.format == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(rep); err != nil {
-					return err
-				}
-			} else {
-				fmt.Fprintf(cmd.OutOrStdout(), "verified %d entries (%d files, %s) in %s; %d not cached, %d corrupt and evicted\n",
-					rep.Checked, rep.Files, progress.Bytes(rep.Bytes), rep.CacheDir, rep.Missing, len(rep.Corrupt))
+			if err := printVerifyReport(cmd.OutOrStdout(), rep, c.format); err != nil {
+				return err
 			}
 			if len(rep.Corrupt) > 0 {
 				return fmt.Errorf("%d corrupt cache entries evicted; the next build rebuilds them", len(rep.Corrupt))
@@ -103,6 +73,52 @@ It exits 1 when it evicted anything.`,
 	c.bind(cmd)
 	cmd.Flags().BoolVar(&all, "all", false, "verify every entry in the cache, not only the configuration's")
 	return cmd
+}
+
+// keysToVerify opens the cache and lists every key in it (all), or the
+// keys of the configuration's targets that have a cache entry of their own
+// (effects have none).
+func keysToVerify(ctx context.Context, c *common, all bool) (*cache.Store, []string, error) {
+	if !all {
+		sess, err := c.open(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		var keys []string
+		for _, id := range sess.Graph.Order {
+			if n := sess.Graph.Nodes[id]; !n.Effect {
+				keys = append(keys, n.Key)
+			}
+		}
+		return sess.Cache, keys, nil
+	}
+	d := c.cacheDir
+	if d == "" {
+		var err error
+		if d, err = cache.DefaultDir(); err != nil {
+			return nil, nil, err
+		}
+	}
+	s, err := cache.Open(d)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := s.Keys()
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, keys, nil
+}
+
+func printVerifyReport(w io.Writer, rep *verifyReport, format string) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Fprintf(w, "verified %d entries (%d files, %s) in %s; %d not cached, %d corrupt and evicted\n",
+		rep.Checked, rep.Files, progress.Bytes(rep.Bytes), rep.CacheDir, rep.Missing, len(rep.Corrupt))
+	return nil
 }
 
 func verifyKeys(ctx context.Context, s *cache.Store, keys []string, jobs int, cmd *cobra.Command) (*verifyReport, error) {

@@ -14,14 +14,7 @@ import (
 	"github.com/relcue/release/pipeline/config"
 )
 
-func newDelta() *cobra.Command {
-	var o delta.Options
-	var date, format string
-	var quiet bool
-	cmd := &cobra.Command{
-		Use:   "delta --from A.zip --to B.zip -o D.zip",
-		Short: "Make a delta package between two full package zips",
-		Long: `delta compares two full packages (zips with VERSION at the root, from
+const deltaHelp = `delta compares two full packages (zips with VERSION at the root, from
 release or any other tool) and writes a delta package holding the added and
 changed files, wholesale directories complete, and delta-manifest.json with
 per-file SHA-256 of base and target so that 'release apply' can verify. Files
@@ -31,62 +24,39 @@ and changed entries are copied without recompression.
 With --mode binary, every changed file of at least --patch-threshold bytes is
 shipped as a zstd patch against its base file when that is smaller than the
 file's compressed entry; only 'release apply' installs such a delta (it checks
-the base before and the result after).`,
-		Example: `  release delta --from k2s-1.4.0.zip --to k2s-1.5.0.zip -o k2s-delta-1.4.0-to-1.5.0.zip
+the base before and the result after).`
+
+const deltaExamples = `  release delta --from k2s-1.4.0.zip --to k2s-1.5.0.zip -o k2s-delta-1.4.0-to-1.5.0.zip
   release delta --from a.zip --to b.zip -o d.zip --whole-dir bin/cni --whole-dir bin/kube
   release delta --from a.zip --to b.zip -o d.zip --skip 'etc/kubernetes/pki/**' --format json
-  release delta --from k2s-1.4.0.zip --to k2s-1.5.0.zip -o d.zip --mode binary`,
-		Args: cobra.NoArgs,
+  release delta --from k2s-1.4.0.zip --to k2s-1.5.0.zip -o d.zip --mode binary`
+
+func newDelta() *cobra.Command {
+	var o delta.Options
+	var date, format string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:     "delta --from A.zip --to B.zip -o D.zip",
+		Short:   "Make a delta package between two full package zips",
+		Long:    deltaHelp,
+		Example: deltaExamples,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkFormat(format); err != nil {
 				return err
 			}
-			if o.Base == "" || o.Target == "" || o.Output == "" {
-				return usageError{fmt.Errorf("--from, --to and -o are required")}
-			}
-			if o.PatchThreshold < 0 || o.PatchMemory < 0 {
-				return usageError{fmt.Errorf("--patch-threshold and --patch-memory are sizes in bytes; they cannot be negative")}
-			}
-			if o.Mode != delta.ModeFile && o.Mode != delta.ModeBinary {
-				return usageError{fmt.Errorf("--mode %q: want %s or %s", o.Mode, delta.ModeFile, delta.ModeBinary)}
-			}
-			for _, p := range append(append([]string{}, o.Skip...), o.WholeDirectories...) {
-				if err := glob.Validate(p); err != nil {
-					return usageError{err}
-				}
-			}
-			if date != "" {
-				t, err := time.Parse(time.RFC3339, date)
-				if err != nil {
-					return usageError{fmt.Errorf("--date: %w", err)}
-				}
-				o.Date = t.UTC()
-			} else if o.Date, _ = sourceDateEpoch(); o.Date.IsZero() {
-				o.Date = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
-			}
-			if o.Workers <= 0 {
-				o.Workers = runtime.NumCPU()
-			}
-			rep := reporter(quiet)
-			t := rep.Start(o.Output, "delta")
-			o.Progress = t.Add
-			o.Log = t.Log()
-			m, err := delta.Build(cmd.Context(), o)
-			t.Done("written", err)
-			rep.Close()
-			if err != nil {
+			if err := completeDeltaOptions(&o, date); err != nil {
 				return err
 			}
-			if format == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(m)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s -> %s: %d added, %d changed (%d as patches), %d removed\n",
-				o.Output, m.BaseVersion, m.TargetVersion, m.AddedCount, m.ChangedCount, len(m.Patches), m.RemovedCount)
-			return nil
+			return runDelta(cmd, o, format, quiet)
 		},
 	}
+	bindDeltaFlags(cmd, &o, &date, &quiet)
+	addFormat(cmd, &format)
+	return cmd
+}
+
+func bindDeltaFlags(cmd *cobra.Command, o *delta.Options, date *string, quiet *bool) {
 	f := cmd.Flags()
 	f.StringVar(&o.Base, "from", "", "base full package zip")
 	f.StringVar(&o.Target, "to", "", "target full package zip")
@@ -99,15 +69,66 @@ the base before and the result after).`,
 	}
 	f.StringArrayVar(&o.WholeDirectories, "whole-dir", whole, "directory shipped complete and replaced wholesale (repeatable; replaces the default)")
 	f.StringArrayVar(&o.Skip, "skip", skip, "glob of paths left out of the delta (repeatable; replaces the defaults)")
-	f.StringVar(&date, "date", "", "timestamp for entries and GeneratedUtc, RFC3339 (default: $SOURCE_DATE_EPOCH or 1980-01-01)")
+	f.StringVar(date, "date", "", "timestamp for entries and GeneratedUtc, RFC3339 (default: $SOURCE_DATE_EPOCH or 1980-01-01)")
 	f.IntVar(&o.Level, "level", 6, "deflate level 1..9 for new entries")
 	f.StringVar(&o.Mode, "mode", delta.ModeFile, "file: ship changed files whole (K2s); binary: ship changed files as patches against their base where smaller")
 	f.Int64Var(&o.PatchThreshold, "patch-threshold", delta.DefaultPatchThreshold, "smallest changed file (bytes) tried as a patch in binary mode")
 	f.Int64Var(&o.PatchMemory, "patch-memory", delta.DefaultPatchMemory, "memory (bytes) the patches made at once may use; each holds its base and target plus ~128 MiB per frame in flight")
 	f.IntVarP(&o.Workers, "jobs", "j", 0, "parallel hashing workers (default: number of CPUs)")
-	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
-	addFormat(cmd, &format)
-	return cmd
+	f.BoolVarP(quiet, "quiet", "q", false, "no progress output")
+}
+
+// completeDeltaOptions checks the flags and fills in the date (--date,
+// else $SOURCE_DATE_EPOCH, else 1980-01-01) and the number of workers.
+func completeDeltaOptions(o *delta.Options, date string) error {
+	if o.Base == "" || o.Target == "" || o.Output == "" {
+		return usageError{fmt.Errorf("--from, --to and -o are required")}
+	}
+	if o.PatchThreshold < 0 || o.PatchMemory < 0 {
+		return usageError{fmt.Errorf("--patch-threshold and --patch-memory are sizes in bytes; they cannot be negative")}
+	}
+	if o.Mode != delta.ModeFile && o.Mode != delta.ModeBinary {
+		return usageError{fmt.Errorf("--mode %q: want %s or %s", o.Mode, delta.ModeFile, delta.ModeBinary)}
+	}
+	for _, p := range append(append([]string{}, o.Skip...), o.WholeDirectories...) {
+		if err := glob.Validate(p); err != nil {
+			return usageError{err}
+		}
+	}
+	if date != "" {
+		t, err := time.Parse(time.RFC3339, date)
+		if err != nil {
+			return usageError{fmt.Errorf("--date: %w", err)}
+		}
+		o.Date = t.UTC()
+	} else if o.Date, _ = sourceDateEpoch(); o.Date.IsZero() {
+		o.Date = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.NumCPU()
+	}
+	return nil
+}
+
+func runDelta(cmd *cobra.Command, o delta.Options, format string, quiet bool) error {
+	rep := reporter(quiet)
+	t := rep.Start(o.Output, "delta")
+	o.Progress = t.Add
+	o.Log = t.Log()
+	m, err := delta.Build(cmd.Context(), o)
+	t.Done("written", err)
+	rep.Close()
+	if err != nil {
+		return err
+	}
+	if format == "json" {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(m)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s: %s -> %s: %d added, %d changed (%d as patches), %d removed\n",
+		o.Output, m.BaseVersion, m.TargetVersion, m.AddedCount, m.ChangedCount, len(m.Patches), m.RemovedCount)
+	return nil
 }
 
 func sourceDateEpoch() (time.Time, error) {

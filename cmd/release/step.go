@@ -1,14 +1,13 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"github.com/relcue/release/pipeline/step"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/modules/all"
 	"github.com/relcue/release/pipeline/engine"
 )
@@ -32,9 +31,7 @@ func newStep() *cobra.Command {
 				return usageError{err}
 			}
 			var req engine.Request
-			dec := json.NewDecoder(bytes.NewReader(data))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&req); err != nil {
+			if err := strictjson.Unmarshal(data, &req); err != nil {
 				return usageError{fmt.Errorf("%s: %w", reqPath, err)}
 			}
 			// Signing steps never come here (they run in the release

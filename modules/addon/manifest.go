@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/relcue/release/internal/strictjson"
 )
 
 // ManifestFile is the name of the addon manifest in an addon directory.
@@ -174,72 +176,99 @@ func LoadManifest(dir string) (*Manifest, error) {
 // ParseManifest decodes data strictly and checks it; dir, when not empty,
 // is the addon directory against which script paths are checked.
 func ParseManifest(file string, data []byte, dir string) (*Manifest, error) {
-	fail := func(field, format string, args ...any) error {
-		return &ManifestError{File: file, Field: field, Msg: fmt.Sprintf(format, args...)}
+	m, err := decodeManifest(data)
+	if err == nil {
+		err = m.check(dir)
 	}
+	if err != nil {
+		err.File = file
+		return nil, err
+	}
+	return m, nil
+}
+
+// problem is a ManifestError whose File the caller fills in.
+func problem(field, format string, args ...any) *ManifestError {
+	return &ManifestError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+func decodeManifest(data []byte) (*Manifest, *ManifestError) {
 	// Strict: a key written twice is an error, not one value silently lost.
 	js, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
-		return nil, fail("", "not valid YAML: %v", err)
+		return nil, problem("", "not valid YAML: %v", err)
 	}
 	if bytes.Equal(bytes.TrimSpace(js), []byte("null")) {
-		return nil, fail("", "empty; write apiVersion: v1, kind: AddonManifest, metadata and spec")
+		return nil, problem("", "empty; write apiVersion: v1, kind: AddonManifest, metadata and spec")
 	}
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
 	var m Manifest
-	if err := dec.Decode(&m); err != nil {
+	if err := strictjson.Unmarshal(js, &m); err != nil {
 		field, msg := jsonProblem(err, js)
-		return nil, fail(field, "%s", msg)
+		return nil, problem(field, "%s", msg)
 	}
+	return &m, nil
+}
+
+// check checks the header and metadata, then each implementation in
+// order; dir is as for ParseManifest.
+func (m *Manifest) check(dir string) *ManifestError {
 	if m.APIVersion != "v1" {
-		return nil, fail("apiVersion", "%q; K2s addon manifests are apiVersion v1", m.APIVersion)
+		return problem("apiVersion", "%q; K2s addon manifests are apiVersion v1", m.APIVersion)
 	}
 	if m.Kind != "AddonManifest" {
-		return nil, fail("kind", "%q; want AddonManifest", m.Kind)
+		return problem("kind", "%q; want AddonManifest", m.Kind)
 	}
 	if !labelRE.MatchString(m.Metadata.Name) {
-		return nil, fail("metadata.name", "%q is not an addon name (lower-case letters, digits and \"-\", at most 63)", m.Metadata.Name)
+		return problem("metadata.name", "%q is not an addon name (lower-case letters, digits and \"-\", at most 63)", m.Metadata.Name)
 	}
 	if strings.TrimSpace(m.Metadata.Description) == "" {
-		return nil, fail("metadata.description", "empty; describe the addon in one line")
+		return problem("metadata.description", "empty; describe the addon in one line")
 	}
 	if len(m.Spec.Implementations) == 0 {
-		return nil, fail("spec.implementations", "empty; list at least one implementation (its name is the addon's name for a single one)")
+		return problem("spec.implementations", "empty; list at least one implementation (its name is the addon's name for a single one)")
 	}
 	seen := map[string]int{}
 	for i, im := range m.Spec.Implementations {
 		f := fmt.Sprintf("spec.implementations[%d]", i)
 		if !labelRE.MatchString(im.Name) {
-			return nil, fail(f+".name", "%q is not an implementation name (lower-case letters, digits and \"-\")", im.Name)
+			return problem(f+".name", "%q is not an implementation name (lower-case letters, digits and \"-\")", im.Name)
 		}
 		if j, dup := seen[im.Name]; dup {
-			return nil, fail(f+".name", "%q is also implementation %d; names must be unique", im.Name, j)
+			return problem(f+".name", "%q is also implementation %d; names must be unique", im.Name, j)
 		}
 		seen[im.Name] = i
-		if im.Commands == nil {
+		if err := im.checkScripts(f, dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkScripts checks the enable and disable scripts' paths of the
+// implementation at field f, and when dir is set that they exist there.
+func (im *Implementation) checkScripts(f, dir string) *ManifestError {
+	if im.Commands == nil {
+		return nil
+	}
+	for _, c := range []struct {
+		name string
+		cmd  *Command
+	}{{"enable", im.Commands.Enable}, {"disable", im.Commands.Disable}} {
+		if c.cmd == nil || c.cmd.Script == nil {
 			continue
 		}
-		for _, c := range []struct {
-			name string
-			cmd  *Command
-		}{{"enable", im.Commands.Enable}, {"disable", im.Commands.Disable}} {
-			if c.cmd == nil || c.cmd.Script == nil {
-				continue
-			}
-			sf := f + ".commands." + c.name + ".script.subPath"
-			sp := c.cmd.Script.SubPath
-			if sp == "" || strings.Contains(sp, `\`) || path.IsAbs(sp) || path.Clean(sp) != sp || strings.HasPrefix(sp, "../") || sp == ".." {
-				return nil, fail(sf, "%q is not a clean forward-slash path inside the addon directory", sp)
-			}
-			if dir != "" {
-				if fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(sp))); err != nil || !fi.Mode().IsRegular() {
-					return nil, fail(sf, "%q does not name a file in %s; fix the path or add the script", sp, dir)
-				}
+		sf := f + ".commands." + c.name + ".script.subPath"
+		sp := c.cmd.Script.SubPath
+		if sp == "" || strings.Contains(sp, `\`) || path.IsAbs(sp) || path.Clean(sp) != sp || strings.HasPrefix(sp, "../") || sp == ".." {
+			return problem(sf, "%q is not a clean forward-slash path inside the addon directory", sp)
+		}
+		if dir != "" {
+			if fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(sp))); err != nil || !fi.Mode().IsRegular() {
+				return problem(sf, "%q does not name a file in %s; fix the path or add the script", sp, dir)
 			}
 		}
 	}
-	return &m, nil
+	return nil
 }
 
 // jsonProblem rewrites the decoder's messages in the manifest's terms: the

@@ -16,6 +16,8 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/relcue/release/internal/atomicfile"
 )
 
 // File is a file stored in a layer: a local Path stored as Name.
@@ -128,8 +130,32 @@ func Export(opts Options) (*Exported, error) {
 	return out, nil
 }
 
+// exportImpl writes one implementation's layers, config and manifest
+// blobs, in that order, and returns the manifest's index entry.
 func exportImpl(lw *layout, opts Options, im Impl, all []string, date time.Time) (ocispec.Descriptor, error) {
-	exportName := ExportName(opts.Name, im.Name)
+	contents, err := implLayers(opts, im, all)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	layers, err := writeLayers(lw, contents, date)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	desc := implDescription(opts, im.Name)
+	cd, err := writeConfig(lw, opts, im.Name, desc, date)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	return writeManifest(lw, opts, im.Name, desc, cd, layers, date)
+}
+
+// implLayerSet holds the contents of each of the layerKinds, by index.
+type implLayerSet [7][]entry
+
+// implLayers lists what goes into each layer: the addon's files, then the
+// images and packages unless the options omit them.
+func implLayers(opts Options, im Impl, all []string) (implLayerSet, error) {
+	var contents implLayerSet
 	implDir := ImplDir(opts.Dir, opts.Name, im.Name)
 	var others []string
 	if implDir == opts.Dir {
@@ -145,23 +171,27 @@ func exportImpl(lw *layout, opts Options, im Impl, all []string, date time.Time)
 	}
 	files, err := fileLayers(opts.Dir, implDir, others, sync)
 	if err != nil {
-		return ocispec.Descriptor{}, err
+		return contents, err
 	}
-	var contents [7][]entry
 	copy(contents[:4], files[:])
+	add := func(layer int, src []File) {
+		for _, f := range src {
+			contents[layer] = append(contents[layer], entry{Name: f.Name, Src: f.Path})
+		}
+	}
 	if !opts.OmitImages {
-		for _, f := range im.LinuxImages {
-			contents[layerImagesLinux] = append(contents[layerImagesLinux], entry{Name: f.Name, Src: f.Path})
-		}
-		for _, f := range im.WindowsImages {
-			contents[layerImagesWindows] = append(contents[layerImagesWindows], entry{Name: f.Name, Src: f.Path})
-		}
+		add(layerImagesLinux, im.LinuxImages)
+		add(layerImagesWindows, im.WindowsImages)
 	}
 	if !opts.OmitPackages {
-		for _, f := range im.Packages {
-			contents[layerPackages] = append(contents[layerPackages], entry{Name: f.Name, Src: f.Path})
-		}
+		add(layerPackages, im.Packages)
 	}
+	return contents, nil
+}
+
+// writeLayers writes every non-empty layer (and the manifests layer even
+// when empty) as a tar blob, gzipped where its kind says so.
+func writeLayers(lw *layout, contents implLayerSet, date time.Time) ([]ocispec.Descriptor, error) {
 	var layers []ocispec.Descriptor
 	for i, k := range layerKinds {
 		if len(contents[i]) == 0 && i != layerManifests {
@@ -181,20 +211,27 @@ func exportImpl(lw *layout, opts Options, im Impl, all []string, date time.Time)
 			return zw.Close()
 		})
 		if err != nil {
-			return ocispec.Descriptor{}, fmt.Errorf("layer %s: %w", k.File, err)
+			return nil, fmt.Errorf("layer %s: %w", k.File, err)
 		}
 		d.Annotations = map[string]string{annotationTitle: k.File}
 		layers = append(layers, d)
 	}
+	return layers, nil
+}
 
-	mi, _ := opts.Manifest.Implementation(im.Name)
-	desc := opts.Description
-	if desc == "" {
-		desc = mi.Description
+// implDescription is the export's description if set, else the
+// implementation's, else the addon's.
+func implDescription(opts Options, impl string) string {
+	if opts.Description != "" {
+		return opts.Description
 	}
-	if desc == "" {
-		desc = opts.Manifest.Metadata.Description
+	if mi, _ := opts.Manifest.Implementation(impl); mi.Description != "" {
+		return mi.Description
 	}
+	return opts.Manifest.Metadata.Description
+}
+
+func writeConfig(lw *layout, opts Options, impl, desc string, date time.Time) (ocispec.Descriptor, error) {
 	// Field order is fixed by the struct, unlike K2s's hashtable.
 	cfg, _ := json.Marshal(struct {
 		Name           string `json:"name"`
@@ -203,11 +240,14 @@ func exportImpl(lw *layout, opts Options, im Impl, all []string, date time.Time)
 		Description    string `json:"description"`
 		K2sVersion     string `json:"k2sVersion"`
 		ExportDate     string `json:"exportDate"`
-	}{opts.Name, opts.Version, im.Name, desc, opts.ProductVersion, date.Format("2006-01-02T15:04:05Z")})
-	cd, err := lw.writeBlob(ConfigMediaType, func(w io.Writer) error { _, err := w.Write(cfg); return err })
-	if err != nil {
-		return ocispec.Descriptor{}, err
-	}
+	}{opts.Name, opts.Version, impl, desc, opts.ProductVersion, date.Format("2006-01-02T15:04:05Z")})
+	return lw.writeBlob(ConfigMediaType, func(w io.Writer) error { _, err := w.Write(cfg); return err })
+}
+
+// writeManifest writes the implementation's manifest blob and returns its
+// index entry, tagged v<version>.
+func writeManifest(lw *layout, opts Options, impl, desc string, config ocispec.Descriptor, layers []ocispec.Descriptor, date time.Time) (ocispec.Descriptor, error) {
+	exportName := ExportName(opts.Name, impl)
 	ann := nonEmpty(map[string]string{
 		annotationTitle:                        exportName,
 		annotationVersion:                      opts.Version,
@@ -216,7 +256,7 @@ func exportImpl(lw *layout, opts Options, im Impl, all []string, date time.Time)
 		"org.opencontainers.image.licenses":    opts.License,
 		"org.opencontainers.image.description": desc,
 		annotationName:                         opts.Name,
-		annotationImpl:                         im.Name,
+		annotationImpl:                         impl,
 		annotationExport:                       exportName,
 		annotationK2sVer:                       opts.ProductVersion,
 		annotationExportDay:                    date.Format(time.RFC3339),
@@ -226,7 +266,7 @@ func exportImpl(lw *layout, opts Options, im Impl, all []string, date time.Time)
 		Versioned:    specs.Versioned{SchemaVersion: 2},
 		MediaType:    ocispec.MediaTypeImageManifest,
 		ArtifactType: ArtifactType,
-		Config:       cd,
+		Config:       config,
 		Layers:       layers,
 		Annotations:  ann,
 	}
@@ -244,7 +284,7 @@ func exportImpl(lw *layout, opts Options, im Impl, all []string, date time.Time)
 		annotationTitle:   exportName,
 		annotationVersion: opts.Version,
 		annotationName:    opts.Name,
-		annotationImpl:    im.Name,
+		annotationImpl:    impl,
 		annotationExport:  exportName,
 	}
 	return md, nil
@@ -325,17 +365,7 @@ func writeLayoutTar(dir string, files []string, dst string, date time.Time) erro
 	for _, f := range files {
 		entries = append(entries, entry{Name: f, Src: filepath.Join(dir, filepath.FromSlash(f))})
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-"+filepath.Base(dst)+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := writeTar(tmp, entries, date); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
+	return atomicfile.WriteFunc(dst, 0o600, false, func(f *os.File) error {
+		return writeTar(f, entries, date)
+	})
 }

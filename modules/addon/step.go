@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/modules/deb"
 	"github.com/relcue/release/modules/image"
 	"github.com/relcue/release/pipeline/step"
@@ -115,10 +116,8 @@ func resolve(in *step.Input, f SpecFile, kind string) (string, error) {
 
 // ParseSpec decodes an export spec strictly.
 func ParseSpec(raw json.RawMessage) (*Spec, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var s Spec
-	if err := dec.Decode(&s); err != nil {
+	if err := strictjson.Unmarshal(raw, &s); err != nil {
 		return nil, fmt.Errorf("bad addon spec: %w", err)
 	}
 	if _, err := time.Parse(time.RFC3339, s.Date); err != nil {

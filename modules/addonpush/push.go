@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -96,72 +97,74 @@ func Push(ctx context.Context, dir string, opts Options) ([]Pushed, error) {
 	}
 	var out []Pushed
 	for _, d := range idx.Manifests {
-		name, err := opts.ExportName(d)
+		p, err := pushManifest(ctx, src, client, d, opts)
 		if err != nil {
 			return nil, err
 		}
-		ref := opts.Registry.Host + "/" + opts.Registry.Prefix + "/" + name
-		repo, err := remote.NewRepository(ref)
-		if err != nil {
-			return nil, fmt.Errorf("repository %s: %w", ref, err)
-		}
-		repo.PlainHTTP = opts.Registry.PlainHTTP
-		repo.Client = client
-		var uploaded, skipped atomic.Int64
-		co := oras.DefaultCopyOptions
-		co.Concurrency = max(opts.Concurrency, 1)
-		co.PostCopy = func(_ context.Context, d ocispec.Descriptor) error {
-			uploaded.Add(1)
-			if opts.Progress != nil {
-				opts.Progress(d.Size)
-			}
-			return nil
-		}
-		co.OnCopySkipped = func(_ context.Context, d ocispec.Descriptor) error {
-			skipped.Add(1)
-			if opts.Progress != nil {
-				opts.Progress(d.Size)
-			}
-			return nil
-		}
-		// Copy uploads the blobs, then the manifest, then the tag: an
-		// interrupted push leaves at most unreferenced blobs behind.
-		got, err := oras.Copy(ctx, src, d.Digest.String(), repo, opts.Tag, co)
-		if err != nil {
-			return nil, explain(ref+":"+opts.Tag, opts.Registry, err)
-		}
-		if got.Digest != d.Digest {
-			return nil, fmt.Errorf("push %s:%s: the registry stored digest %s, want %s", ref, opts.Tag, got.Digest, d.Digest)
-		}
-		p := Pushed{Reference: ref + ":" + opts.Tag, Digest: d.Digest.String(), MediaType: d.MediaType,
-			ArtifactType: d.ArtifactType, Size: d.Size, Uploaded: int(uploaded.Load()), Skipped: int(skipped.Load()),
-			// oras re-puts an existing manifest by tag without reporting
-			// it as copied or skipped.
-			Present: uploaded.Load() == 0 && skipped.Load() == 0}
-		if opts.Signer != nil {
-			// The artifact is in place before its signature: a signature
-			// never names a digest the registry does not have.
-			sig, err := opts.Signer.Sign(ref, d.Digest)
-			if err != nil {
-				return nil, err
-			}
-			if err := sig.Push(ctx, repo); err != nil {
-				return nil, explain(ref+":"+sig.Tag, opts.Registry, err)
-			}
-			p.Signature = ref + ":" + sig.Tag + "@" + sig.Digest.String()
-		}
 		out = append(out, p)
 	}
-	slices.SortFunc(out, func(a, b Pushed) int {
-		if a.Reference < b.Reference {
-			return -1
-		}
-		if a.Reference > b.Reference {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Pushed) int { return strings.Compare(a.Reference, b.Reference) })
 	return out, nil
+}
+
+// pushManifest copies one index entry of src to its repository, tags it,
+// and signs it when the options have a signer.
+func pushManifest(ctx context.Context, src oras.ReadOnlyTarget, client *auth.Client, d ocispec.Descriptor, opts Options) (Pushed, error) {
+	name, err := opts.ExportName(d)
+	if err != nil {
+		return Pushed{}, err
+	}
+	ref := opts.Registry.Host + "/" + opts.Registry.Prefix + "/" + name
+	repo, err := remote.NewRepository(ref)
+	if err != nil {
+		return Pushed{}, fmt.Errorf("repository %s: %w", ref, err)
+	}
+	repo.PlainHTTP = opts.Registry.PlainHTTP
+	repo.Client = client
+	var uploaded, skipped atomic.Int64
+	co := oras.DefaultCopyOptions
+	co.Concurrency = max(opts.Concurrency, 1)
+	co.PostCopy = func(_ context.Context, d ocispec.Descriptor) error {
+		uploaded.Add(1)
+		if opts.Progress != nil {
+			opts.Progress(d.Size)
+		}
+		return nil
+	}
+	co.OnCopySkipped = func(_ context.Context, d ocispec.Descriptor) error {
+		skipped.Add(1)
+		if opts.Progress != nil {
+			opts.Progress(d.Size)
+		}
+		return nil
+	}
+	// Copy uploads the blobs, then the manifest, then the tag: an
+	// interrupted push leaves at most unreferenced blobs behind.
+	got, err := oras.Copy(ctx, src, d.Digest.String(), repo, opts.Tag, co)
+	if err != nil {
+		return Pushed{}, explain(ref+":"+opts.Tag, opts.Registry, err)
+	}
+	if got.Digest != d.Digest {
+		return Pushed{}, fmt.Errorf("push %s:%s: the registry stored digest %s, want %s", ref, opts.Tag, got.Digest, d.Digest)
+	}
+	p := Pushed{Reference: ref + ":" + opts.Tag, Digest: d.Digest.String(), MediaType: d.MediaType,
+		ArtifactType: d.ArtifactType, Size: d.Size, Uploaded: int(uploaded.Load()), Skipped: int(skipped.Load()),
+		// oras re-puts an existing manifest by tag without reporting
+		// it as copied or skipped.
+		Present: uploaded.Load() == 0 && skipped.Load() == 0}
+	if opts.Signer != nil {
+		// The artifact is in place before its signature: a signature
+		// never names a digest the registry does not have.
+		sig, err := opts.Signer.Sign(ref, d.Digest)
+		if err != nil {
+			return Pushed{}, err
+		}
+		if err := sig.Push(ctx, repo); err != nil {
+			return Pushed{}, explain(ref+":"+sig.Tag, opts.Registry, err)
+		}
+		p.Signature = ref + ":" + sig.Tag + "@" + sig.Digest.String()
+	}
+	return p, nil
 }
 
 func newClient(opts Options) (*auth.Client, error) {

@@ -1,7 +1,6 @@
 package addonpush
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/modules/addon"
 	"github.com/relcue/release/modules/addonsign"
 	"github.com/relcue/release/pipeline/config"
@@ -100,9 +100,7 @@ func (Step) Version() string { return StepVersion }
 // Run pushes the export's layout and writes the push record.
 func (st Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 	var s Spec
-	dec := json.NewDecoder(bytes.NewReader(in.Spec))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
+	if err := strictjson.Unmarshal(in.Spec, &s); err != nil {
 		return nil, fmt.Errorf("%s: bad push spec: %w", in.Target, err)
 	}
 	r, ok := in.Deps[s.Addon]

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/pipeline/digest"
 	"github.com/relcue/release/pipeline/step"
 )
@@ -34,9 +35,7 @@ func (ProvenanceStep) Kind() string    { return ProvenanceKind }
 func (ProvenanceStep) Version() string { return StepVersion }
 
 func decodeSpec(in *step.Input, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(in.Spec))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := strictjson.Unmarshal(in.Spec, v); err != nil {
 		return fmt.Errorf("%s: bad spec: %w", in.Target, err)
 	}
 	return nil

@@ -87,19 +87,36 @@ func Build(ctx context.Context, spec Spec, sources map[string]string, out string
 		return fail(fmt.Errorf("scratch directory for generated documentation: %w", err))
 	}
 	defer os.RemoveAll(scratch)
-	docs, err := writeDocs(&spec, date, entries, scratch)
-	if err != nil {
+	if entries, err = withDocs(&spec, date, entries, scratch); err != nil {
 		return fail(err)
 	}
-	entries = append(entries, docs...)
-	if err := checkTree(&spec, entries); err != nil {
-		return fail(err)
-	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].dst < entries[j].dst })
 	if err := ctx.Err(); err != nil {
 		return fail(err)
 	}
+	if err := writePackage(nfpmInfo(&spec, date, scripts, entries), out); err != nil {
+		return fail(err)
+	}
+	return describe(&spec, entries), nil
+}
 
+// withDocs adds the generated documentation (written into scratch) to
+// entries, checks the whole tree and sorts it by path.
+func withDocs(spec *Spec, date time.Time, entries []entry, scratch string) ([]entry, error) {
+	docs, err := writeDocs(spec, date, entries, scratch)
+	if err != nil {
+		return nil, err
+	}
+	entries = append(entries, docs...)
+	if err := checkTree(spec, entries); err != nil {
+		return nil, err
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].dst < entries[j].dst })
+	return entries, nil
+}
+
+// nfpmInfo is the package as nfpm takes it: control fields from the spec,
+// every entry at date and owned by root.
+func nfpmInfo(spec *Spec, date time.Time, scripts nfpm.Scripts, entries []entry) *nfpm.Info {
 	epoch, upstream, revision := splitVersion(spec.Version)
 	info := &nfpm.Info{
 		Name:     spec.Name,
@@ -138,10 +155,14 @@ func Build(ctx context.Context, spec Spec, sources map[string]string, out string
 	for _, e := range entries {
 		info.Contents = append(info.Contents, e.content(date))
 	}
+	return info
+}
 
+// writePackage writes the .deb to out; a failure leaves no file there.
+func writePackage(info *nfpm.Info, out string) error {
 	f, err := os.Create(out)
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	err = deb.Default.Package(info, w)
@@ -153,9 +174,9 @@ func Build(ctx context.Context, spec Spec, sources map[string]string, out string
 	}
 	if err != nil {
 		os.Remove(out)
-		return fail(fmt.Errorf("packaging: %w", err))
+		return fmt.Errorf("packaging: %w", err)
 	}
-	return describe(&spec, entries), nil
+	return nil
 }
 
 func (e entry) content(date time.Time) *files.Content {

@@ -166,7 +166,35 @@ func (s *Spec) date() (time.Time, error) {
 
 // check validates everything that needs no file system: the planner runs
 // it with the configuration's field names, the step again on the spec.
+// The parts run in this order so that the first problem reported stays
+// the same: control fields, date and output, contents, then what the
+// contents and scripts must provide.
 func (s *Spec) check() *fieldError {
+	if err := s.checkControl(); err != nil {
+		return err
+	}
+	if _, err := s.date(); err != nil {
+		return fieldErr(-1, "%v", err)
+	}
+	if want := FileName(s.Name, s.Version, s.Arch); path.Base(s.Output) != want || path.Clean(s.Output) != s.Output || path.IsAbs(s.Output) || strings.HasPrefix(s.Output, "../") {
+		return fieldErr(-1, "output %q is not a clean relative path to a file named %s", s.Output, want)
+	}
+	if err := s.checkContents(); err != nil {
+		return err
+	}
+	if s.License == "" && !s.mayProvide(s.copyrightPath()) {
+		return fieldErr(-1, "license is empty and no contents entry provides %s; set license (e.g. \"Apache-2.0\") or ship a copyright file there", s.copyrightPath())
+	}
+	for _, sc := range s.Scripts.list() {
+		if strings.ContainsAny(sc.source, "/\\") {
+			return fieldErr(-1, "scripts.%s names source %q, which is not a source name", sc.name, sc.source)
+		}
+	}
+	return nil
+}
+
+// checkControl checks the fields that end up in the control file.
+func (s *Spec) checkControl() *fieldError {
 	id := []struct {
 		field string
 		check func(string) error
@@ -200,12 +228,12 @@ func (s *Spec) check() *fieldError {
 			}
 		}
 	}
-	if _, err := s.date(); err != nil {
-		return fieldErr(-1, "%v", err)
-	}
-	if want := FileName(s.Name, s.Version, s.Arch); path.Base(s.Output) != want || path.Clean(s.Output) != s.Output || path.IsAbs(s.Output) || strings.HasPrefix(s.Output, "../") {
-		return fieldErr(-1, "output %q is not a clean relative path to a file named %s", s.Output, want)
-	}
+	return nil
+}
+
+// checkContents checks each contents entry and that no two write the
+// same path.
+func (s *Spec) checkContents() *fieldError {
 	seen := map[string]int{}
 	for i := range s.Contents {
 		c := &s.Contents[i]
@@ -216,14 +244,6 @@ func (s *Spec) check() *fieldError {
 			return fieldErr(i, "%s.dst %s is also written by %s; each path on the node comes from one entry", c.label(i), c.Dst, s.Contents[j].label(j))
 		}
 		seen[c.Dst] = i
-	}
-	if s.License == "" && !s.mayProvide(s.copyrightPath()) {
-		return fieldErr(-1, "license is empty and no contents entry provides %s; set license (e.g. \"Apache-2.0\") or ship a copyright file there", s.copyrightPath())
-	}
-	for _, sc := range s.Scripts.list() {
-		if strings.ContainsAny(sc.source, "/\\") {
-			return fieldErr(-1, "scripts.%s names source %q, which is not a source name", sc.name, sc.source)
-		}
 	}
 	return nil
 }

@@ -1,13 +1,13 @@
 package deb
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/pipeline/step"
 )
 
@@ -48,10 +48,8 @@ func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 // ParseSpec decodes a spec strictly and checks it, so that a hand-edited
 // or stale spec fails before anything is packaged.
 func ParseSpec(raw json.RawMessage) (*Spec, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var s Spec
-	if err := dec.Decode(&s); err != nil {
+	if err := strictjson.Unmarshal(raw, &s); err != nil {
 		return nil, fmt.Errorf("bad deb spec: %w", err)
 	}
 	if err := s.check(); err != nil {

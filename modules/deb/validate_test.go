@@ -177,6 +177,9 @@ func TestParseSpecIsStrict(t *testing.T) {
 	if _, err := ParseSpec([]byte(bad)); err == nil || !strings.Contains(err.Error(), `bad deb spec: json: unknown field "extra"`) {
 		t.Errorf("unknown field: %v", err)
 	}
+	if _, err := ParseSpec([]byte(raw + " {}")); err == nil || !strings.Contains(err.Error(), "bad deb spec: unexpected data after the JSON object") {
+		t.Errorf("trailing data: %v", err)
+	}
 	bad = strings.Replace(raw, `"version":"1.32.2-1"`, `"version":"v1"`, 1)
 	if _, err := ParseSpec([]byte(bad)); err == nil || !strings.Contains(err.Error(), `bad deb spec: version "v1"`) {
 		t.Errorf("bad version: %v", err)

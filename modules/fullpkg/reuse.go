@@ -6,8 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"golang.org/x/sync/errgroup"
-
+	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/modules/pkgmanifest"
 	"github.com/relcue/release/modules/pkgzip"
 	"github.com/relcue/release/pipeline/digest"
@@ -55,25 +54,21 @@ func openReuse(ctx context.Context, in *step.Input, spec *Spec, files []treeFile
 	for _, e := range ru.byHash {
 		sizes[e.Size] = true
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(in.Workers, 1))
+	var candidates []int // indexes into files; no file of another size can match
 	for i, f := range files {
-		if !sizes[f.size] {
-			continue // no file of that size: nothing to match
+		if sizes[f.size] {
+			candidates = append(candidates, i)
 		}
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			sum, n, err := digest.File(f.src)
-			if err != nil {
-				return fmt.Errorf("%s: %w", f.owner, err)
-			}
-			ru.hashes[i] = pkgzip.Digest{SHA256: sum, Size: n}
-			return nil
-		})
 	}
-	if err := g.Wait(); err != nil {
+	err = parallel.For(ctx, in.Workers, candidates, func(_ context.Context, _, i int) error {
+		sum, n, err := digest.File(files[i].src)
+		if err != nil {
+			return fmt.Errorf("%s: %w", files[i].owner, err)
+		}
+		ru.hashes[i] = pkgzip.Digest{SHA256: sum, Size: n}
+		return nil
+	})
+	if err != nil {
 		r.Close()
 		return nil, err
 	}

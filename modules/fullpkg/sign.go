@@ -7,8 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"golang.org/x/sync/errgroup"
-
+	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/modules/codesign"
 	"github.com/relcue/release/pipeline/step"
 )
@@ -37,37 +36,34 @@ func (st Step) signTree(ctx context.Context, in *step.Input, s *SignSpec, files 
 	}
 	cleanup = func() { os.RemoveAll(dir) }
 	signer := codesign.NewSigner(st.Key, s.Settings, nil)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(in.Workers, 1))
-	var signed int
-	for i := range files {
-		f := &files[i]
-		format := codesign.FormatOf(f.name, s.Extensions)
-		if format == codesign.None {
-			continue
-		}
-		signed++
-		dst := filepath.Join(dir, strconv.Itoa(i)+filepath.Ext(f.name))
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			if err := signer.SignFile(gctx, format, f.name, f.src, dst); err != nil {
-				return fmt.Errorf("%s: %w", f.owner, err)
-			}
-			info, err := os.Stat(dst)
-			if err != nil {
-				return err
-			}
-			f.src, f.size = dst, info.Size()
-			return nil
-		})
+	type signJob struct {
+		file   int // index into files
+		format codesign.Format
 	}
-	if err := g.Wait(); err != nil {
+	var toSign []signJob
+	for i, f := range files {
+		if format := codesign.FormatOf(f.name, s.Extensions); format != codesign.None {
+			toSign = append(toSign, signJob{i, format})
+		}
+	}
+	err = parallel.For(ctx, in.Workers, toSign, func(ctx context.Context, _ int, j signJob) error {
+		f := &files[j.file]
+		dst := filepath.Join(dir, strconv.Itoa(j.file)+filepath.Ext(f.name))
+		if err := signer.SignFile(ctx, j.format, f.name, f.src, dst); err != nil {
+			return fmt.Errorf("%s: %w", f.owner, err)
+		}
+		info, err := os.Stat(dst)
+		if err != nil {
+			return err
+		}
+		f.src, f.size = dst, info.Size()
+		return nil
+	})
+	if err != nil {
 		cleanup()
 		return nil, err
 	}
-	fmt.Fprintf(in.Log, "signed %d files with %s\n", signed, st.Key.Subject)
+	fmt.Fprintf(in.Log, "signed %d files with %s\n", len(toSign), st.Key.Subject)
 	return cleanup, nil
 }
 

@@ -1,7 +1,6 @@
 package fullpkg
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/modules/codesign"
 	"github.com/relcue/release/pipeline/step"
 )
@@ -52,10 +52,8 @@ func (st Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error)
 // parseSpec decodes the spec strictly and checks what the planner
 // promised, so that a hand-edited or stale spec fails clearly.
 func parseSpec(raw json.RawMessage) (*Spec, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var s Spec
-	if err := dec.Decode(&s); err != nil {
+	if err := strictjson.Unmarshal(raw, &s); err != nil {
 		return nil, fmt.Errorf("fullpkg spec: %w", err)
 	}
 	if err := s.check(); err != nil {

@@ -102,6 +102,14 @@ func (a Addon) objectName() string { return "addon-sync-" + a.ExportName() }
 
 // resolved returns a with defaults filled in, or every problem found.
 func (a Addon) resolved() (Addon, error) {
+	a = a.withDefaults()
+	var p problems
+	a.checkIdentity(&p)
+	a.checkDelivery(&p)
+	return a, errors.Join(p...)
+}
+
+func (a Addon) withDefaults() Addon {
 	if a.Namespace == "" {
 		a.Namespace = DefaultNamespace
 	}
@@ -120,54 +128,69 @@ func (a Addon) resolved() (Addon, error) {
 	if a.Repository == "" && a.Name != "" {
 		a.Repository = "addons/" + a.ExportName()
 	}
+	return a
+}
 
-	var errs []error
-	bad := func(field, value, why string) {
-		errs = append(errs, fmt.Errorf("gitops: Addon.%s %q: %s", field, value, why))
+// problems collects every problem of an Addon, so that one error names
+// them all.
+type problems []error
+
+func (p *problems) bad(field, value, why string) {
+	*p = append(*p, fmt.Errorf("gitops: Addon.%s %q: %s", field, value, why))
+}
+
+func (p *problems) label(field, value string) {
+	if msgs := validation.IsDNS1123Label(value); len(msgs) > 0 {
+		p.bad(field, value, "not a DNS-1123 label: "+strings.Join(msgs, "; "))
 	}
-	label := func(field, value string) {
-		if msgs := validation.IsDNS1123Label(value); len(msgs) > 0 {
-			bad(field, value, "not a DNS-1123 label: "+strings.Join(msgs, "; "))
-		}
-	}
-	label("Name", a.Name)
+}
+
+// checkIdentity checks what names the addon: its name, implementation
+// and version. It runs first: the object name is checked only once the
+// names it is made of are good.
+func (a Addon) checkIdentity(p *problems) {
+	p.label("Name", a.Name)
 	if a.Implementation != "" {
-		label("Implementation", a.Implementation)
+		p.label("Implementation", a.Implementation)
 	}
 	// The Job's name also becomes a pod label value, so it has to stay a
 	// label (63 characters) as a whole.
-	if len(errs) == 0 {
+	if len(*p) == 0 {
 		if msgs := validation.IsDNS1123Label(a.objectName()); len(msgs) > 0 {
 			field, value := "Implementation", a.Implementation
 			if a.ExportName() == a.Name {
 				field, value = "Name", a.Name
 			}
-			bad(field, value, fmt.Sprintf("object name %q too long: %s", a.objectName(), strings.Join(msgs, "; ")))
+			p.bad(field, value, fmt.Sprintf("object name %q too long: %s", a.objectName(), strings.Join(msgs, "; ")))
 		}
 	}
 	if a.Version == "" || semver.Canonical("v"+a.Version) != "v"+a.Version {
-		bad("Version", a.Version, `want semantic version MAJOR.MINOR.PATCH[-PRERELEASE] without "v" or "+build"`)
+		p.bad("Version", a.Version, `want semantic version MAJOR.MINOR.PATCH[-PRERELEASE] without "v" or "+build"`)
 	}
+}
+
+// checkDelivery checks where the artifact is pulled from and how the
+// cluster follows it.
+func (a Addon) checkDelivery(p *problems) {
 	// The sync Job reads the registry from the cluster's ConfigMap, so only
 	// Flux needs it; Flux checks that it is set.
 	if a.Registry != "" && !registryRE.MatchString(a.Registry) {
-		bad("Registry", a.Registry, "want host[:port] without scheme or path")
+		p.bad("Registry", a.Registry, "want host[:port] without scheme or path")
 	}
 	if a.Name != "" && !validRepository(a.Repository, a.ExportName()) {
-		bad("Repository", a.Repository, fmt.Sprintf("want lower-case OCI repository path ending in addons/%s, where the sync Job looks", a.ExportName()))
+		p.bad("Repository", a.Repository, fmt.Sprintf("want lower-case OCI repository path ending in addons/%s, where the sync Job looks", a.ExportName()))
 	}
 	if a.Interval < 0 {
-		bad("Interval", a.Interval.String(), "must be positive")
+		p.bad("Interval", a.Interval.String(), "must be positive")
 	}
 	if a.Timeout < 0 {
-		bad("Timeout", a.Timeout.String(), "must be positive")
+		p.bad("Timeout", a.Timeout.String(), "must be positive")
 	}
-	label("Namespace", a.Namespace)
-	label("TargetNamespace", a.TargetNamespace)
+	p.label("Namespace", a.Namespace)
+	p.label("TargetNamespace", a.TargetNamespace)
 	if strings.ContainsAny(a.SyncImage, " \t\r\n") {
-		bad("SyncImage", a.SyncImage, "contains white space")
+		p.bad("SyncImage", a.SyncImage, "contains white space")
 	}
-	return a, errors.Join(errs...)
 }
 
 var (

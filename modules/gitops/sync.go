@@ -72,25 +72,6 @@ func SyncFolder(a Addon) ([]File, error) {
 // from Addon: the host side of a cluster may reach the registry under a
 // different name than Flux does, and that ConfigMap is what K2s maintains.
 func syncJob(a Addon) map[string]any {
-	labels := func(extra bool) map[string]any {
-		l := map[string]any{
-			"app.kubernetes.io/name":      "addon-sync",
-			"app.kubernetes.io/component": "processor",
-		}
-		if extra {
-			l["app.kubernetes.io/part-of"] = "k2s"
-		}
-		return l
-	}
-	fromConfig := func(key string) map[string]any {
-		return map[string]any{
-			"name": key,
-			"valueFrom": map[string]any{"configMapKeyRef": map[string]any{
-				"name": "addon-sync-config",
-				"key":  key,
-			}},
-		}
-	}
 	// The version sits in the pod template as well because that is
 	// immutable: a new version then forces Flux to replace the Job, which
 	// runs it again; a metadata-only change would just be patched in.
@@ -101,7 +82,7 @@ func syncJob(a Addon) map[string]any {
 		"metadata": map[string]any{
 			"name":        a.objectName(),
 			"namespace":   a.TargetNamespace,
-			"labels":      labels(true),
+			"labels":      syncLabels(true),
 			"annotations": version,
 		},
 		"spec": map[string]any{
@@ -110,57 +91,89 @@ func syncJob(a Addon) map[string]any {
 			"backoffLimit":            3,
 			"template": map[string]any{
 				"metadata": map[string]any{
-					"labels":      labels(false),
+					"labels":      syncLabels(false),
 					"annotations": version,
 				},
-				"spec": map[string]any{
-					"restartPolicy":      "OnFailure",
-					"serviceAccountName": "addon-sync-processor",
-					"nodeSelector":       map[string]any{"kubernetes.io/os": "windows"},
-					"tolerations": []any{map[string]any{
-						"key": "OS", "operator": "Equal", "value": "Windows", "effect": "NoSchedule",
-					}},
-					// HostProcess is what lets the Job write to the K2s
-					// installation on the Windows host.
-					"hostNetwork": true,
-					"hostPID":     true,
-					"securityContext": map[string]any{"windowsOptions": map[string]any{
-						"hostProcess":   true,
-						"runAsUserName": `NT AUTHORITY\SYSTEM`,
-					}},
-					"containers": []any{map[string]any{
-						"name":            "addon-sync",
-						"image":           a.SyncImage,
-						"imagePullPolicy": "IfNotPresent",
-						"resources": map[string]any{
-							"requests": map[string]any{"cpu": "100m", "memory": "128Mi"},
-							"limits":   map[string]any{"cpu": "500m", "memory": "512Mi"},
-						},
-						"command": []any{
-							"powershell.exe", "-ExecutionPolicy", "Bypass", "-NonInteractive",
-							"-File", `C:\scripts\Sync-Addons.ps1`,
-							"-RegistryUrl", "$(REGISTRY_URL)",
-							"-K2sInstallDir", "$(K2S_INSTALL_DIR)",
-							"-OrasExe", `$(K2S_INSTALL_DIR)\bin\oras.exe`,
-							"-Insecure", "$(INSECURE)",
-							"-AddonName", a.ExportName(),
-						},
-						"env": []any{
-							map[string]any{"name": "CONTAINER_SANDBOX_MOUNT_POINT", "value": `C:\`},
-							fromConfig("REGISTRY_URL"),
-							fromConfig("K2S_INSTALL_DIR"),
-							fromConfig("INSECURE"),
-						},
-						"volumeMounts": []any{map[string]any{
-							"name": "sync-script", "mountPath": `C:\scripts`, "readOnly": true,
-						}},
-					}},
-					"volumes": []any{map[string]any{
-						"name":      "sync-script",
-						"configMap": map[string]any{"name": "addon-sync-script"},
-					}},
-				},
+				"spec": syncPodSpec(a),
 			},
 		},
+	}
+}
+
+// syncLabels are K2s's labels of the sync Job (partOf) and of its pod.
+func syncLabels(partOf bool) map[string]any {
+	l := map[string]any{
+		"app.kubernetes.io/name":      "addon-sync",
+		"app.kubernetes.io/component": "processor",
+	}
+	if partOf {
+		l["app.kubernetes.io/part-of"] = "k2s"
+	}
+	return l
+}
+
+// syncPodSpec runs the sync container as a HostProcess pod on a Windows
+// node, with the sync script mounted from its ConfigMap.
+func syncPodSpec(a Addon) map[string]any {
+	return map[string]any{
+		"restartPolicy":      "OnFailure",
+		"serviceAccountName": "addon-sync-processor",
+		"nodeSelector":       map[string]any{"kubernetes.io/os": "windows"},
+		"tolerations": []any{map[string]any{
+			"key": "OS", "operator": "Equal", "value": "Windows", "effect": "NoSchedule",
+		}},
+		// HostProcess is what lets the Job write to the K2s
+		// installation on the Windows host.
+		"hostNetwork": true,
+		"hostPID":     true,
+		"securityContext": map[string]any{"windowsOptions": map[string]any{
+			"hostProcess":   true,
+			"runAsUserName": `NT AUTHORITY\SYSTEM`,
+		}},
+		"containers": []any{syncContainer(a)},
+		"volumes": []any{map[string]any{
+			"name":      "sync-script",
+			"configMap": map[string]any{"name": "addon-sync-script"},
+		}},
+	}
+}
+
+// syncContainer runs K2s's Sync-Addons.ps1 for the addon.
+func syncContainer(a Addon) map[string]any {
+	fromConfig := func(key string) map[string]any {
+		return map[string]any{
+			"name": key,
+			"valueFrom": map[string]any{"configMapKeyRef": map[string]any{
+				"name": "addon-sync-config",
+				"key":  key,
+			}},
+		}
+	}
+	return map[string]any{
+		"name":            "addon-sync",
+		"image":           a.SyncImage,
+		"imagePullPolicy": "IfNotPresent",
+		"resources": map[string]any{
+			"requests": map[string]any{"cpu": "100m", "memory": "128Mi"},
+			"limits":   map[string]any{"cpu": "500m", "memory": "512Mi"},
+		},
+		"command": []any{
+			"powershell.exe", "-ExecutionPolicy", "Bypass", "-NonInteractive",
+			"-File", `C:\scripts\Sync-Addons.ps1`,
+			"-RegistryUrl", "$(REGISTRY_URL)",
+			"-K2sInstallDir", "$(K2S_INSTALL_DIR)",
+			"-OrasExe", `$(K2S_INSTALL_DIR)\bin\oras.exe`,
+			"-Insecure", "$(INSECURE)",
+			"-AddonName", a.ExportName(),
+		},
+		"env": []any{
+			map[string]any{"name": "CONTAINER_SANDBOX_MOUNT_POINT", "value": `C:\`},
+			fromConfig("REGISTRY_URL"),
+			fromConfig("K2S_INSTALL_DIR"),
+			fromConfig("INSECURE"),
+		},
+		"volumeMounts": []any{map[string]any{
+			"name": "sync-script", "mountPath": `C:\scripts`, "readOnly": true,
+		}},
 	}
 }

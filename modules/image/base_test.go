@@ -263,6 +263,7 @@ func TestStepRejectsBadSpecs(t *testing.T) {
 		want string
 	}{
 		"unknown field":     {json.RawMessage(`{"ref":"registry.example.com/edge/app:1","extra":1}`), `unknown field "extra"`},
+		"trailing data":     {json.RawMessage(`{"ref":"registry.example.com/edge/app:1"} {}`), "unexpected data after the JSON object"},
 		"output":            {mod(func(s *Spec) { s.Output = "images/debian12/other.tar" }), "is not images/<os>/registry.example.com_edge_app__1.tar"},
 		"platform spelling": {mod(func(s *Spec) { s.Platforms = []string{"linux/arm64/v8"} }), `platform "linux/arm64/v8" is not canonical ("linux/arm64")`},
 		"platform order":    {mod(func(s *Spec) { s.Platforms = []string{"linux/arm64", "linux/amd64"} }), "not sorted"},

@@ -16,7 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"golang.org/x/sync/errgroup"
+
+	"github.com/relcue/release/internal/parallel"
 )
 
 // builder assembles the image(s) of one spec. Layer tars go to tmp, which
@@ -53,7 +54,7 @@ type platformBuild struct {
 
 type ownLayer struct {
 	spec int // index in Spec.Layers
-	job  int // index in build's layer jobs
+	job  int // index in buildImage's layer jobs
 }
 
 // layerJob is one distinct layer tar to write. Platforms share a job when
@@ -64,21 +65,55 @@ type layerJob struct {
 	built   *builtLayer
 }
 
-// build returns the image (one platform) or the index (several).
-func (b *builder) build(ctx context.Context) (top any, err error) {
+// buildImage returns the image (one platform) or the index (several):
+// our layers collected, the bases opened and scanned for the paths ours
+// write, each distinct layer tar written once, then each platform's image
+// composed.
+func (b *builder) buildImage(ctx context.Context) (any, error) {
+	contents, need, err := b.collectLayers()
+	if err != nil {
+		return nil, err
+	}
+	builds, err := b.platformBuilds()
+	if err != nil {
+		return nil, err
+	}
+	if err := b.attachBase(ctx, builds); err != nil {
+		return nil, err
+	}
+	records, err := b.scanBases(ctx, builds, need)
+	if err != nil {
+		return nil, err
+	}
+	jobs, err := b.layerJobs(builds, contents, records)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.writeLayers(ctx, jobs); err != nil {
+		return nil, err
+	}
+	return b.compose(builds, jobs)
+}
+
+// collectLayers reads what each spec layer adds, and the paths all of
+// them write (which the base layers are scanned for).
+func (b *builder) collectLayers() ([]*layerContent, map[string]bool, error) {
 	contents := make([]*layerContent, len(b.spec.Layers))
 	need := map[string]bool{}
 	for i, l := range b.spec.Layers {
 		c, err := collectLayer(l, b.sources[l.Source])
 		if err != nil {
-			return nil, layerErr(i, l, err)
+			return nil, nil, layerErr(i, l, err)
 		}
 		contents[i] = c
 		for _, p := range c.paths() {
 			need[p] = true
 		}
 	}
+	return contents, need, nil
+}
 
+func (b *builder) platformBuilds() ([]*platformBuild, error) {
 	builds := make([]*platformBuild, len(b.spec.Platforms))
 	for i, s := range b.spec.Platforms {
 		p, _, err := parsePlatform(s)
@@ -87,26 +122,31 @@ func (b *builder) build(ctx context.Context) (top any, err error) {
 		}
 		builds[i] = &platformBuild{platform: p}
 	}
-	if b.spec.Base != nil {
-		store, err := openBase(b.spec.Base, b.sources[b.spec.Base.Source])
-		if err != nil {
-			return nil, err
-		}
-		b.closers = append(b.closers, store.close)
-		for _, pb := range builds {
-			if pb.base, err = store.image(pb.platform); err != nil {
-				return nil, err
-			}
-		}
-		if err := b.baseLayers(ctx, builds, store.what); err != nil {
-			return nil, err
-		}
-	}
+	return builds, nil
+}
 
-	records, err := b.scanBases(ctx, builds, need)
-	if err != nil {
-		return nil, err
+// attachBase gives every platform its image of the base, if the spec has
+// one, and prepares the base layers for writing.
+func (b *builder) attachBase(ctx context.Context, builds []*platformBuild) error {
+	if b.spec.Base == nil {
+		return nil
 	}
+	store, err := openBase(b.spec.Base, b.sources[b.spec.Base.Source])
+	if err != nil {
+		return err
+	}
+	b.closers = append(b.closers, store.close)
+	for _, pb := range builds {
+		if pb.base, err = store.image(pb.platform); err != nil {
+			return err
+		}
+	}
+	return b.baseLayers(ctx, builds, store.what)
+}
+
+// layerJobs works out each platform's own layers on top of what its base
+// holds (records) and returns the distinct layer tars to write.
+func (b *builder) layerJobs(builds []*platformBuild, contents []*layerContent, records map[v1.Hash]*layerRecord) ([]*layerJob, error) {
 	var jobs []*layerJob
 	byPrint := map[string]int{}
 	for _, pb := range builds {
@@ -135,12 +175,14 @@ func (b *builder) build(ctx context.Context) (top any, err error) {
 			pb.own = append(pb.own, ownLayer{spec: i, job: j})
 		}
 	}
-	if err := b.writeLayers(ctx, jobs); err != nil {
-		return nil, err
-	}
+	return jobs, nil
+}
 
+// compose returns the one platform's image, or the index of several.
+func (b *builder) compose(builds []*platformBuild, jobs []*layerJob) (any, error) {
 	images := make([]v1.Image, len(builds))
 	for i, pb := range builds {
+		var err error
 		if images[i], err = b.image(pb, jobs); err != nil {
 			return nil, fmt.Errorf("%s: %w", pb.platform.String(), err)
 		}
@@ -226,19 +268,15 @@ func (b *builder) scanBases(ctx context.Context, builds []*platformBuild, need m
 			}
 		}
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(b.workers)
-	for _, sc := range scans {
-		g.Go(func() error {
-			rec, err := scanLayer(gctx, sc.layer, sc.diffID, need)
-			if err != nil {
-				return fmt.Errorf("base layer %d (%s): %w", sc.n, sc.digest, err)
-			}
-			sc.rec = rec
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	err := parallel.For(ctx, b.workers, scans, func(ctx context.Context, _ int, sc *scan) error {
+		rec, err := scanLayer(ctx, sc.layer, sc.diffID, need)
+		if err != nil {
+			return fmt.Errorf("base layer %d (%s): %w", sc.n, sc.digest, err)
+		}
+		sc.rec = rec
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	for _, sc := range scans {
@@ -248,16 +286,11 @@ func (b *builder) scanBases(ctx context.Context, builds []*platformBuild, need m
 }
 
 func (b *builder) writeLayers(ctx context.Context, jobs []*layerJob) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(b.workers)
-	for _, j := range jobs {
-		g.Go(func() error {
-			bl, err := writeLayer(gctx, b.tmp, j.entries, b.date)
-			j.built = bl
-			return err
-		})
-	}
-	return g.Wait()
+	return parallel.For(ctx, b.workers, jobs, func(ctx context.Context, _ int, j *layerJob) error {
+		bl, err := writeLayer(ctx, b.tmp, j.entries, b.date)
+		j.built = bl
+		return err
+	})
 }
 
 // image composes one platform's image with ggcr: an empty OCI image, the

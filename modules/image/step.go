@@ -1,7 +1,6 @@
 package image
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/modules/pkgzip"
 	"github.com/relcue/release/pipeline/step"
 )
@@ -49,15 +49,16 @@ func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 	date, _ := spec.date()
 	b := &builder{spec: spec, sources: in.Sources, tmp: tmp, date: date, workers: max(in.Workers, 1)}
 	defer b.close()
-	if err := build(ctx, b, out, in); err != nil {
+	if err := writeImageArchive(ctx, b, out, in); err != nil {
 		os.Remove(out) // a partial archive must not look like a result
 		return nil, fmt.Errorf("image %s: %w", spec.Ref, err)
 	}
 	return []step.Artifact{{Path: spec.Output, Kind: ArtifactKind}}, nil
 }
 
-func build(ctx context.Context, b *builder, out string, in *step.Input) error {
-	top, err := b.build(ctx)
+// writeImageArchive builds the image and writes its OCI archive to out.
+func writeImageArchive(ctx context.Context, b *builder, out string, in *step.Input) error {
+	top, err := b.buildImage(ctx)
 	if err != nil {
 		return err
 	}
@@ -75,10 +76,8 @@ func build(ctx context.Context, b *builder, out string, in *step.Input) error {
 // parseSpec decodes the spec strictly and checks what the planner
 // promised, so that a hand-edited or stale spec fails clearly.
 func parseSpec(raw json.RawMessage) (*Spec, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var s Spec
-	if err := dec.Decode(&s); err != nil {
+	if err := strictjson.Unmarshal(raw, &s); err != nil {
 		return nil, fmt.Errorf("image spec: %w", err)
 	}
 	if err := s.check(); err != nil {
@@ -100,6 +99,21 @@ func (s *Spec) check() error {
 	if _, err := s.date(); err != nil {
 		return err
 	}
+	if err := s.checkPlatforms(); err != nil {
+		return err
+	}
+	if err := s.checkBaseOrScratch(); err != nil {
+		return err
+	}
+	if err := s.checkLayers(); err != nil {
+		return err
+	}
+	return s.checkConfig()
+}
+
+// checkPlatforms wants at least one platform, each spelled canonically,
+// sorted and unique (the planner's order, which the archive follows).
+func (s *Spec) checkPlatforms() error {
 	if len(s.Platforms) == 0 {
 		return errors.New("no platforms")
 	}
@@ -115,16 +129,28 @@ func (s *Spec) check() error {
 			return errors.New("platforms are not sorted and unique")
 		}
 	}
-	if s.Base != nil {
-		if s.Base.Source == "" {
-			return errors.New("base has no source")
+	return nil
+}
+
+// checkBaseOrScratch checks the base, or that an image without one has
+// layers of its own.
+func (s *Spec) checkBaseOrScratch() error {
+	if s.Base == nil {
+		if len(s.Layers) == 0 {
+			return errors.New("an image from scratch needs at least one layer")
 		}
-		if s.Base.Format != FormatLayout && s.Base.Format != FormatTarball {
-			return fmt.Errorf("base format %q is neither %q nor %q", s.Base.Format, FormatLayout, FormatTarball)
-		}
-	} else if len(s.Layers) == 0 {
-		return errors.New("an image from scratch needs at least one layer")
+		return nil
 	}
+	if s.Base.Source == "" {
+		return errors.New("base has no source")
+	}
+	if s.Base.Format != FormatLayout && s.Base.Format != FormatTarball {
+		return fmt.Errorf("base format %q is neither %q nor %q", s.Base.Format, FormatLayout, FormatTarball)
+	}
+	return nil
+}
+
+func (s *Spec) checkLayers() error {
 	seen := map[string]bool{}
 	for i, l := range s.Layers {
 		if err := l.check(); err != nil {
@@ -138,7 +164,7 @@ func (s *Spec) check() error {
 		}
 		seen[l.Source] = true
 	}
-	return s.checkConfig()
+	return nil
 }
 
 func (s *Spec) date() (time.Time, error) {

@@ -15,7 +15,8 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/flate"
-	"golang.org/x/sync/errgroup"
+
+	"github.com/relcue/release/internal/parallel"
 )
 
 // Reader is an open package zip. Open rejects, with an error that names the
@@ -207,24 +208,16 @@ func (r *Reader) HashAll(ctx context.Context, workers int, progress func(n int64
 			mu.Unlock()
 		}
 	}
-	digests := make([]Digest, len(r.Entries))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(workers, 1))
-	for i, e := range r.Entries {
-		if gctx.Err() != nil {
-			break
+	digests, err := parallel.Map(ctx, workers, r.Entries, func(ctx context.Context, _ int, e *Entry) (Digest, error) {
+		return e.hash(ctx, report)
+	})
+	if err != nil {
+		// The pool reports a cancellation that no entry saw as ctx's bare
+		// error; say what was cancelled, as the entries' errors do.
+		if err == ctx.Err() {
+			return nil, fmt.Errorf("%s: hashing: %w", r.Path, err)
 		}
-		g.Go(func() error {
-			d, err := e.hash(gctx, report)
-			digests[i] = d
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
 		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%s: hashing: %w", r.Path, err)
 	}
 	out := make(map[string]Digest, len(r.Entries))
 	for i, e := range r.Entries {

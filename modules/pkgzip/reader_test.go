@@ -258,8 +258,8 @@ func TestHashAll(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := r.HashAll(ctx, 2, nil); !errors.Is(err, context.Canceled) {
-		t.Errorf("cancelled HashAll: error %v, want context.Canceled", err)
+	if _, err := r.HashAll(ctx, 2, nil); !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), r.Path+": hashing: ") {
+		t.Errorf("cancelled HashAll: error %v, want context.Canceled naming the package", err)
 	}
 }
 

@@ -22,9 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/relcue/release/internal/atomicfile"
+	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/pipeline/digest"
 	"github.com/relcue/release/pipeline/fingerprint"
 	"github.com/relcue/release/pipeline/step"
@@ -459,26 +458,18 @@ func (s *Store) Keys() ([]string, error) {
 }
 
 func (s *Store) verifyFiles(ctx context.Context, dir string, files []FileMeta, workers int) error {
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(workers, 1))
-	for _, f := range files {
-		g.Go(func() error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			sum, n, err := digest.File(filepath.Join(dir, filepath.FromSlash(f.Path)))
-			if err != nil {
-				return fmt.Errorf("%s: %w", f.Path, err)
-			}
-			s.rehashed.Add(1)
-			s.rehashedBytes.Add(n)
-			if n != f.Size || sum != f.SHA256 {
-				return fmt.Errorf("%s: content does not match its recorded sha256", f.Path)
-			}
-			return nil
-		})
-	}
-	return g.Wait()
+	return parallel.For(ctx, workers, files, func(_ context.Context, _ int, f FileMeta) error {
+		sum, n, err := digest.File(filepath.Join(dir, filepath.FromSlash(f.Path)))
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Path, err)
+		}
+		s.rehashed.Add(1)
+		s.rehashedBytes.Add(n)
+		if n != f.Size || sum != f.SHA256 {
+			return fmt.Errorf("%s: content does not match its recorded sha256", f.Path)
+		}
+		return nil
+	})
 }
 
 // BuildFunc writes a step's outputs into outDir and names its artifacts.
@@ -492,33 +483,9 @@ func (s *Store) Build(ctx context.Context, key string, info Info, workers int, f
 	if err := validKey(key); err != nil {
 		return nil, false, err
 	}
-	var lk *os.File
-	appeared := func() bool { return s.Has(key) }
-	for lk == nil {
-		// Another build that made this entry keeps a shared lock on it
-		// until that whole build ends, so waiting for the exclusive lock
-		// could wait on a process that in turn waits on us. Once the entry
-		// exists, read it like any reader instead.
-		lk, err = s.lock(ctx, key, true, appeared)
-		if errors.Is(err, errAppeared) {
-			e, err := s.Get(ctx, key, workers)
-			if err == nil {
-				return e, false, nil
-			}
-			if errors.As(err, new(*CorruptError)) {
-				// Evicting needs the exclusive lock: wait for it even
-				// though the (broken) entry exists.
-				appeared = nil
-				continue
-			}
-			if errors.Is(err, ErrNotFound) {
-				continue // removed meanwhile: compete to build it
-			}
-			return nil, false, err
-		}
-		if err != nil {
-			return nil, false, err
-		}
+	lk, e, err := s.lockToBuild(ctx, key, workers)
+	if err != nil || e != nil {
+		return e, false, err
 	}
 	defer func() {
 		if err != nil {
@@ -538,53 +505,92 @@ func (s *Store) Build(ctx context.Context, key string, info Info, workers int, f
 	default:
 		return nil, false, err
 	}
-
-	tmp, err := os.MkdirTemp(s.TempDir(), key[:16]+"-")
+	meta, fps, err := s.buildEntry(ctx, key, info, workers, fn)
 	if err != nil {
 		return nil, false, err
-	}
-	defer os.RemoveAll(tmp) // after a successful rename this is a no-op
-	out := filepath.Join(tmp, outName)
-	if err := os.Mkdir(out, 0o755); err != nil {
-		return nil, false, err
-	}
-	arts, err := fn(ctx, out)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, false, err
-	}
-	files, fps, err := checkOutputs(ctx, out, arts, workers)
-	if err != nil {
-		return nil, false, fmt.Errorf("%s: %w", info.Target, err)
-	}
-	meta := Meta{Format: 1, Key: key, Info: info, Created: time.Now().UTC().Truncate(time.Second), Files: files}
-	raw, _ := json.MarshalIndent(meta, "", "  ")
-	if err := atomicfile.WriteSync(filepath.Join(tmp, metaName), raw, 0o644); err != nil {
-		return nil, false, err
-	}
-	// Renaming the directory changes neither the files' inodes nor their
-	// change times, so what checkOutputs saw is what a reader will see.
-	if err := writeFingerprints(tmp, fps); err != nil {
-		return nil, false, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, false, err
-	}
-	dst := s.entryDir(key)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return nil, false, err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return nil, false, fmt.Errorf("commit cache entry %s: %w", short(key), err)
 	}
 	s.mu.Lock()
 	s.verified[key] = true
 	s.mu.Unlock()
-	e = &Entry{Key: key, Dir: filepath.Join(dst, outName), Meta: meta, fps: fps}
+	e = &Entry{Key: key, Dir: filepath.Join(s.entryDir(key), outName), Meta: meta, fps: fps}
 	e, _, err = s.downgrade(e, lk)
 	return e, true, err
+}
+
+// lockToBuild takes key's exclusive lock, or returns the entry (read
+// under a shared lock) when another builder made it meanwhile.
+func (s *Store) lockToBuild(ctx context.Context, key string, workers int) (*os.File, *Entry, error) {
+	appeared := func() bool { return s.Has(key) }
+	for {
+		// Another build that made this entry keeps a shared lock on it
+		// until that whole build ends, so waiting for the exclusive lock
+		// could wait on a process that in turn waits on us. Once the entry
+		// exists, read it like any reader instead.
+		lk, err := s.lock(ctx, key, true, appeared)
+		if !errors.Is(err, errAppeared) {
+			return lk, nil, err
+		}
+		e, err := s.Get(ctx, key, workers)
+		switch {
+		case err == nil:
+			return nil, e, nil
+		case errors.As(err, new(*CorruptError)):
+			// Evicting needs the exclusive lock: wait for it even
+			// though the (broken) entry exists.
+			appeared = nil
+		case errors.Is(err, ErrNotFound):
+			// Removed meanwhile: compete to build it.
+		default:
+			return nil, nil, err
+		}
+	}
+}
+
+// buildEntry runs fn in a temporary directory, checks and records what it
+// wrote, and moves the directory into place as key's entry. The caller
+// holds key's exclusive lock.
+func (s *Store) buildEntry(ctx context.Context, key string, info Info, workers int, fn BuildFunc) (Meta, map[string]fingerprint.FP, error) {
+	tmp, err := os.MkdirTemp(s.TempDir(), key[:16]+"-")
+	if err != nil {
+		return Meta{}, nil, err
+	}
+	defer os.RemoveAll(tmp) // after a successful rename this is a no-op
+	out := filepath.Join(tmp, outName)
+	if err := os.Mkdir(out, 0o755); err != nil {
+		return Meta{}, nil, err
+	}
+	arts, err := fn(ctx, out)
+	if err != nil {
+		return Meta{}, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Meta{}, nil, err
+	}
+	files, fps, err := checkOutputs(ctx, out, arts, workers)
+	if err != nil {
+		return Meta{}, nil, fmt.Errorf("%s: %w", info.Target, err)
+	}
+	meta := Meta{Format: 1, Key: key, Info: info, Created: time.Now().UTC().Truncate(time.Second), Files: files}
+	raw, _ := json.MarshalIndent(meta, "", "  ")
+	if err := atomicfile.WriteSync(filepath.Join(tmp, metaName), raw, 0o644); err != nil {
+		return Meta{}, nil, err
+	}
+	// Renaming the directory changes neither the files' inodes nor their
+	// change times, so what checkOutputs saw is what a reader will see.
+	if err := writeFingerprints(tmp, fps); err != nil {
+		return Meta{}, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Meta{}, nil, err
+	}
+	dst := s.entryDir(key)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return Meta{}, nil, err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return Meta{}, nil, fmt.Errorf("commit cache entry %s: %w", short(key), err)
+	}
+	return meta, fps, nil
 }
 
 // downgrade turns the builder's exclusive lock into the reader's shared one.
@@ -639,33 +645,23 @@ func checkOutputs(ctx context.Context, outDir string, arts []step.Artifact, work
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 	fps := make([]fingerprint.FP, len(files))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(workers, 1))
-	for i := range files {
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			p := filepath.Join(outDir, filepath.FromSlash(files[i].Path))
-			before, err := fingerprint.Stat(p)
-			if err != nil {
-				return err
-			}
-			sum, n, err := digest.File(p)
-			if err != nil {
-				return err
-			}
-			if after, err := fingerprint.Stat(p); err != nil || after != before || n != before.Size {
-				return fmt.Errorf("artifact %s changed while it was hashed; a step must close its outputs before it returns", files[i].Path)
-			}
-			files[i].SHA256, files[i].Size, fps[i] = sum, n, before
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, nil, err
-	}
-	if err := ctx.Err(); err != nil {
+	err = parallel.For(ctx, workers, files, func(_ context.Context, i int, f FileMeta) error {
+		p := filepath.Join(outDir, filepath.FromSlash(f.Path))
+		before, err := fingerprint.Stat(p)
+		if err != nil {
+			return err
+		}
+		sum, n, err := digest.File(p)
+		if err != nil {
+			return err
+		}
+		if after, err := fingerprint.Stat(p); err != nil || after != before || n != before.Size {
+			return fmt.Errorf("artifact %s changed while it was hashed; a step must close its outputs before it returns", f.Path)
+		}
+		files[i].SHA256, files[i].Size, fps[i] = sum, n, before
+		return nil
+	})
+	if err != nil {
 		return nil, nil, err
 	}
 	byPath := make(map[string]fingerprint.FP, len(files))

@@ -8,12 +8,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
+	"github.com/relcue/release/internal/atomicfile"
+	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/pipeline/fingerprint"
 )
 
@@ -89,19 +88,7 @@ func (x *Index) store(root string, files map[string]recordFile) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".rec-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(raw); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
+	return atomicfile.Write(p, raw, 0o600)
 }
 
 // trusted returns the recorded digest when it may be used for fp.
@@ -182,42 +169,27 @@ func (x *Index) Tree(ctx context.Context, root string, workers int) (string, []T
 	}
 	recs := x.load(abs)
 	next := make(map[string]recordFile, len(files))
-	var mu sync.Mutex
-	changed := len(recs) != len(files)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(workers, 1))
-	for i := range files {
-		f := &files[i]
+	var stale []int // indexes into files of those to hash
+	for i, f := range files {
 		rec, ok := recs[f.Path]
 		if sum, ok := trusted(rec, ok, f.FP); ok {
-			f.SHA256 = sum
-			mu.Lock() // hashing goroutines of earlier files write next too
+			files[i].SHA256 = sum
 			next[f.Path] = rec
-			mu.Unlock()
 			continue
 		}
-		changed = true
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			rec, err := x.hash(filepath.Join(abs, filepath.FromSlash(f.Path)), f.FP, at)
-			if err != nil {
-				return err
-			}
-			f.SHA256 = rec.SHA256
-			mu.Lock()
-			next[f.Path] = rec
-			mu.Unlock()
-			return nil
-		})
+		stale = append(stale, i)
 	}
-	if err := g.Wait(); err != nil {
+	hashed, err := parallel.Map(ctx, workers, stale, func(_ context.Context, _, i int) (recordFile, error) {
+		return x.hash(filepath.Join(abs, filepath.FromSlash(files[i].Path)), files[i].FP, at)
+	})
+	if err != nil {
 		return "", nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return "", nil, err
+	for k, i := range stale {
+		files[i].SHA256 = hashed[k].SHA256
+		next[files[i].Path] = hashed[k]
 	}
+	changed := len(stale) > 0 || len(recs) != len(files)
 	if changed {
 		if err := x.store(abs, next); err != nil {
 			return "", nil, fmt.Errorf("digest index: %w", err)

@@ -14,8 +14,7 @@ import (
 	"sort"
 	"strings"
 
-	"golang.org/x/sync/errgroup"
-
+	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/pipeline/fingerprint"
 )
 
@@ -102,19 +101,12 @@ func Tree(ctx context.Context, root string, workers int) (string, []TreeFile, er
 	if err != nil {
 		return "", nil, err
 	}
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(workers, 1))
-	for i := range files {
-		g.Go(func() error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			sum, _, err := File(filepath.Join(root, filepath.FromSlash(files[i].Path)))
-			files[i].SHA256 = sum
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	err = parallel.For(ctx, workers, files, func(_ context.Context, i int, f TreeFile) error {
+		sum, _, err := File(filepath.Join(root, filepath.FromSlash(f.Path)))
+		files[i].SHA256 = sum
+		return err
+	})
+	if err != nil {
 		return "", nil, err
 	}
 	return TreeDigest(files), files, nil

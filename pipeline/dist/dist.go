@@ -27,12 +27,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/relcue/release/internal/atomicfile"
+	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/pipeline/cache"
 	"github.com/relcue/release/pipeline/digest"
 	"github.com/relcue/release/pipeline/fingerprint"
@@ -123,6 +121,7 @@ type pending struct {
 	tmp    string
 	method string
 	rec    stateRecord
+	hashed bool // the dist copy was read to check it
 }
 
 // Publish places every artifact of items into dir and writes
@@ -141,103 +140,19 @@ func Publish(ctx context.Context, dir string, items []Item, opts Options) (*Resu
 	if err != nil {
 		return nil, err
 	}
-	type source struct {
-		path  string
-		entry *cache.Entry
-	}
-	src := map[string]source{}
-	for _, it := range items {
-		for _, f := range it.Entry.Meta.Files {
-			src[f.Path] = source{filepath.Join(it.Entry.Dir, filepath.FromSlash(f.Path)), it.Entry}
-		}
-	}
 	state := loadState(opts.State, absDir)
-
 	work := make([]*pending, len(arts))
-	var mu sync.Mutex
-	stats := Stats{Methods: map[string]int{}}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(opts.Workers, 1))
 	for i, a := range arts {
-		p := &pending{art: a, dst: filepath.Join(absDir, filepath.FromSlash(a.Path))}
-		work[i] = p
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			current, hashed, rec, err := isCurrent(p.dst, a, state.Files[a.Path])
-			if err != nil {
-				return fmt.Errorf("publish %s: %w", a.Path, err)
-			}
-			mu.Lock()
-			if hashed {
-				stats.Hashed++
-			}
-			mu.Unlock()
-			if current {
-				p.rec = rec
-				return nil
-			}
-			s := src[a.Path]
-			if err := p.prepare(s.path, s.entry); err != nil {
-				return fmt.Errorf("publish %s: %w", a.Path, err)
-			}
-			return nil
-		})
+		work[i] = &pending{art: a, dst: filepath.Join(absDir, filepath.FromSlash(a.Path))}
 	}
-	err = g.Wait()
-	if err == nil {
-		err = ctx.Err()
-	}
-	if err != nil {
-		for _, p := range work {
-			if p.tmp != "" {
-				os.Remove(p.tmp)
-			}
-		}
+	if err := stage(ctx, work, cachedFiles(items), state, opts.Workers); err != nil {
 		return nil, err
 	}
-
-	next := stateFile{Dir: absDir, Files: map[string]stateRecord{}}
-	for path, rec := range state.Files {
-		next.Files[path] = rec // other builds' artifacts, still valid if untouched
-	}
-	for _, p := range work {
-		if p.tmp != "" {
-			if err := os.Rename(p.tmp, p.dst); err != nil {
-				os.Remove(p.tmp)
-				return nil, fmt.Errorf("publish %s: %w", p.art.Path, err)
-			}
-			// A rename sets the change time: fingerprint the file where
-			// it now is.
-			fp, err := fingerprint.Stat(p.dst)
-			if err != nil {
-				return nil, fmt.Errorf("publish %s: %w", p.art.Path, err)
-			}
-			p.rec = stateRecord{SHA256: p.art.SHA256, FP: fp, Own: true}
-			stats.Written++
-			stats.WrittenSize += p.art.Size
-			stats.Methods[p.method]++
-		} else {
-			stats.Kept++
-		}
-		next.Files[p.art.Path] = p.rec
-	}
-
-	js, err := json.MarshalIndent(arts, "", "  ")
+	next, stats, err := commit(work, state)
 	if err != nil {
 		return nil, err
 	}
-	js = append(js, '\n')
-	var sums bytes.Buffer
-	for _, a := range arts {
-		// Two spaces: the format sha256sum -c reads.
-		fmt.Fprintf(&sums, "%s  %s\n", a.SHA256, a.Path)
-	}
-	if err := writeIfChanged(filepath.Join(absDir, "SHA256SUMS"), sums.Bytes()); err != nil {
-		return nil, err
-	}
-	if err := writeIfChanged(filepath.Join(absDir, "artifacts.json"), js); err != nil {
+	if err := writeIndex(absDir, arts); err != nil {
 		return nil, err
 	}
 	if opts.State != "" {
@@ -246,6 +161,110 @@ func Publish(ctx context.Context, dir string, items []Item, opts Options) (*Resu
 		}
 	}
 	return &Result{Artifacts: arts, Stats: stats}, nil
+}
+
+// cachedFile is where the cache holds an artifact, and the entry that
+// vouches for it.
+type cachedFile struct {
+	path  string
+	entry *cache.Entry
+}
+
+// cachedFiles maps each artifact path of items to its cached file.
+func cachedFiles(items []Item) map[string]cachedFile {
+	src := map[string]cachedFile{}
+	for _, it := range items {
+		for _, f := range it.Entry.Meta.Files {
+			src[f.Path] = cachedFile{filepath.Join(it.Entry.Dir, filepath.FromSlash(f.Path)), it.Entry}
+		}
+	}
+	return src
+}
+
+// stage decides, in parallel, which dist files are current and writes
+// every other one to a temporary file beside it. On error no temporary
+// file is left.
+func stage(ctx context.Context, work []*pending, src map[string]cachedFile, state stateFile, workers int) error {
+	err := parallel.For(ctx, workers, work, func(_ context.Context, _ int, p *pending) error {
+		current, hashed, rec, err := isCurrent(p.dst, p.art, state.Files[p.art.Path])
+		p.hashed = hashed
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", p.art.Path, err)
+		}
+		if current {
+			p.rec = rec
+			return nil
+		}
+		s := src[p.art.Path]
+		if err := p.prepare(s.path, s.entry); err != nil {
+			return fmt.Errorf("publish %s: %w", p.art.Path, err)
+		}
+		return nil
+	})
+	if err != nil {
+		for _, p := range work {
+			if p.tmp != "" {
+				os.Remove(p.tmp)
+			}
+		}
+	}
+	return err
+}
+
+// commit renames the staged files into place and returns the record of
+// the dist directory to keep (state, which loadState made for this
+// directory, updated for these artifacts) and what publishing did.
+func commit(work []*pending, state stateFile) (stateFile, Stats, error) {
+	stats := Stats{Methods: map[string]int{}}
+	next := stateFile{Dir: state.Dir, Files: map[string]stateRecord{}}
+	for path, rec := range state.Files {
+		next.Files[path] = rec // other builds' artifacts, still valid if untouched
+	}
+	for _, p := range work {
+		if p.hashed {
+			stats.Hashed++
+		}
+		if p.tmp == "" {
+			stats.Kept++
+			next.Files[p.art.Path] = p.rec
+			continue
+		}
+		if err := os.Rename(p.tmp, p.dst); err != nil {
+			os.Remove(p.tmp)
+			return stateFile{}, Stats{}, fmt.Errorf("publish %s: %w", p.art.Path, err)
+		}
+		// A rename sets the change time: fingerprint the file where it
+		// now is.
+		fp, err := fingerprint.Stat(p.dst)
+		if err != nil {
+			return stateFile{}, Stats{}, fmt.Errorf("publish %s: %w", p.art.Path, err)
+		}
+		p.rec = stateRecord{SHA256: p.art.SHA256, FP: fp, Own: true}
+		stats.Written++
+		stats.WrittenSize += p.art.Size
+		stats.Methods[p.method]++
+		next.Files[p.art.Path] = p.rec
+	}
+	return next, stats, nil
+}
+
+// writeIndex writes SHA256SUMS, then artifacts.json: a reader that sees
+// the new artifacts.json sees everything else already in place.
+func writeIndex(absDir string, arts []Artifact) error {
+	js, err := json.MarshalIndent(arts, "", "  ")
+	if err != nil {
+		return err
+	}
+	js = append(js, '\n')
+	var sums bytes.Buffer
+	for _, a := range arts {
+		// Two spaces: the format sha256sum -c reads.
+		fmt.Fprintf(&sums, "%s  %s\n", a.SHA256, a.Path)
+	}
+	if err := writeIfChanged(filepath.Join(absDir, "SHA256SUMS"), sums.Bytes()); err != nil {
+		return err
+	}
+	return writeIfChanged(filepath.Join(absDir, "artifacts.json"), js)
 }
 
 // isCurrent decides whether dst already holds a: by its recorded

@@ -7,8 +7,7 @@ import (
 	"io/fs"
 	"sync"
 
-	"golang.org/x/sync/errgroup"
-
+	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/pipeline/digest"
 	"github.com/relcue/release/pipeline/step"
 )
@@ -72,10 +71,19 @@ func (d *LocalDigester) Digest(ctx context.Context, s step.Source) (string, erro
 	return e.digest, e.err
 }
 
+// sourceJob is one source of one target to digest into its node.
+type sourceJob struct {
+	target *step.Target
+	node   *Node
+	i      int // index into the target's sources and the node's
+}
+
+// digestSources fills every node's Sources, digesting all of them in one
+// pool. A source declared twice is refused before anything is read.
 func digestSources(ctx context.Context, targets []step.Target, g *Graph, dg Digester, workers int) error {
-	eg, ctx := errgroup.WithContext(ctx)
-	eg.SetLimit(max(workers, 1))
-	for _, t := range targets {
+	var jobs []sourceJob
+	for ti := range targets {
+		t := &targets[ti]
 		n := g.Nodes[t.ID]
 		n.Sources = make([]SourceDigest, len(t.Sources))
 		seen := map[string]bool{}
@@ -84,24 +92,25 @@ func digestSources(ctx context.Context, targets []step.Target, g *Graph, dg Dige
 				return posErr(t.Pos, fmt.Errorf("target %s: source %q is declared twice", t.ID, s.Name))
 			}
 			seen[s.Name] = true
-			eg.Go(func() error {
-				dig, err := dg.Digest(ctx, s)
-				if errors.Is(err, fs.ErrNotExist) {
-					err = fmt.Errorf("%w; create it or correct the path", err)
-				}
-				if err != nil {
-					pos := s.Pos
-					if pos == "" {
-						pos = t.Pos
-					}
-					return posErr(pos, fmt.Errorf("target %s: input %s: %w", t.ID, describe(s), err))
-				}
-				n.Sources[i] = SourceDigest{Source: s, Digest: dig}
-				return nil
-			})
+			jobs = append(jobs, sourceJob{t, n, i})
 		}
 	}
-	return eg.Wait()
+	return parallel.For(ctx, workers, jobs, func(ctx context.Context, _ int, j sourceJob) error {
+		s := j.target.Sources[j.i]
+		dig, err := dg.Digest(ctx, s)
+		if errors.Is(err, fs.ErrNotExist) {
+			err = fmt.Errorf("%w; create it or correct the path", err)
+		}
+		if err != nil {
+			pos := s.Pos
+			if pos == "" {
+				pos = j.target.Pos
+			}
+			return posErr(pos, fmt.Errorf("target %s: input %s: %w", j.target.ID, describe(s), err))
+		}
+		j.node.Sources[j.i] = SourceDigest{Source: s, Digest: dig}
+		return nil
+	})
 }
 
 func describe(s step.Source) string {

@@ -97,95 +97,15 @@ func (e *BuildError) Error() string {
 // failure cancels the rest.
 func Run(ctx context.Context, g *plan.Graph, ids []string, opts Options) (*Result, error) {
 	res := &Result{Order: ids, Outcomes: make(map[string]*Outcome, len(ids))}
-	selected := map[string]bool{}
 	for _, id := range ids {
-		selected[id] = true
 		res.Outcomes[id] = &Outcome{ID: id, Status: Canceled}
 	}
-	pending := map[string]int{}
-	users := map[string][]string{}
-	for _, id := range ids {
-		for _, d := range g.Nodes[id].Deps {
-			if !selected[d] {
-				return nil, fmt.Errorf("target %s needs %s, which is not selected", id, d)
-			}
-			pending[id]++
-			users[d] = append(users[d], id)
-		}
+	r, err := newRun(ctx, g, ids, opts, res)
+	if err != nil {
+		return nil, err
 	}
-
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	eg := new(errgroup.Group)
-	eg.SetLimit(max(opts.Jobs, 1))
-	done := make(chan string, len(ids))
-	var mu sync.Mutex // guards outcomes' Status/Err/Entry across goroutines
-
-	launch := func(id string) {
-		eg.Go(func() error {
-			o := res.Outcomes[id]
-			deps := map[string]step.Result{}
-			mu.Lock()
-			for _, d := range g.Nodes[id].Deps {
-				deps[d] = res.Outcomes[d].Entry.Result()
-			}
-			mu.Unlock()
-			start := time.Now()
-			entry, status, err := runOne(runCtx, g.Nodes[id], deps, opts)
-			mu.Lock()
-			o.Duration = time.Since(start)
-			o.Entry, o.Status, o.Err = entry, status, err
-			if err != nil && runCtx.Err() != nil && errors.Is(err, context.Canceled) {
-				o.Status = Canceled
-			}
-			mu.Unlock()
-			if err != nil && !opts.KeepGoing {
-				cancel()
-			}
-			done <- id
-			return nil
-		})
-	}
-	var skip func(id string)
-	skip = func(id string) {
-		o := res.Outcomes[id]
-		if o.Status == Skipped {
-			return
-		}
-		o.Status = Skipped
-		for _, u := range users[id] {
-			skip(u)
-		}
-	}
-
-	running := 0
-	for _, id := range ids {
-		if pending[id] == 0 {
-			running++
-			launch(id)
-		}
-	}
-	for running > 0 {
-		id := <-done
-		running--
-		mu.Lock()
-		failed := res.Outcomes[id].Status != Cached && res.Outcomes[id].Status != Built
-		mu.Unlock()
-		for _, u := range users[id] {
-			if failed {
-				if res.Outcomes[id].Status == Failed {
-					skip(u)
-				}
-				continue
-			}
-			pending[u]--
-			if pending[u] == 0 && res.Outcomes[u].Status == Canceled && runCtx.Err() == nil {
-				running++
-				launch(u)
-			}
-		}
-	}
-	eg.Wait()
+	defer r.cancel()
+	r.execute(ids)
 
 	var failed []*Outcome
 	for _, id := range ids {
@@ -200,6 +120,124 @@ func Run(ctx context.Context, g *plan.Graph, ids []string, opts Options) (*Resul
 		return res, err
 	}
 	return res, nil
+}
+
+// run is the state of one Run: which targets wait on how many
+// dependencies, and who uses each.
+type run struct {
+	g    *plan.Graph
+	opts Options
+	res  *Result
+	// pending counts each target's dependencies not yet built; users
+	// lists the targets that depend on each.
+	pending map[string]int
+	users   map[string][]string
+
+	ctx    context.Context // cancelled on the first failure without KeepGoing
+	cancel context.CancelFunc
+	eg     *errgroup.Group
+	done   chan string // each launched target's id, once it ended
+	mu     sync.Mutex  // guards outcomes' Status/Err/Entry across goroutines
+}
+
+func newRun(ctx context.Context, g *plan.Graph, ids []string, opts Options, res *Result) (*run, error) {
+	r := &run{g: g, opts: opts, res: res, pending: map[string]int{}, users: map[string][]string{}}
+	for _, id := range ids {
+		for _, d := range g.Nodes[id].Deps {
+			if _, selected := res.Outcomes[d]; !selected {
+				return nil, fmt.Errorf("target %s needs %s, which is not selected", id, d)
+			}
+			r.pending[id]++
+			r.users[d] = append(r.users[d], id)
+		}
+	}
+	r.ctx, r.cancel = context.WithCancel(ctx)
+	r.eg = new(errgroup.Group)
+	r.eg.SetLimit(max(opts.Jobs, 1))
+	r.done = make(chan string, len(ids))
+	return r, nil
+}
+
+// execute launches the targets without dependencies, then each target
+// whose last dependency succeeded, until nothing runs.
+func (r *run) execute(ids []string) {
+	running := 0
+	for _, id := range ids {
+		if r.pending[id] == 0 {
+			running++
+			r.launch(id)
+		}
+	}
+	for running > 0 {
+		id := <-r.done
+		running--
+		running += r.finished(id)
+	}
+	r.eg.Wait()
+}
+
+// finished releases the users of target id, which has ended, and returns
+// how many of them it launched. The users of a failed target are skipped;
+// those of a cancelled one stay cancelled.
+func (r *run) finished(id string) int {
+	r.mu.Lock()
+	status := r.res.Outcomes[id].Status
+	r.mu.Unlock()
+	failed := status != Cached && status != Built
+	launched := 0
+	for _, u := range r.users[id] {
+		if failed {
+			if status == Failed {
+				r.skip(u)
+			}
+			continue
+		}
+		r.pending[u]--
+		if r.pending[u] == 0 && r.res.Outcomes[u].Status == Canceled && r.ctx.Err() == nil {
+			launched++
+			r.launch(u)
+		}
+	}
+	return launched
+}
+
+// launch runs target id once a worker is free.
+func (r *run) launch(id string) {
+	r.eg.Go(func() error {
+		o := r.res.Outcomes[id]
+		deps := map[string]step.Result{}
+		r.mu.Lock()
+		for _, d := range r.g.Nodes[id].Deps {
+			deps[d] = r.res.Outcomes[d].Entry.Result()
+		}
+		r.mu.Unlock()
+		start := time.Now()
+		entry, status, err := runOne(r.ctx, r.g.Nodes[id], deps, r.opts)
+		r.mu.Lock()
+		o.Duration = time.Since(start)
+		o.Entry, o.Status, o.Err = entry, status, err
+		if err != nil && r.ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			o.Status = Canceled
+		}
+		r.mu.Unlock()
+		if err != nil && !r.opts.KeepGoing {
+			r.cancel()
+		}
+		r.done <- id
+		return nil
+	})
+}
+
+// skip marks id and everything that depends on it as skipped.
+func (r *run) skip(id string) {
+	o := r.res.Outcomes[id]
+	if o.Status == Skipped {
+		return
+	}
+	o.Status = Skipped
+	for _, u := range r.users[id] {
+		r.skip(u)
+	}
 }
 
 func runOne(ctx context.Context, n *plan.Node, deps map[string]step.Result, opts Options) (*cache.Entry, string, error) {

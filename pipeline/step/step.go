@@ -6,12 +6,13 @@
 package step
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
+
+	"github.com/relcue/release/internal/strictjson"
 )
 
 // Step makes one kind of artifact.
@@ -95,9 +96,7 @@ func (discard) Add(int64)      {}
 // DecodeSpec decodes the planner's spec into v, strictly: a field the step
 // does not know means the planner and the step disagree about the format.
 func (in *Input) DecodeSpec(v any) error {
-	dec := json.NewDecoder(bytes.NewReader(in.Spec))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := strictjson.Unmarshal(in.Spec, v); err != nil {
 		return fmt.Errorf("%s: bad spec: %w", in.Target, err)
 	}
 	return nil
