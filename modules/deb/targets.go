@@ -40,7 +40,7 @@ func Targets(m *config.Model) ([]step.Target, error) {
 				if ref.Build == nil {
 					continue
 				}
-				p, err := plan(m, o, ref)
+				p, err := planDeb(m, o, ref)
 				if err != nil {
 					return nil, err
 				}
@@ -113,9 +113,9 @@ func fieldsJSON(s Spec) map[string]json.RawMessage {
 	return m
 }
 
-// plan turns one declaration into a target, checking it with the
+// planDeb turns one declaration into a target, checking it with the
 // configuration's field names and positions.
-func plan(m *config.Model, o *config.OSTarget, ref Entry) (*planned, error) {
+func planDeb(m *config.Model, o *config.OSTarget, ref Entry) (*planned, error) {
 	d := ref.Build
 	pos := d.Pos
 	if pos.File == "" {
@@ -153,68 +153,11 @@ func plan(m *config.Model, o *config.OSTarget, ref Entry) (*planned, error) {
 	if m.Build.Date.IsZero() {
 		return fail(config.Pos{}, fmt.Errorf("the build date is not set; set build.date (or SOURCE_DATE_EPOCH) so that packages are reproducible"))
 	}
-	t := step.Target{Kind: Kind, Pos: pos.String()}
-	addSource := func(name, p string, dir bool, at config.Pos) {
-		if at.File == "" {
-			at = pos
+	p := &debPlan{spec: &s, target: step.Target{Kind: Kind, Pos: pos.String()}, pos: pos}
+	for _, phase := range []func(*BuildConfig) (config.Pos, error){p.contents, p.units, p.scripts} {
+		if at, err := phase(d); err != nil {
+			return fail(at, err)
 		}
-		t.Sources = append(t.Sources, step.Source{Name: name, Path: p, Dir: dir, Pos: at.String()})
-	}
-	for i, c := range d.Contents {
-		sc := Content{Dst: c.Dst, Mode: c.Mode, Type: c.Type, field: fmt.Sprintf("contents[%d]", i), pos: c.Pos}
-		if sc.Type == "" {
-			sc.Type = TypeFile
-		}
-		if c.Src != "" && sc.Type != TypeDir {
-			dir, err := statSource(c.Src)
-			if err != nil {
-				return fail(c.Pos, fmt.Errorf("%s.src %w", sc.field, err))
-			}
-			sc.Source = fmt.Sprintf("content%d", i)
-			addSource(sc.Source, c.Src, dir, c.Pos)
-		} else if c.Src != "" {
-			sc.Source = c.Src // rejected by check with the field's name
-		}
-		s.Contents = append(s.Contents, sc)
-	}
-	for i, u := range d.SystemdUnits {
-		field := fmt.Sprintf("systemdUnits[%d]", i)
-		base := filepath.Base(u.Src)
-		if u.Src == "" {
-			return fail(u.Pos, fmt.Errorf("%s.src is empty; give the unit file", field))
-		}
-		if !slices.ContainsFunc(unitSuffixes, func(suf string) bool { return strings.HasSuffix(base, suf) && len(base) > len(suf) }) {
-			return fail(u.Pos, fmt.Errorf("%s.src %s is not named like a systemd unit (%s)", field, u.Src, strings.Join(unitSuffixes, ", ")))
-		}
-		dir, err := statSource(u.Src)
-		if err != nil {
-			return fail(u.Pos, fmt.Errorf("%s.src %w", field, err))
-		}
-		if dir {
-			return fail(u.Pos, fmt.Errorf("%s.src %s is a directory; list each unit file", field, u.Src))
-		}
-		name := fmt.Sprintf("unit%d", i)
-		addSource(name, u.Src, false, u.Pos)
-		// Units are configuration read by systemd, never executed.
-		s.Contents = append(s.Contents, Content{Source: name, Dst: UnitDir + "/" + base, Mode: 0o644, Type: TypeFile, field: field, pos: u.Pos})
-	}
-	scripts := []struct {
-		name string
-		src  string
-		dst  *string
-	}{
-		{"preinst", d.Scripts.PreInst, &s.Scripts.PreInst}, {"postinst", d.Scripts.PostInst, &s.Scripts.PostInst},
-		{"prerm", d.Scripts.PreRm, &s.Scripts.PreRm}, {"postrm", d.Scripts.PostRm, &s.Scripts.PostRm},
-	}
-	for _, sc := range scripts {
-		if sc.src == "" {
-			continue
-		}
-		if err := checkScript(sc.src); err != nil {
-			return fail(config.Pos{}, fmt.Errorf("scripts.%s %w", sc.name, err))
-		}
-		*sc.dst = sc.name
-		addSource(sc.name, sc.src, false, config.Pos{})
 	}
 	if err := s.check(); err != nil {
 		at := config.Pos{}
@@ -226,10 +169,93 @@ func plan(m *config.Model, o *config.OSTarget, ref Entry) (*planned, error) {
 	if d.Arch != "all" && len(o.Arch) > 0 && !slices.Contains(o.Arch, d.Arch) {
 		return fail(config.Pos{}, fmt.Errorf("arch %s is not an architecture of os %s (%s); use one of them or \"all\"", d.Arch, o.Name, strings.Join(o.Arch, ", ")))
 	}
+	t := p.target
 	t.ID = TargetID(o.Name, s.Name, s.Version, s.Arch)
 	t.Outputs = []string{s.Output}
 	t.Spec = s
 	return &planned{spec: s, target: t}, nil
+}
+
+// debPlan collects a package's contents into its spec and their local
+// files into its target's sources.
+type debPlan struct {
+	spec   *Spec
+	target step.Target
+	pos    config.Pos // the declaration, for sources without their own
+}
+
+func (p *debPlan) addSource(name, path string, dir bool, at config.Pos) {
+	if at.File == "" {
+		at = p.pos
+	}
+	p.target.Sources = append(p.target.Sources, step.Source{Name: name, Path: path, Dir: dir, Pos: at.String()})
+}
+
+func (p *debPlan) contents(d *BuildConfig) (config.Pos, error) {
+	for i, c := range d.Contents {
+		sc := Content{Dst: c.Dst, Mode: c.Mode, Type: c.Type, field: fmt.Sprintf("contents[%d]", i), pos: c.Pos}
+		if sc.Type == "" {
+			sc.Type = TypeFile
+		}
+		if c.Src != "" && sc.Type != TypeDir {
+			dir, err := statSource(c.Src)
+			if err != nil {
+				return c.Pos, fmt.Errorf("%s.src %w", sc.field, err)
+			}
+			sc.Source = fmt.Sprintf("content%d", i)
+			p.addSource(sc.Source, c.Src, dir, c.Pos)
+		} else if c.Src != "" {
+			sc.Source = c.Src // rejected by check with the field's name
+		}
+		p.spec.Contents = append(p.spec.Contents, sc)
+	}
+	return config.Pos{}, nil
+}
+
+func (p *debPlan) units(d *BuildConfig) (config.Pos, error) {
+	for i, u := range d.SystemdUnits {
+		field := fmt.Sprintf("systemdUnits[%d]", i)
+		base := filepath.Base(u.Src)
+		if u.Src == "" {
+			return u.Pos, fmt.Errorf("%s.src is empty; give the unit file", field)
+		}
+		if !slices.ContainsFunc(unitSuffixes, func(suf string) bool { return strings.HasSuffix(base, suf) && len(base) > len(suf) }) {
+			return u.Pos, fmt.Errorf("%s.src %s is not named like a systemd unit (%s)", field, u.Src, strings.Join(unitSuffixes, ", "))
+		}
+		dir, err := statSource(u.Src)
+		if err != nil {
+			return u.Pos, fmt.Errorf("%s.src %w", field, err)
+		}
+		if dir {
+			return u.Pos, fmt.Errorf("%s.src %s is a directory; list each unit file", field, u.Src)
+		}
+		name := fmt.Sprintf("unit%d", i)
+		p.addSource(name, u.Src, false, u.Pos)
+		// Units are configuration read by systemd, never executed.
+		p.spec.Contents = append(p.spec.Contents, Content{Source: name, Dst: UnitDir + "/" + base, Mode: 0o644, Type: TypeFile, field: field, pos: u.Pos})
+	}
+	return config.Pos{}, nil
+}
+
+func (p *debPlan) scripts(d *BuildConfig) (config.Pos, error) {
+	for _, sc := range []struct {
+		name string
+		src  string
+		dst  *string
+	}{
+		{"preinst", d.Scripts.PreInst, &p.spec.Scripts.PreInst}, {"postinst", d.Scripts.PostInst, &p.spec.Scripts.PostInst},
+		{"prerm", d.Scripts.PreRm, &p.spec.Scripts.PreRm}, {"postrm", d.Scripts.PostRm, &p.spec.Scripts.PostRm},
+	} {
+		if sc.src == "" {
+			continue
+		}
+		if err := checkScript(sc.src); err != nil {
+			return config.Pos{}, fmt.Errorf("scripts.%s %w", sc.name, err)
+		}
+		*sc.dst = sc.name
+		p.addSource(sc.name, sc.src, false, config.Pos{})
+	}
+	return config.Pos{}, nil
 }
 
 // statSource reports whether a local source is a directory, with the
