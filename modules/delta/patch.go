@@ -193,7 +193,9 @@ func applyPatch(base, patch []byte, p Patch, size int64, workers int) ([]byte, e
 	dsts, srcs := make([][]byte, len(frames)), make([][]byte, len(frames))
 	var toff, poff uint64
 	for i, f := range frames {
-		dsts[i] = out[toff : toff+f.targetLen]
+		// Capped, so that a frame decoding too much cannot write into its
+		// neighbour's part while that one decodes.
+		dsts[i] = out[toff : toff+f.targetLen : toff+f.targetLen]
 		srcs[i] = body[poff : poff+f.frameLen]
 		toff += f.targetLen
 		poff += f.frameLen
