@@ -231,21 +231,21 @@ func apply(ctx context.Context, deltaZip, dirArg string, opts Options) (rep *Rep
 		warn(msg)
 	}
 
-	p, err := makePlan(ctx, dir, r, m, targetPM, opts.Force, workers, opts.Progress)
+	changes, err := planChanges(ctx, dir, m, targetPM, workers, opts.Progress)
 	if err != nil {
 		return rep, err
 	}
-	rep.FilesWritten, rep.FilesRemoved, rep.BytesWritten = p.writes, p.removes, p.bytes
-	if len(p.problems) > 0 {
+	rep.FilesWritten, rep.FilesRemoved, rep.BytesWritten = changes.writes, changes.removes, changes.bytes
+	if len(changes.problems) > 0 {
 		if !opts.Force {
-			return rep, fmt.Errorf("the installation does not match what the delta expects: %s; restore those files from the %s package, or use --force", summarize(p.problems), m.BaseVersion)
+			return rep, fmt.Errorf("the installation does not match what the delta expects: %s; restore those files from the %s package, or use --force", summarize(changes.problems), m.BaseVersion)
 		}
-		for _, pr := range p.problems {
+		for _, pr := range changes.problems {
 			warn(pr.msg)
 		}
 	}
 	if opts.DryRun {
-		logf("dry run: would write %d files (%d bytes) and remove %d", p.writes, p.bytes, p.removes)
+		logf("dry run: would write %d files (%d bytes) and remove %d", changes.writes, changes.bytes, changes.removes)
 		return rep, nil
 	}
 
@@ -254,8 +254,8 @@ func apply(ctx context.Context, deltaZip, dirArg string, opts Options) (rep *Rep
 		Delta:         filepath.Base(deltaZip),
 		BaseVersion:   m.BaseVersion,
 		TargetVersion: m.TargetVersion,
-		Ops:           p.ops,
-		Created:       p.created,
+		Ops:           changes.ops,
+		Created:       changes.created,
 	})
 	// Before the commit point every failure leaves the installation as it
 	// was; only the staging area has to go.
@@ -302,7 +302,7 @@ func apply(ctx context.Context, deltaZip, dirArg string, opts Options) (rep *Rep
 		}
 		return rep, rollback(t, err)
 	}
-	logf("committing %s -> %s: %d files to write, %d to remove", m.BaseVersion, m.TargetVersion, p.writes, p.removes)
+	logf("committing %s -> %s: %d files to write, %d to remove", m.BaseVersion, m.TargetVersion, changes.writes, changes.removes)
 	if err := t.forward(ctx); err != nil {
 		if isCrash(err) {
 			return rep, err
@@ -448,8 +448,10 @@ func verifyAt(ctx context.Context, dir string, m *delta.Manifest, workers int, p
 	return nil
 }
 
-// plan is the complete list of operations of one apply, checked up front.
-type plan struct {
+// changeSet is the complete list of operations of one apply, checked up
+// front. (Not to be confused with pipeline/plan, the build's DAG, nor with
+// upgrade Plans: this is only what one delta does to one installation.)
+type changeSet struct {
 	ops      []op
 	created  []string
 	problems []problem
@@ -458,13 +460,13 @@ type plan struct {
 	bytes    int64
 }
 
-// makePlan decides every rename the apply will do and checks the
+// planChanges decides every rename the apply will do and checks the
 // installation: the hash of every file it replaces or removes, of every
 // file it adds that exists already, and of every unchanged file the target
 // package lists. Mismatches are problems (--force lets them through);
 // layouts it cannot apply safely (symbolic links on the way, a directory
 // where a file must go) are errors.
-func makePlan(ctx context.Context, dir string, r *pkgzip.Reader, m *delta.Manifest, targetPM *pkgmanifest.Manifest, force bool, workers int, progress func(int64)) (*plan, error) {
+func planChanges(ctx context.Context, dir string, m *delta.Manifest, targetPM *pkgmanifest.Manifest, workers int, progress func(int64)) (*changeSet, error) {
 	skipPaths := map[string]bool{}
 	for _, p := range m.SpecialSkippedFiles {
 		skipPaths[p] = true
@@ -532,7 +534,7 @@ func makePlan(ctx context.Context, dir string, r *pkgzip.Reader, m *delta.Manife
 		}
 	}
 
-	pl := &plan{}
+	cs := &changeSet{}
 	var checks []check
 	var dirsInTheWay []string
 	slot := 0
@@ -555,7 +557,7 @@ func makePlan(ctx context.Context, dir string, r *pkgzip.Reader, m *delta.Manife
 			if inT {
 				dirsInTheWay = append(dirsInTheWay, p)
 			} else {
-				pl.problems = append(pl.problems, problem{p, fmt.Sprintf("%s is a directory but %s has a file there", p, m.BaseVersion)})
+				cs.problems = append(cs.problems, problem{p, fmt.Sprintf("%s is a directory but %s has a file there", p, m.BaseVersion)})
 			}
 		case exists:
 			if o.Stage == "" {
@@ -574,7 +576,7 @@ func makePlan(ctx context.Context, dir string, r *pkgzip.Reader, m *delta.Manife
 			checks = append(checks, check{path: p, want: b, what: m.BaseVersion + "'s"})
 		}
 		if o.Stage != "" || o.Backup != "" {
-			pl.ops = append(pl.ops, o)
+			cs.ops = append(cs.ops, o)
 		}
 	}
 	if targetPM != nil {
@@ -589,7 +591,7 @@ func makePlan(ctx context.Context, dir string, r *pkgzip.Reader, m *delta.Manife
 	// Structure: nothing may be written through a symbolic link, and a file
 	// can only go where nothing, or something the delta removes, is.
 	removed := map[string]bool{}
-	for _, o := range pl.ops {
+	for _, o := range cs.ops {
 		if o.Backup != "" && o.Stage == "" {
 			removed[o.Path] = true
 		}
@@ -611,7 +613,7 @@ func makePlan(ctx context.Context, dir string, r *pkgzip.Reader, m *delta.Manife
 		return fi.Mode().Type(), true, nil
 	}
 	created := map[string]bool{}
-	for _, o := range pl.ops {
+	for _, o := range cs.ops {
 		for a := path.Dir(o.Path); a != "."; a = path.Dir(a) {
 			k, ok, err := kindOf(a)
 			if err != nil {
@@ -652,26 +654,26 @@ func makePlan(ctx context.Context, dir string, r *pkgzip.Reader, m *delta.Manife
 		delete(created, d)
 	}
 	for d := range created {
-		pl.created = append(pl.created, d)
+		cs.created = append(cs.created, d)
 	}
-	slices.Sort(pl.created)
+	slices.Sort(cs.created)
 
 	problems, err := runChecks(ctx, dir, checks, workers, progress)
 	if err != nil {
 		return nil, err
 	}
-	pl.problems = append(pl.problems, problems...)
-	slices.SortFunc(pl.problems, func(a, b problem) int { return strings.Compare(a.path, b.path) })
-	for _, o := range pl.ops {
+	cs.problems = append(cs.problems, problems...)
+	slices.SortFunc(cs.problems, func(a, b problem) int { return strings.Compare(a.path, b.path) })
+	for _, o := range cs.ops {
 		switch {
 		case o.Stage != "":
-			pl.writes++
-			pl.bytes += o.Target.Size
+			cs.writes++
+			cs.bytes += o.Target.Size
 		case o.Backup != "":
-			pl.removes++
+			cs.removes++
 		}
 	}
-	return pl, nil
+	return cs, nil
 }
 
 // stageFiles streams every new file from the delta into the staging area,
