@@ -133,11 +133,7 @@ func Recover(ctx context.Context, installDir string) (*Report, error) {
 	}
 	rep := &Report{Operation: "recover", InstallDir: dir}
 	rep.Recovery, err = recoverLocked(ctx, dir, max(1, min(4, runtime.GOMAXPROCS(0))), nil, nil)
-	if isCrash(err) {
-		lock.abandon()
-	} else {
-		lock.release()
-	}
+	lock.close(err)
 	if err != nil {
 		return rep, fmt.Errorf("recover %s: %w", installDir, err)
 	}
@@ -167,17 +163,14 @@ func apply(ctx context.Context, deltaZip, dirArg string, opts Options) (rep *Rep
 			return rep, fmt.Errorf("an apply is running or was interrupted (%s exists); run apply without --dry-run, or recover, first", filepath.Join(dir, delta.ApplyStateDir))
 		}
 	} else {
-		lock, err := acquireLock(dir)
-		if err != nil {
-			return rep, err
+		lock, lerr := acquireLock(dir)
+		if lerr != nil {
+			return rep, lerr
 		}
-		defer func() {
-			if isCrash(err) {
-				lock.abandon()
-			} else {
-				lock.release()
-			}
-		}()
+		// err is apply's result here, not a shadow of it: a simulated
+		// crash anywhere in the apply leaves the lock file behind, as a
+		// killed process would.
+		defer func() { lock.close(err) }()
 		rep.Recovery, err = recoverLocked(ctx, dir, workers, opts.Progress, logf)
 		if err != nil {
 			return rep, err
