@@ -145,70 +145,141 @@ func apply(ctx context.Context, deltaZip, dirArg string, opts Options) (rep *Rep
 	if err != nil {
 		return nil, err
 	}
-	workers := max(opts.Workers, 1)
-	opts.Progress = serialize(opts.Progress)
-	logf := func(format string, args ...any) {
-		if opts.Log != nil {
-			fmt.Fprintf(opts.Log, format+"\n", args...)
-		}
-	}
-	rep = &Report{Operation: "apply", Path: deltaZip, InstallDir: dir, DryRun: opts.DryRun, Forced: opts.Force}
-	warn := func(msg string) {
-		rep.Warnings = append(rep.Warnings, msg)
-		logf("warning: %s", msg)
-	}
-
+	a := newApplyRun(deltaZip, dir, opts)
 	if opts.DryRun {
-		if lexists(filepath.Join(dir, delta.ApplyStateDir)) {
-			return rep, fmt.Errorf("an apply is running or was interrupted (%s exists); run apply without --dry-run, or recover, first", filepath.Join(dir, delta.ApplyStateDir))
+		// A dry run touches nothing, not even the lock, so it cannot
+		// recover either.
+		if state := filepath.Join(dir, delta.ApplyStateDir); lexists(state) {
+			return a.rep, fmt.Errorf("an apply is running or was interrupted (%s exists); run apply without --dry-run, or recover, first", state)
 		}
 	} else {
 		lock, lerr := acquireLock(dir)
 		if lerr != nil {
-			return rep, lerr
+			return a.rep, lerr
 		}
 		// err is apply's result here, not a shadow of it: a simulated
 		// crash anywhere in the apply leaves the lock file behind, as a
 		// killed process would.
 		defer func() { lock.close(err) }()
-		rep.Recovery, err = recoverLocked(ctx, dir, workers, opts.Progress, logf)
-		if err != nil {
-			return rep, err
+		if a.rep.Recovery, err = recoverLocked(ctx, dir, a.workers, a.opts.Progress, a.logf); err != nil {
+			return a.rep, err
 		}
 	}
+	return a.rep, a.run(ctx)
+}
 
-	r, err := pkgzip.Open(deltaZip)
+// applyRun is one Apply on a locked (or, dry, unlocked) installation: its
+// options and the report its phases fill in.
+type applyRun struct {
+	deltaZip string
+	dir      string // the installation, absolute
+	opts     Options
+	workers  int
+	rep      *Report
+}
+
+func newApplyRun(deltaZip, dir string, opts Options) *applyRun {
+	opts.Progress = serialize(opts.Progress)
+	return &applyRun{
+		deltaZip: deltaZip,
+		dir:      dir,
+		opts:     opts,
+		workers:  max(opts.Workers, 1),
+		rep:      &Report{Operation: "apply", Path: deltaZip, InstallDir: dir, DryRun: opts.DryRun, Forced: opts.Force},
+	}
+}
+
+func (a *applyRun) logf(format string, args ...any) {
+	if a.opts.Log != nil {
+		fmt.Fprintf(a.opts.Log, format+"\n", args...)
+	}
+}
+
+// warn records a mismatch --force lets through.
+func (a *applyRun) warn(msg string) {
+	a.rep.Warnings = append(a.rep.Warnings, msg)
+	a.logf("warning: %s", msg)
+}
+
+// run reads the delta, plans and checks every change, and (unless dry)
+// stages and commits them.
+func (a *applyRun) run(ctx context.Context) error {
+	r, err := pkgzip.Open(a.deltaZip)
 	if err != nil {
-		return rep, err
+		return err
 	}
 	defer r.Close()
+	m, targetPM, err := a.readDelta(r)
+	if err != nil {
+		return err
+	}
+	done, err := a.checkInstalledVersion(ctx, m)
+	if err != nil || done {
+		return err
+	}
+	changes, err := planChanges(ctx, a.dir, m, targetPM, a.workers, a.opts.Progress)
+	if err != nil {
+		return err
+	}
+	if err := a.acceptChanges(m, changes); err != nil {
+		return err
+	}
+	if a.opts.DryRun {
+		a.logf("dry run: would write %d files (%d bytes) and remove %d", changes.writes, changes.bytes, changes.removes)
+		return nil
+	}
+	t := newTxn(a.dir, &journal{
+		Version:       journalVersion,
+		Delta:         filepath.Base(a.deltaZip),
+		BaseVersion:   m.BaseVersion,
+		TargetVersion: m.TargetVersion,
+		Ops:           changes.ops,
+		Created:       changes.created,
+	})
+	if err := a.prepare(ctx, t, r, m); err != nil {
+		return a.discard(t, err)
+	}
+	return a.commit(ctx, t, changes)
+}
+
+// readDelta reads the delta's manifest and, if it ships one, the target's
+// package manifest, which must be for the version the delta goes to.
+func (a *applyRun) readDelta(r *pkgzip.Reader) (*delta.Manifest, *pkgmanifest.Manifest, error) {
 	m, err := delta.ReadManifest(r)
 	if err != nil {
-		return rep, err
+		return nil, nil, err
 	}
-	rep.BaseVersion, rep.TargetVersion = m.BaseVersion, m.TargetVersion
-	rep.Added, rep.Changed, rep.Removed = m.AddedCount, m.ChangedCount, m.RemovedCount
-	var targetPM *pkgmanifest.Manifest
-	if e := r.Lookup(delta.PackageManifestName); e != nil {
-		if targetPM, err = readPackageManifest(e); err != nil {
-			return rep, fmt.Errorf("%s: %w", deltaZip, err)
-		}
-		if targetPM.Version != m.TargetVersion {
-			return rep, fmt.Errorf("%s: the shipped %s is for %s but the delta goes to %s; the delta is inconsistent, rebuild it", deltaZip, pkgmanifest.Name, targetPM.Version, m.TargetVersion)
-		}
+	a.rep.BaseVersion, a.rep.TargetVersion = m.BaseVersion, m.TargetVersion
+	a.rep.Added, a.rep.Changed, a.rep.Removed = m.AddedCount, m.ChangedCount, m.RemovedCount
+	e := r.Lookup(delta.PackageManifestName)
+	if e == nil {
+		return m, nil, nil
 	}
-
-	installed, err := readVersion(dir)
+	targetPM, err := readPackageManifest(e)
 	if err != nil {
-		return rep, err
+		return nil, nil, fmt.Errorf("%s: %w", a.deltaZip, err)
+	}
+	if targetPM.Version != m.TargetVersion {
+		return nil, nil, fmt.Errorf("%s: the shipped %s is for %s but the delta goes to %s; the delta is inconsistent, rebuild it", a.deltaZip, pkgmanifest.Name, targetPM.Version, m.TargetVersion)
+	}
+	return m, targetPM, nil
+}
+
+// checkInstalledVersion compares the installed version with the delta's.
+// An installation at the target already is verified, and then done; one
+// at any version but the base needs --force.
+func (a *applyRun) checkInstalledVersion(ctx context.Context, m *delta.Manifest) (done bool, err error) {
+	installed, err := readVersion(a.dir)
+	if err != nil {
+		return false, err
 	}
 	if installed == m.TargetVersion {
-		if err := verifyAt(ctx, dir, m, workers, opts.Progress); err != nil {
-			return rep, err
+		if err := verifyAt(ctx, a.dir, m, a.workers, a.opts.Progress); err != nil {
+			return false, err
 		}
-		rep.AlreadyApplied = true
-		logf("already at %s", m.TargetVersion)
-		return rep, nil
+		a.rep.AlreadyApplied = true
+		a.logf("already at %s", m.TargetVersion)
+		return true, nil
 	}
 	if installed != m.BaseVersion {
 		shown := installed
@@ -216,119 +287,126 @@ func apply(ctx context.Context, deltaZip, dirArg string, opts Options) (rep *Rep
 			shown = "unversioned (no " + delta.VersionFile + " file)"
 		}
 		msg := fmt.Sprintf("installation is %s but the delta is for %s", shown, m.BaseVersion)
-		if !opts.Force {
-			return rep, errors.New(msg + "; use the matching delta or --force")
+		if !a.opts.Force {
+			return false, errors.New(msg + "; use the matching delta or --force")
 		}
-		warn(msg)
+		a.warn(msg)
 	}
+	return false, nil
+}
 
-	changes, err := planChanges(ctx, dir, m, targetPM, workers, opts.Progress)
-	if err != nil {
-		return rep, err
+// acceptChanges reports what the changes write and remove, and refuses
+// them if the installation is not what the delta expects, unless forced.
+func (a *applyRun) acceptChanges(m *delta.Manifest, changes *changeSet) error {
+	a.rep.FilesWritten, a.rep.FilesRemoved, a.rep.BytesWritten = changes.writes, changes.removes, changes.bytes
+	if len(changes.problems) == 0 {
+		return nil
 	}
-	rep.FilesWritten, rep.FilesRemoved, rep.BytesWritten = changes.writes, changes.removes, changes.bytes
-	if len(changes.problems) > 0 {
-		if !opts.Force {
-			return rep, fmt.Errorf("the installation does not match what the delta expects: %s; restore those files from the %s package, or use --force", summarize(changes.problems), m.BaseVersion)
-		}
-		for _, pr := range changes.problems {
-			warn(pr.msg)
-		}
+	if !a.opts.Force {
+		return fmt.Errorf("the installation does not match what the delta expects: %s; restore those files from the %s package, or use --force", summarize(changes.problems), m.BaseVersion)
 	}
-	if opts.DryRun {
-		logf("dry run: would write %d files (%d bytes) and remove %d", changes.writes, changes.bytes, changes.removes)
-		return rep, nil
+	for _, pr := range changes.problems {
+		a.warn(pr.msg)
 	}
+	return nil
+}
 
-	t := newTxn(dir, &journal{
-		Version:       journalVersion,
-		Delta:         filepath.Base(deltaZip),
-		BaseVersion:   m.BaseVersion,
-		TargetVersion: m.TargetVersion,
-		Ops:           changes.ops,
-		Created:       changes.created,
-	})
-	// Before the commit point every failure leaves the installation as it
-	// was; only the staging area has to go.
-	discard := func(err error) error {
-		if isCrash(err) {
-			return err
-		}
-		if rerr := t.removeState(); rerr != nil {
-			return fmt.Errorf("%w (and cleaning up the staging area failed: %v)", err, rerr)
-		}
+// prepare stages the new files, checks their signatures if required and
+// takes the journal to the commit point. The installation is untouched
+// until it returns nil.
+func (a *applyRun) prepare(ctx context.Context, t *txn, r *pkgzip.Reader, m *delta.Manifest) error {
+	if err := stageFiles(ctx, t, r, m.Patches, a.workers, a.opts.Progress); err != nil {
 		return err
 	}
-	if err := stageFiles(ctx, t, r, m.Patches, workers, opts.Progress); err != nil {
-		return rep, discard(err)
-	}
-	if opts.Signatures != nil && opts.Signatures.Require {
-		var staged []sigTarget
-		for _, o := range t.j.Ops {
-			if o.Stage != "" {
-				staged = append(staged, fileTarget(o.Path, t.stagePath(o)))
-			}
-		}
-		if rep.Signatures, err = checkSignatures(ctx, opts.Signatures, staged, workers); err != nil {
-			return rep, discard(fmt.Errorf("%s: %w; nothing was changed", deltaZip, err))
-		}
+	if err := a.checkStagedSignatures(ctx, t); err != nil {
+		return err
 	}
 	if err := t.save(statePrepared); err != nil {
-		return rep, discard(err)
+		return err
 	}
 	if err := crashPoint(pointJournal, 0); err != nil {
-		return rep, discard(err)
+		return err
 	}
 	// The last moment a cancellation leaves the installation untouched:
 	// staging may have had nothing to stage, and so never looked at ctx.
 	if err := ctx.Err(); err != nil {
-		return rep, discard(err)
+		return err
 	}
-	if err := t.save(stateCommitting); err != nil {
-		return rep, discard(err)
+	return t.save(stateCommitting)
+}
+
+// checkStagedSignatures, with Signatures.Require, refuses the delta unless
+// every signable file it writes is validly signed by a trusted signer.
+func (a *applyRun) checkStagedSignatures(ctx context.Context, t *txn) error {
+	if a.opts.Signatures == nil || !a.opts.Signatures.Require {
+		return nil
 	}
-	if err := crashPoint(pointCommitting, 0); err != nil {
-		if isCrash(err) {
-			return rep, err
+	var staged []sigTarget
+	for _, o := range t.j.Ops {
+		if o.Stage != "" {
+			staged = append(staged, fileTarget(o.Path, t.stagePath(o)))
 		}
-		return rep, rollback(t, err)
 	}
-	logf("committing %s -> %s: %d files to write, %d to remove", m.BaseVersion, m.TargetVersion, changes.writes, changes.removes)
+	var err error
+	if a.rep.Signatures, err = checkSignatures(ctx, a.opts.Signatures, staged, a.workers); err != nil {
+		return fmt.Errorf("%s: %w; nothing was changed", a.deltaZip, err)
+	}
+	return nil
+}
+
+// discard cleans up after a failure before the commit point, which leaves
+// the installation as it was: only the staging area has to go.
+func (a *applyRun) discard(t *txn, err error) error {
+	if isCrash(err) {
+		return err
+	}
+	if rerr := t.removeState(); rerr != nil {
+		return fmt.Errorf("%w (and cleaning up the staging area failed: %v)", err, rerr)
+	}
+	return err
+}
+
+// commit runs from the commit point on: the renames, the check of their
+// result and the cleanup. Any failure rolls back to the base version.
+func (a *applyRun) commit(ctx context.Context, t *txn, changes *changeSet) error {
+	j := t.j
+	if err := crashPoint(pointCommitting, 0); err != nil {
+		return rollback(t, err)
+	}
+	a.logf("committing %s -> %s: %d files to write, %d to remove", j.BaseVersion, j.TargetVersion, changes.writes, changes.removes)
 	if err := t.forward(ctx); err != nil {
 		if isCrash(err) {
-			return rep, err
+			return err
 		}
-		return rep, rollback(t, fmt.Errorf("commit: %w", err))
+		return rollback(t, fmt.Errorf("commit: %w", err))
 	}
 	if err := t.save(stateCommitted); err != nil {
-		return rep, rollback(t, err)
+		return rollback(t, err)
 	}
 	if err := crashPoint(pointCommitted, 0); err != nil {
-		if isCrash(err) {
-			return rep, err
-		}
-		return rep, rollback(t, err)
+		return rollback(t, err)
 	}
-	if err := t.verifyForward(ctx, workers, opts.Progress); err != nil {
-		return rep, rollback(t, err)
+	if err := t.verifyForward(ctx, a.workers, a.opts.Progress); err != nil {
+		return rollback(t, err)
 	}
 	if err := crashPoint(pointCleanup, 0); err != nil {
-		if isCrash(err) {
-			return rep, err
-		}
-		return rep, rollback(t, err)
+		return rollback(t, err)
 	}
 	if err := t.removeState(); err != nil {
 		// The installation is complete and verified; the next apply or
 		// recover removes the leftovers.
-		warn(err.Error())
+		a.warn(err.Error())
 	}
-	logf("applied %s -> %s", m.BaseVersion, m.TargetVersion)
-	return rep, nil
+	a.logf("applied %s -> %s", j.BaseVersion, j.TargetVersion)
+	return nil
 }
 
-// rollback undoes a commit after cause and says how that went.
+// rollback undoes a commit after cause and says how that went. After a
+// simulated crash it does nothing, as a killed process would not.
 func rollback(t *txn, cause error) error {
+	if isCrash(cause) {
+		return cause
+	}
 	if err := t.save(stateRollingBack); err != nil {
 		cause = fmt.Errorf("%w (and marking the journal failed: %v)", cause, err)
 	}
