@@ -272,9 +272,8 @@ func verify(ctx context.Context, zipPath string, workers int, sig *Signatures) (
 	return rep, digests, err
 }
 
+// verifyKind tells what kind of zip r is and checks it as such.
 func verifyKind(ctx context.Context, r *pkgzip.Reader, rep *Report, digests map[string]pkgzip.Digest, zipPath string, workers int, sig *Signatures) (*Report, error) {
-	var err error
-
 	if e := r.Lookup(delta.ManifestName); e != nil && isNodeDelta(e) {
 		return verifyNodeDelta(r, rep, digests)
 	}
@@ -282,61 +281,91 @@ func verifyKind(ctx context.Context, r *pkgzip.Reader, rep *Report, digests map[
 		return verifyNodePackage(r, rep, digests)
 	}
 	if r.Lookup(delta.ManifestName) != nil {
-		rep.Kind = "delta"
-		m, err := delta.ReadManifest(r)
-		if err != nil {
-			return nil, err
-		}
-		rep.BaseVersion, rep.TargetVersion = m.BaseVersion, m.TargetVersion
-		rep.Added, rep.Changed, rep.Removed = m.AddedCount, m.ChangedCount, m.RemovedCount
-		var problems []problem
-		for _, p := range sortedKeys(m.Patches) {
-			pt := m.Patches[p]
-			if got := digests[pt.Entry]; got != pt.Patch {
-				problems = append(problems, problem{p, fmt.Sprintf("patch entry %s has sha256 %s (%d bytes) but %s says %s (%d bytes)",
-					pt.Entry, got.SHA256, got.Size, delta.ManifestName, pt.Patch.SHA256, pt.Patch.Size)})
-			}
-		}
-		for _, p := range sortedKeys(m.Files.Target) {
-			if _, patched := m.Patches[p]; patched {
-				continue
-			}
-			if got := digests[p]; got != m.Files.Target[p] {
-				problems = append(problems, problem{p, fmt.Sprintf("entry %s has sha256 %s (%d bytes) but %s says %s (%d bytes)",
-					p, got.SHA256, got.Size, delta.ManifestName, m.Files.Target[p].SHA256, m.Files.Target[p].Size)})
-			}
-		}
-		if len(problems) > 0 {
-			return nil, fmt.Errorf("the delta is corrupt: %s; download or build it again", summarize(problems))
-		}
-		var whole []sigTarget
-		for _, p := range sortedKeys(m.Files.Target) {
-			if _, patched := m.Patches[p]; !patched {
-				if e := r.Lookup(p); e != nil {
-					whole = append(whole, entryTarget(e))
-				}
-			}
-		}
-		if rep.Signatures, err = checkSignatures(ctx, sig, whole, workers); err != nil {
-			return nil, err
-		}
-		if e := r.Lookup(delta.PackageManifestName); e != nil {
-			pm, err := readPackageManifest(e)
-			if err != nil {
-				return nil, err
-			}
-			if pm.Version != m.TargetVersion {
-				return nil, fmt.Errorf("the shipped %s is for version %s but the delta goes to %s", pkgmanifest.Name, pm.Version, m.TargetVersion)
-			}
-			for _, f := range pm.Files {
-				if d, ok := m.Files.Target[f.Path]; ok && (d.SHA256 != f.SHA256 || d.Size != f.Size) {
-					return nil, fmt.Errorf("%s and %s disagree about %s (%s vs %s)", pkgmanifest.Name, delta.ManifestName, f.Path, f.SHA256, d.SHA256)
-				}
-			}
-		}
-		return rep, nil
+		return verifyDelta(ctx, r, rep, digests, workers, sig)
 	}
+	return verifyPackage(ctx, r, rep, digests, zipPath, workers, sig)
+}
 
+// verifyDelta checks a cluster delta: every shipped file and patch against
+// its manifest, the signatures of the files it ships whole, and the
+// package manifest it ships against the manifest too.
+func verifyDelta(ctx context.Context, r *pkgzip.Reader, rep *Report, digests map[string]pkgzip.Digest, workers int, sig *Signatures) (*Report, error) {
+	rep.Kind = "delta"
+	m, err := delta.ReadManifest(r)
+	if err != nil {
+		return nil, err
+	}
+	rep.BaseVersion, rep.TargetVersion = m.BaseVersion, m.TargetVersion
+	rep.Added, rep.Changed, rep.Removed = m.AddedCount, m.ChangedCount, m.RemovedCount
+	if problems := deltaEntryProblems(m, digests); len(problems) > 0 {
+		return nil, fmt.Errorf("the delta is corrupt: %s; download or build it again", summarize(problems))
+	}
+	var whole []sigTarget
+	for _, p := range sortedKeys(m.Files.Target) {
+		if _, patched := m.Patches[p]; !patched {
+			if e := r.Lookup(p); e != nil {
+				whole = append(whole, entryTarget(e))
+			}
+		}
+	}
+	if rep.Signatures, err = checkSignatures(ctx, sig, whole, workers); err != nil {
+		return nil, err
+	}
+	if err := checkShippedPackageManifest(r, m); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// deltaEntryProblems compares every patch and every file a delta ships
+// whole with what its manifest says.
+func deltaEntryProblems(m *delta.Manifest, digests map[string]pkgzip.Digest) []problem {
+	var problems []problem
+	for _, p := range sortedKeys(m.Patches) {
+		pt := m.Patches[p]
+		if got := digests[pt.Entry]; got != pt.Patch {
+			problems = append(problems, problem{p, fmt.Sprintf("patch entry %s has sha256 %s (%d bytes) but %s says %s (%d bytes)",
+				pt.Entry, got.SHA256, got.Size, delta.ManifestName, pt.Patch.SHA256, pt.Patch.Size)})
+		}
+	}
+	for _, p := range sortedKeys(m.Files.Target) {
+		if _, patched := m.Patches[p]; patched {
+			continue
+		}
+		if got := digests[p]; got != m.Files.Target[p] {
+			problems = append(problems, problem{p, fmt.Sprintf("entry %s has sha256 %s (%d bytes) but %s says %s (%d bytes)",
+				p, got.SHA256, got.Size, delta.ManifestName, m.Files.Target[p].SHA256, m.Files.Target[p].Size)})
+		}
+	}
+	return problems
+}
+
+// checkShippedPackageManifest checks the package manifest a delta ships,
+// if it ships one: it must be the target's and agree with the delta's
+// manifest about every file both list.
+func checkShippedPackageManifest(r *pkgzip.Reader, m *delta.Manifest) error {
+	e := r.Lookup(delta.PackageManifestName)
+	if e == nil {
+		return nil
+	}
+	pm, err := readPackageManifest(e)
+	if err != nil {
+		return err
+	}
+	if pm.Version != m.TargetVersion {
+		return fmt.Errorf("the shipped %s is for version %s but the delta goes to %s", pkgmanifest.Name, pm.Version, m.TargetVersion)
+	}
+	for _, f := range pm.Files {
+		if d, ok := m.Files.Target[f.Path]; ok && (d.SHA256 != f.SHA256 || d.Size != f.Size) {
+			return fmt.Errorf("%s and %s disagree about %s (%s vs %s)", pkgmanifest.Name, delta.ManifestName, f.Path, f.SHA256, d.SHA256)
+		}
+	}
+	return nil
+}
+
+// verifyPackage checks a full package against its package manifest, and
+// the signatures of all its files.
+func verifyPackage(ctx context.Context, r *pkgzip.Reader, rep *Report, digests map[string]pkgzip.Digest, zipPath string, workers int, sig *Signatures) (*Report, error) {
 	rep.Kind = "package"
 	pm, ok, err := pkgmanifest.Read(r)
 	if err != nil {
