@@ -12,7 +12,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -153,20 +152,17 @@ func copyCtx(ctx context.Context, dst io.Writer, src io.Reader, progress func(in
 	}
 }
 
-// Verify checks a package zip completely. A full package: every entry
-// against its package-manifest.json (and nothing missing or extra). A delta:
-// every shipped file against delta-manifest.json's target hashes, and the
-// shipped package-manifest.json against them too. Every entry is
+// VerifySigned checks a package zip completely. A full package: every
+// entry against its package-manifest.json (and nothing missing or extra).
+// A delta: every shipped file against delta-manifest.json's target hashes,
+// and the shipped package-manifest.json against them too. Every entry is
 // decompressed, so zip CRCs are checked as well.
-func Verify(ctx context.Context, zipPath string, workers int) (*Report, error) {
-	return VerifySigned(ctx, zipPath, workers, nil)
-}
-
-// VerifySigned verifies like Verify and checks the Authenticode signature
-// of every signable file a package or delta ships whole: a signature that
-// does not match its file is always an error; with sig.Require, so is a
-// file that is unsigned or signed by someone sig does not trust. (Files a
-// delta ships as binary patches are checked by apply, once rebuilt.)
+//
+// It also checks the Authenticode signature of every signable file a
+// package or delta ships whole: a signature that does not match its file
+// is always an error; with sig.Require (sig may be nil), so is a file that
+// is unsigned or signed by someone sig does not trust. (Files a delta
+// ships as binary patches are checked by apply, once rebuilt.)
 //
 // When the package's SBOM (zipPath + attest.SBOMSuffix, as build writes
 // it) is present, it must describe this zip (its SHA-256) and list exactly
@@ -389,28 +385,6 @@ func verifyPackage(ctx context.Context, r *pkgzip.Reader, rep *Report, digests m
 		return nil, err
 	}
 	return rep, nil
-}
-
-// VerifyInstall checks that every file m lists is installed in dir with its
-// hash, except paths that skip (glob patterns, internal/glob, or exact
-// paths) exclude. Files m does not list are not errors: an installation
-// also holds logs and local configuration.
-func VerifyInstall(ctx context.Context, dir string, m *pkgmanifest.Manifest, skip []string) error {
-	var checks []check
-	for _, f := range m.Files {
-		if f.Path == pkgmanifest.Name || skipped(f.Path, nil, skip) {
-			continue
-		}
-		checks = append(checks, check{path: f.Path, want: pkgzip.Digest{SHA256: f.SHA256, Size: f.Size}, what: pkgmanifest.Name + " of " + m.Version})
-	}
-	problems, err := runChecks(ctx, dir, checks, runtime.GOMAXPROCS(0), nil)
-	if err != nil {
-		return fmt.Errorf("verify installation %s: %w", dir, err)
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("installation %s is not version %s: %s", dir, m.Version, summarize(problems))
-	}
-	return nil
 }
 
 // skipped reports whether p is one of paths or matches (or lies under a
