@@ -26,8 +26,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"golang.org/x/sync/errgroup"
-
+	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/modules/delta"
 	"github.com/relcue/release/modules/pkgmanifest"
 	"github.com/relcue/release/modules/pkgzip"
@@ -328,7 +327,7 @@ func (a *applyRun) prepare(ctx context.Context, t *txn, r *pkgzip.Reader, m *del
 		return err
 	}
 	// The last moment a cancellation leaves the installation untouched:
-	// staging may have had nothing to stage, and so never looked at ctx.
+	// it may have come after the staging.
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -525,41 +524,46 @@ func stageFiles(ctx context.Context, t *txn, r *pkgzip.Reader, patches map[strin
 			return fmt.Errorf("create the staging area: %w", err)
 		}
 	}
-	var staged atomic.Int64
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(workers)
+	var toStage []op
 	for _, o := range t.j.Ops {
-		if o.Stage == "" {
-			continue
+		if o.Stage != "" {
+			toStage = append(toStage, o)
 		}
-		if pt, ok := patches[o.Path]; ok {
-			g.Go(func() error {
-				e := r.Lookup(pt.Entry)
-				if e == nil {
-					return fmt.Errorf("%s: no patch entry %s", r.Path, pt.Entry)
-				}
-				if err := stagePatch(e, pt, t.installPath(o.Path), t.stagePath(o), *o.Target, progress); err != nil {
-					return fmt.Errorf("%s: %s: %w", r.Path, o.Path, err)
-				}
-				return crashPoint(pointStaged, int(staged.Add(1)))
-			})
-			continue
-		}
-		g.Go(func() error {
-			e := r.Lookup(o.Path)
-			if e == nil {
-				return fmt.Errorf("%s: no entry %s", r.Path, o.Path)
-			}
-			if err := stageOne(gctx, e, t.stagePath(o), *o.Target, progress); err != nil {
-				return fmt.Errorf("%s: entry %s: %w", r.Path, o.Path, err)
-			}
-			return crashPoint(pointStaged, int(staged.Add(1)))
-		})
 	}
-	if err := g.Wait(); err != nil {
+	var staged atomic.Int64
+	err := parallel.For(ctx, workers, toStage, func(ctx context.Context, _ int, o op) error {
+		if err := stageFile(ctx, t, r, patches, o, progress); err != nil {
+			return err
+		}
+		return crashPoint(pointStaged, int(staged.Add(1)))
+	})
+	if err != nil {
 		return err
 	}
 	return syncDir(filepath.Join(t.state, stageDir))
+}
+
+// stageFile stages the new file of o, shipped whole or as a patch of the
+// installed one.
+func stageFile(ctx context.Context, t *txn, r *pkgzip.Reader, patches map[string]delta.Patch, o op, progress func(int64)) error {
+	if pt, ok := patches[o.Path]; ok {
+		e := r.Lookup(pt.Entry)
+		if e == nil {
+			return fmt.Errorf("%s: no patch entry %s", r.Path, pt.Entry)
+		}
+		if err := stagePatch(e, pt, t.installPath(o.Path), t.stagePath(o), *o.Target, progress); err != nil {
+			return fmt.Errorf("%s: %s: %w", r.Path, o.Path, err)
+		}
+		return nil
+	}
+	e := r.Lookup(o.Path)
+	if e == nil {
+		return fmt.Errorf("%s: no entry %s", r.Path, o.Path)
+	}
+	if err := stageOne(ctx, e, t.stagePath(o), *o.Target, progress); err != nil {
+		return fmt.Errorf("%s: entry %s: %w", r.Path, o.Path, err)
+	}
+	return nil
 }
 
 func stageOne(ctx context.Context, e *pkgzip.Entry, dst string, want pkgzip.Digest, progress func(int64)) (err error) {

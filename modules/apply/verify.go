@@ -14,12 +14,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/relcue/release/internal/glob"
+	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/modules/attest"
 	"github.com/relcue/release/modules/delta"
 	"github.com/relcue/release/modules/nodedelta"
@@ -48,40 +46,49 @@ type problem struct {
 // differ, sorted by path. err is only for cancellation or I/O failures other
 // than a missing or unreadable file.
 func runChecks(ctx context.Context, dir string, checks []check, workers int, progress func(int64)) ([]problem, error) {
-	var mu sync.Mutex
-	var problems []problem
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(workers, 1))
-	for _, c := range checks {
-		g.Go(func() error {
-			got, err := hashFile(ctx, filepath.Join(dir, filepath.FromSlash(c.path)), progress)
-			var msg string
-			switch {
-			case errors.Is(err, fs.ErrNotExist):
-				if c.absentOK {
-					return nil
-				}
-				msg = fmt.Sprintf("%s is missing (%s sha256 %s)", c.path, c.what, c.want.SHA256)
-			case ctx.Err() != nil:
-				return ctx.Err()
-			case err != nil:
-				msg = fmt.Sprintf("%s: %v", c.path, err)
-			case got != c.want:
-				msg = fmt.Sprintf("%s has sha256 %s (%d bytes) but %s is sha256 %s (%d bytes)", c.path, got.SHA256, got.Size, c.what, c.want.SHA256, c.want.Size)
-			default:
-				return nil
-			}
-			mu.Lock()
-			problems = append(problems, problem{path: c.path, msg: msg})
-			mu.Unlock()
-			return nil
-		})
+	if len(checks) == 0 {
+		// Nothing to hash is no failure, cancelled or not: the callers
+		// decide at their own points what a cancellation means (a
+		// finished commit must not be rolled back for it here).
+		return nil, nil
 	}
-	if err := g.Wait(); err != nil {
+	found, err := parallel.Map(ctx, workers, checks, func(ctx context.Context, _ int, c check) (*problem, error) {
+		return compareInstalled(ctx, dir, c, progress)
+	})
+	if err != nil {
 		return nil, err
+	}
+	var problems []problem
+	for _, p := range found {
+		if p != nil {
+			problems = append(problems, *p)
+		}
 	}
 	slices.SortFunc(problems, func(a, b problem) int { return strings.Compare(a.path, b.path) })
 	return problems, nil
+}
+
+// compareInstalled hashes the installed file c expects and returns how it
+// differs, or nil if it does not.
+func compareInstalled(ctx context.Context, dir string, c check, progress func(int64)) (*problem, error) {
+	got, err := hashFile(ctx, filepath.Join(dir, filepath.FromSlash(c.path)), progress)
+	var msg string
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if c.absentOK {
+			return nil, nil
+		}
+		msg = fmt.Sprintf("%s is missing (%s sha256 %s)", c.path, c.what, c.want.SHA256)
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case err != nil:
+		msg = fmt.Sprintf("%s: %v", c.path, err)
+	case got != c.want:
+		msg = fmt.Sprintf("%s has sha256 %s (%d bytes) but %s is sha256 %s (%d bytes)", c.path, got.SHA256, got.Size, c.what, c.want.SHA256, c.want.Size)
+	default:
+		return nil, nil
+	}
+	return &problem{path: c.path, msg: msg}, nil
 }
 
 // summarize turns problems into one message that names the first few.
