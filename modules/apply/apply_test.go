@@ -891,3 +891,55 @@ func TestApplyCancelledBeforeStart(t *testing.T) {
 		t.Fatalf("state left behind: %v", err)
 	}
 }
+
+// A journal release did not write as it reads it (a field it does not
+// know, something after the object) is refused, not acted on, and the
+// error names the journal so that it can be inspected by hand.
+func TestDamagedJournalIsRefused(t *testing.T) {
+	f := newFixture(t, 74, true)
+	ctx := context.Background()
+	withHook(t, func(name string, i int) error {
+		if name == pointCommit && i == 2 {
+			return errCrash
+		}
+		return nil
+	})
+	if _, err := Apply(ctx, f.deltaZip, f.install, Options{}); !isCrash(err) {
+		t.Fatal(err)
+	}
+	crashHook = nil
+	jp := filepath.Join(f.install, delta.ApplyStateDir, journalName)
+	good, err := os.ReadFile(jp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, want string
+		data       []byte
+	}{
+		{"trailing data", "unexpected data after the JSON object", append(slices.Clone(good), []byte(`{"state":"prepared"}`)...)},
+		{"unknown field", `unknown field "extra"`, bytes.Replace(good, []byte("{"), []byte(`{"extra": 1,`), 1)},
+		{"empty", "EOF", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := os.WriteFile(jp, c.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			before := deltatest.ReadTree(t, f.install)
+			_, err := Recover(ctx, f.install)
+			if err == nil || !strings.Contains(err.Error(), "journal "+jp+" is damaged (") || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Recover: %v, want the damaged journal %s named, and %q", err, jp, c.want)
+			}
+			if d := deltatest.Diff(stateFree(before), stateFree(deltatest.ReadTree(t, f.install))); d != "" {
+				t.Fatalf("a damaged journal was acted on:\n%s", d)
+			}
+		})
+	}
+	if err := os.WriteFile(jp, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Recover(ctx, f.install); err != nil || rep.Recovery.Action != "rolled-forward" {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	assertTree(t, f.install, f.want)
+}
