@@ -20,16 +20,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 
-	"golang.org/x/sync/errgroup"
-
+	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/modules/delta"
 	"github.com/relcue/release/modules/pkgmanifest"
 	"github.com/relcue/release/modules/pkgzip"
@@ -135,11 +132,7 @@ func Recover(ctx context.Context, installDir string) (*Report, error) {
 	}
 	rep := &Report{Operation: "recover", InstallDir: dir}
 	rep.Recovery, err = recoverLocked(ctx, dir, max(1, min(4, runtime.GOMAXPROCS(0))), nil, nil)
-	if isCrash(err) {
-		lock.abandon()
-	} else {
-		lock.release()
-	}
+	lock.close(err)
 	if err != nil {
 		return rep, fmt.Errorf("recover %s: %w", installDir, err)
 	}
@@ -151,73 +144,141 @@ func apply(ctx context.Context, deltaZip, dirArg string, opts Options) (rep *Rep
 	if err != nil {
 		return nil, err
 	}
-	workers := max(opts.Workers, 1)
-	opts.Progress = serialize(opts.Progress)
-	logf := func(format string, args ...any) {
-		if opts.Log != nil {
-			fmt.Fprintf(opts.Log, format+"\n", args...)
-		}
-	}
-	rep = &Report{Operation: "apply", Path: deltaZip, InstallDir: dir, DryRun: opts.DryRun, Forced: opts.Force}
-	warn := func(msg string) {
-		rep.Warnings = append(rep.Warnings, msg)
-		logf("warning: %s", msg)
-	}
-
+	a := newApplyRun(deltaZip, dir, opts)
 	if opts.DryRun {
-		if lexists(filepath.Join(dir, delta.ApplyStateDir)) {
-			return rep, fmt.Errorf("an apply is running or was interrupted (%s exists); run apply without --dry-run, or recover, first", filepath.Join(dir, delta.ApplyStateDir))
+		// A dry run touches nothing, not even the lock, so it cannot
+		// recover either.
+		if state := filepath.Join(dir, delta.ApplyStateDir); lexists(state) {
+			return a.rep, fmt.Errorf("an apply is running or was interrupted (%s exists); run apply without --dry-run, or recover, first", state)
 		}
 	} else {
-		lock, err := acquireLock(dir)
-		if err != nil {
-			return rep, err
+		lock, lerr := acquireLock(dir)
+		if lerr != nil {
+			return a.rep, lerr
 		}
-		defer func() {
-			if isCrash(err) {
-				lock.abandon()
-			} else {
-				lock.release()
-			}
-		}()
-		rep.Recovery, err = recoverLocked(ctx, dir, workers, opts.Progress, logf)
-		if err != nil {
-			return rep, err
+		// err is apply's result here, not a shadow of it: a simulated
+		// crash anywhere in the apply leaves the lock file behind, as a
+		// killed process would.
+		defer func() { lock.close(err) }()
+		if a.rep.Recovery, err = recoverLocked(ctx, dir, a.workers, a.opts.Progress, a.logf); err != nil {
+			return a.rep, err
 		}
 	}
+	return a.rep, a.run(ctx)
+}
 
-	r, err := pkgzip.Open(deltaZip)
+// applyRun is one Apply on a locked (or, dry, unlocked) installation: its
+// options and the report its phases fill in.
+type applyRun struct {
+	deltaZip string
+	dir      string // the installation, absolute
+	opts     Options
+	workers  int
+	rep      *Report
+}
+
+func newApplyRun(deltaZip, dir string, opts Options) *applyRun {
+	opts.Progress = serialize(opts.Progress)
+	return &applyRun{
+		deltaZip: deltaZip,
+		dir:      dir,
+		opts:     opts,
+		workers:  max(opts.Workers, 1),
+		rep:      &Report{Operation: "apply", Path: deltaZip, InstallDir: dir, DryRun: opts.DryRun, Forced: opts.Force},
+	}
+}
+
+func (a *applyRun) logf(format string, args ...any) {
+	if a.opts.Log != nil {
+		fmt.Fprintf(a.opts.Log, format+"\n", args...)
+	}
+}
+
+// warn records a mismatch --force lets through.
+func (a *applyRun) warn(msg string) {
+	a.rep.Warnings = append(a.rep.Warnings, msg)
+	a.logf("warning: %s", msg)
+}
+
+// run reads the delta, plans and checks every change, and (unless dry)
+// stages and commits them.
+func (a *applyRun) run(ctx context.Context) error {
+	r, err := pkgzip.Open(a.deltaZip)
 	if err != nil {
-		return rep, err
+		return err
 	}
 	defer r.Close()
+	m, targetPM, err := a.readDelta(r)
+	if err != nil {
+		return err
+	}
+	done, err := a.checkInstalledVersion(ctx, m)
+	if err != nil || done {
+		return err
+	}
+	changes, err := planChanges(ctx, a.dir, m, targetPM, a.workers, a.opts.Progress)
+	if err != nil {
+		return err
+	}
+	if err := a.acceptChanges(m, changes); err != nil {
+		return err
+	}
+	if a.opts.DryRun {
+		a.logf("dry run: would write %d files (%d bytes) and remove %d", changes.writes, changes.bytes, changes.removes)
+		return nil
+	}
+	t := newTxn(a.dir, &journal{
+		Version:       journalVersion,
+		Delta:         filepath.Base(a.deltaZip),
+		BaseVersion:   m.BaseVersion,
+		TargetVersion: m.TargetVersion,
+		Ops:           changes.ops,
+		Created:       changes.created,
+	})
+	if err := a.prepare(ctx, t, r, m); err != nil {
+		return a.discard(t, err)
+	}
+	return a.commit(ctx, t, changes)
+}
+
+// readDelta reads the delta's manifest and, if it ships one, the target's
+// package manifest, which must be for the version the delta goes to.
+func (a *applyRun) readDelta(r *pkgzip.Reader) (*delta.Manifest, *pkgmanifest.Manifest, error) {
 	m, err := delta.ReadManifest(r)
 	if err != nil {
-		return rep, err
+		return nil, nil, err
 	}
-	rep.BaseVersion, rep.TargetVersion = m.BaseVersion, m.TargetVersion
-	rep.Added, rep.Changed, rep.Removed = m.AddedCount, m.ChangedCount, m.RemovedCount
-	var targetPM *pkgmanifest.Manifest
-	if e := r.Lookup(delta.PackageManifestName); e != nil {
-		if targetPM, err = readPackageManifest(e); err != nil {
-			return rep, fmt.Errorf("%s: %w", deltaZip, err)
-		}
-		if targetPM.Version != m.TargetVersion {
-			return rep, fmt.Errorf("%s: the shipped %s is for %s but the delta goes to %s; the delta is inconsistent, rebuild it", deltaZip, pkgmanifest.Name, targetPM.Version, m.TargetVersion)
-		}
+	a.rep.BaseVersion, a.rep.TargetVersion = m.BaseVersion, m.TargetVersion
+	a.rep.Added, a.rep.Changed, a.rep.Removed = m.AddedCount, m.ChangedCount, m.RemovedCount
+	e := r.Lookup(delta.PackageManifestName)
+	if e == nil {
+		return m, nil, nil
 	}
-
-	installed, err := readVersion(dir)
+	targetPM, err := readPackageManifest(e)
 	if err != nil {
-		return rep, err
+		return nil, nil, fmt.Errorf("%s: %w", a.deltaZip, err)
+	}
+	if targetPM.Version != m.TargetVersion {
+		return nil, nil, fmt.Errorf("%s: the shipped %s is for %s but the delta goes to %s; the delta is inconsistent, rebuild it", a.deltaZip, pkgmanifest.Name, targetPM.Version, m.TargetVersion)
+	}
+	return m, targetPM, nil
+}
+
+// checkInstalledVersion compares the installed version with the delta's.
+// An installation at the target already is verified, and then done; one
+// at any version but the base needs --force.
+func (a *applyRun) checkInstalledVersion(ctx context.Context, m *delta.Manifest) (done bool, err error) {
+	installed, err := readVersion(a.dir)
+	if err != nil {
+		return false, err
 	}
 	if installed == m.TargetVersion {
-		if err := verifyAt(ctx, dir, m, workers, opts.Progress); err != nil {
-			return rep, err
+		if err := verifyAt(ctx, a.dir, m, a.workers, a.opts.Progress); err != nil {
+			return false, err
 		}
-		rep.AlreadyApplied = true
-		logf("already at %s", m.TargetVersion)
-		return rep, nil
+		a.rep.AlreadyApplied = true
+		a.logf("already at %s", m.TargetVersion)
+		return true, nil
 	}
 	if installed != m.BaseVersion {
 		shown := installed
@@ -225,119 +286,126 @@ func apply(ctx context.Context, deltaZip, dirArg string, opts Options) (rep *Rep
 			shown = "unversioned (no " + delta.VersionFile + " file)"
 		}
 		msg := fmt.Sprintf("installation is %s but the delta is for %s", shown, m.BaseVersion)
-		if !opts.Force {
-			return rep, errors.New(msg + "; use the matching delta or --force")
+		if !a.opts.Force {
+			return false, errors.New(msg + "; use the matching delta or --force")
 		}
-		warn(msg)
+		a.warn(msg)
 	}
+	return false, nil
+}
 
-	p, err := makePlan(ctx, dir, r, m, targetPM, opts.Force, workers, opts.Progress)
-	if err != nil {
-		return rep, err
+// acceptChanges reports what the changes write and remove, and refuses
+// them if the installation is not what the delta expects, unless forced.
+func (a *applyRun) acceptChanges(m *delta.Manifest, changes *changeSet) error {
+	a.rep.FilesWritten, a.rep.FilesRemoved, a.rep.BytesWritten = changes.writes, changes.removes, changes.bytes
+	if len(changes.problems) == 0 {
+		return nil
 	}
-	rep.FilesWritten, rep.FilesRemoved, rep.BytesWritten = p.writes, p.removes, p.bytes
-	if len(p.problems) > 0 {
-		if !opts.Force {
-			return rep, fmt.Errorf("the installation does not match what the delta expects: %s; restore those files from the %s package, or use --force", summarize(p.problems), m.BaseVersion)
-		}
-		for _, pr := range p.problems {
-			warn(pr.msg)
-		}
+	if !a.opts.Force {
+		return fmt.Errorf("the installation does not match what the delta expects: %s; restore those files from the %s package, or use --force", summarize(changes.problems), m.BaseVersion)
 	}
-	if opts.DryRun {
-		logf("dry run: would write %d files (%d bytes) and remove %d", p.writes, p.bytes, p.removes)
-		return rep, nil
+	for _, pr := range changes.problems {
+		a.warn(pr.msg)
 	}
+	return nil
+}
 
-	t := newTxn(dir, &journal{
-		Version:       journalVersion,
-		Delta:         filepath.Base(deltaZip),
-		BaseVersion:   m.BaseVersion,
-		TargetVersion: m.TargetVersion,
-		Ops:           p.ops,
-		Created:       p.created,
-	})
-	// Before the commit point every failure leaves the installation as it
-	// was; only the staging area has to go.
-	discard := func(err error) error {
+// prepare stages the new files, checks their signatures if required and
+// takes the journal to the commit point. The installation is untouched
+// until it returns nil.
+func (a *applyRun) prepare(ctx context.Context, t *txn, r *pkgzip.Reader, m *delta.Manifest) error {
+	if err := stageFiles(ctx, t, r, m.Patches, a.workers, a.opts.Progress); err != nil {
+		return err
+	}
+	if err := a.checkStagedSignatures(ctx, t); err != nil {
+		return err
+	}
+	if err := t.save(statePrepared); err != nil {
+		return err
+	}
+	if err := crashPoint(pointJournal, 0); err != nil {
+		return err
+	}
+	// The last moment a cancellation leaves the installation untouched:
+	// it may have come after the staging.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return t.save(stateCommitting)
+}
+
+// checkStagedSignatures, with Signatures.Require, refuses the delta unless
+// every signable file it writes is validly signed by a trusted signer.
+func (a *applyRun) checkStagedSignatures(ctx context.Context, t *txn) error {
+	if a.opts.Signatures == nil || !a.opts.Signatures.Require {
+		return nil
+	}
+	var staged []sigTarget
+	for _, o := range t.j.Ops {
+		if o.Stage != "" {
+			staged = append(staged, fileTarget(o.Path, t.stagePath(o)))
+		}
+	}
+	var err error
+	if a.rep.Signatures, err = checkSignatures(ctx, a.opts.Signatures, staged, a.workers); err != nil {
+		return fmt.Errorf("%s: %w; nothing was changed", a.deltaZip, err)
+	}
+	return nil
+}
+
+// discard cleans up after a failure before the commit point, which leaves
+// the installation as it was: only the staging area has to go.
+func (a *applyRun) discard(t *txn, err error) error {
+	if isCrash(err) {
+		return err
+	}
+	if rerr := t.removeState(); rerr != nil {
+		return fmt.Errorf("%w (and cleaning up the staging area failed: %v)", err, rerr)
+	}
+	return err
+}
+
+// commit runs from the commit point on: the renames, the check of their
+// result and the cleanup. Any failure rolls back to the base version.
+func (a *applyRun) commit(ctx context.Context, t *txn, changes *changeSet) error {
+	j := t.j
+	if err := crashPoint(pointCommitting, 0); err != nil {
+		return rollback(t, err)
+	}
+	a.logf("committing %s -> %s: %d files to write, %d to remove", j.BaseVersion, j.TargetVersion, changes.writes, changes.removes)
+	if err := t.forward(ctx); err != nil {
 		if isCrash(err) {
 			return err
 		}
-		if rerr := t.removeState(); rerr != nil {
-			return fmt.Errorf("%w (and cleaning up the staging area failed: %v)", err, rerr)
-		}
-		return err
-	}
-	if err := stageFiles(ctx, t, r, m.Patches, workers, opts.Progress); err != nil {
-		return rep, discard(err)
-	}
-	if opts.Signatures != nil && opts.Signatures.Require {
-		var staged []sigTarget
-		for _, o := range t.j.Ops {
-			if o.Stage != "" {
-				staged = append(staged, fileTarget(o.Path, t.stagePath(o)))
-			}
-		}
-		if rep.Signatures, err = checkSignatures(ctx, opts.Signatures, staged, workers); err != nil {
-			return rep, discard(fmt.Errorf("%s: %w; nothing was changed", deltaZip, err))
-		}
-	}
-	if err := t.save(statePrepared); err != nil {
-		return rep, discard(err)
-	}
-	if err := crashPoint(pointJournal, 0); err != nil {
-		return rep, discard(err)
-	}
-	// The last moment a cancellation leaves the installation untouched:
-	// staging may have had nothing to stage, and so never looked at ctx.
-	if err := ctx.Err(); err != nil {
-		return rep, discard(err)
-	}
-	if err := t.save(stateCommitting); err != nil {
-		return rep, discard(err)
-	}
-	if err := crashPoint(pointCommitting, 0); err != nil {
-		if isCrash(err) {
-			return rep, err
-		}
-		return rep, rollback(t, err)
-	}
-	logf("committing %s -> %s: %d files to write, %d to remove", m.BaseVersion, m.TargetVersion, p.writes, p.removes)
-	if err := t.forward(ctx); err != nil {
-		if isCrash(err) {
-			return rep, err
-		}
-		return rep, rollback(t, fmt.Errorf("commit: %w", err))
+		return rollback(t, fmt.Errorf("commit: %w", err))
 	}
 	if err := t.save(stateCommitted); err != nil {
-		return rep, rollback(t, err)
+		return rollback(t, err)
 	}
 	if err := crashPoint(pointCommitted, 0); err != nil {
-		if isCrash(err) {
-			return rep, err
-		}
-		return rep, rollback(t, err)
+		return rollback(t, err)
 	}
-	if err := t.verifyForward(ctx, workers, opts.Progress); err != nil {
-		return rep, rollback(t, err)
+	if err := t.verifyForward(ctx, a.workers, a.opts.Progress); err != nil {
+		return rollback(t, err)
 	}
 	if err := crashPoint(pointCleanup, 0); err != nil {
-		if isCrash(err) {
-			return rep, err
-		}
-		return rep, rollback(t, err)
+		return rollback(t, err)
 	}
 	if err := t.removeState(); err != nil {
 		// The installation is complete and verified; the next apply or
 		// recover removes the leftovers.
-		warn(err.Error())
+		a.warn(err.Error())
 	}
-	logf("applied %s -> %s", m.BaseVersion, m.TargetVersion)
-	return rep, nil
+	a.logf("applied %s -> %s", j.BaseVersion, j.TargetVersion)
+	return nil
 }
 
-// rollback undoes a commit after cause and says how that went.
+// rollback undoes a commit after cause and says how that went. After a
+// simulated crash it does nothing, as a killed process would not.
 func rollback(t *txn, cause error) error {
+	if isCrash(cause) {
+		return cause
+	}
 	if err := t.save(stateRollingBack); err != nil {
 		cause = fmt.Errorf("%w (and marking the journal failed: %v)", cause, err)
 	}
@@ -448,232 +516,6 @@ func verifyAt(ctx context.Context, dir string, m *delta.Manifest, workers int, p
 	return nil
 }
 
-// plan is the complete list of operations of one apply, checked up front.
-type plan struct {
-	ops      []op
-	created  []string
-	problems []problem
-	writes   int
-	removes  int
-	bytes    int64
-}
-
-// makePlan decides every rename the apply will do and checks the
-// installation: the hash of every file it replaces or removes, of every
-// file it adds that exists already, and of every unchanged file the target
-// package lists. Mismatches are problems (--force lets them through);
-// layouts it cannot apply safely (symbolic links on the way, a directory
-// where a file must go) are errors.
-func makePlan(ctx context.Context, dir string, r *pkgzip.Reader, m *delta.Manifest, targetPM *pkgmanifest.Manifest, force bool, workers int, progress func(int64)) (*plan, error) {
-	skipPaths := map[string]bool{}
-	for _, p := range m.SpecialSkippedFiles {
-		skipPaths[p] = true
-	}
-	isSkipped := func(p string) bool { return skipped(p, skipPaths, m.SkipRules) }
-	inWhole := func(p string) bool {
-		for _, d := range m.WholeDirectories {
-			if strings.HasPrefix(p, d+"/") {
-				return true
-			}
-		}
-		return false
-	}
-	for _, p := range sortedKeys(m.Files.Target) {
-		for a := path.Dir(p); a != "."; a = path.Dir(a) {
-			if _, ok := m.Files.Target[a]; ok {
-				return nil, fmt.Errorf("the delta writes both the file %s and %s under it; the delta is invalid, rebuild it", a, p)
-			}
-		}
-	}
-
-	paths := map[string]bool{}
-	for p := range m.Files.Target {
-		paths[p] = true
-	}
-	for p := range m.Files.Base {
-		paths[p] = true
-	}
-	// Wholesale directories are replaced completely: installed files the
-	// target does not have go too, whatever they are.
-	for _, d := range m.WholeDirectories {
-		root := filepath.Join(dir, filepath.FromSlash(d))
-		fi, err := os.Lstat(root)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			return nil, fmt.Errorf("wholesale directory %s is a symbolic link; release will not replace files through it, make it a real directory", d)
-		}
-		if !fi.IsDir() {
-			continue
-		}
-		err = filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if e.IsDir() {
-				return nil
-			}
-			rel, err := filepath.Rel(dir, p)
-			if err != nil {
-				return err
-			}
-			rel = filepath.ToSlash(rel)
-			if !isSkipped(rel) {
-				paths[rel] = true
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("list wholesale directory %s: %w", d, err)
-		}
-	}
-
-	pl := &plan{}
-	var checks []check
-	var dirsInTheWay []string
-	slot := 0
-	for _, p := range sortedKeys(paths) {
-		t, inT := m.Files.Target[p]
-		b, inB := m.Files.Base[p]
-		fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(p)))
-		exists := err == nil
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%s: %w", p, err)
-		}
-		o := op{Path: p}
-		if inT {
-			slot++
-			o.Stage = fmt.Sprintf("%06d", slot)
-			o.Target = &t
-		}
-		switch {
-		case exists && fi.IsDir():
-			if inT {
-				dirsInTheWay = append(dirsInTheWay, p)
-			} else {
-				pl.problems = append(pl.problems, problem{p, fmt.Sprintf("%s is a directory but %s has a file there", p, m.BaseVersion)})
-			}
-		case exists:
-			if o.Stage == "" {
-				slot++
-			}
-			o.Backup = fmt.Sprintf("%06d", slot)
-			switch {
-			case inB:
-				checks = append(checks, check{path: p, want: b, what: m.BaseVersion + "'s"})
-			case inT && !inWhole(p):
-				// An added file that is there already: fine if it is the
-				// same, a conflict otherwise.
-				checks = append(checks, check{path: p, want: t, what: "the file the delta adds", absentOK: true})
-			}
-		case inB:
-			checks = append(checks, check{path: p, want: b, what: m.BaseVersion + "'s"})
-		}
-		if o.Stage != "" || o.Backup != "" {
-			pl.ops = append(pl.ops, o)
-		}
-	}
-	if targetPM != nil {
-		for _, f := range targetPM.Files {
-			if _, ok := m.Files.Target[f.Path]; ok || f.Path == pkgmanifest.Name || isSkipped(f.Path) {
-				continue
-			}
-			checks = append(checks, check{path: f.Path, want: pkgzip.Digest{SHA256: f.SHA256, Size: f.Size}, what: "the unchanged file of " + m.BaseVersion})
-		}
-	}
-
-	// Structure: nothing may be written through a symbolic link, and a file
-	// can only go where nothing, or something the delta removes, is.
-	removed := map[string]bool{}
-	for _, o := range pl.ops {
-		if o.Backup != "" && o.Stage == "" {
-			removed[o.Path] = true
-		}
-	}
-	kinds := map[string]fs.FileMode{}
-	kindOf := func(rel string) (fs.FileMode, bool, error) {
-		if k, ok := kinds[rel]; ok {
-			return k, k != fs.ModeIrregular, nil
-		}
-		fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(rel)))
-		if errors.Is(err, fs.ErrNotExist) {
-			kinds[rel] = fs.ModeIrregular // marks "absent" in the cache
-			return 0, false, nil
-		}
-		if err != nil {
-			return 0, false, err
-		}
-		kinds[rel] = fi.Mode().Type()
-		return fi.Mode().Type(), true, nil
-	}
-	created := map[string]bool{}
-	for _, o := range pl.ops {
-		for a := path.Dir(o.Path); a != "."; a = path.Dir(a) {
-			k, ok, err := kindOf(a)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", a, err)
-			}
-			switch {
-			case !ok:
-				if o.Stage != "" {
-					created[a] = true
-				}
-			case k&fs.ModeSymlink != 0:
-				return nil, fmt.Errorf("%s is a symbolic link; release will not write %s through it, make %s a real directory", a, o.Path, a)
-			case k.IsDir():
-			case removed[a]:
-				if o.Stage != "" {
-					created[a] = true
-				}
-			default:
-				return nil, fmt.Errorf("%s cannot be written: %s is a file the delta does not remove; move it away", o.Path, a)
-			}
-		}
-	}
-	for _, d := range dirsInTheWay {
-		err := filepath.WalkDir(filepath.Join(dir, filepath.FromSlash(d)), func(p string, e fs.DirEntry, err error) error {
-			if err != nil || e.IsDir() {
-				return err
-			}
-			rel, _ := filepath.Rel(dir, p)
-			if rel = filepath.ToSlash(rel); !removed[rel] {
-				return fmt.Errorf("%s is a directory in the installation but %s has a file there, and %s would be lost; move the directory away", d, m.TargetVersion, rel)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		// It is pruned once emptied, then the file takes its place.
-		delete(created, d)
-	}
-	for d := range created {
-		pl.created = append(pl.created, d)
-	}
-	slices.Sort(pl.created)
-
-	problems, err := runChecks(ctx, dir, checks, workers, progress)
-	if err != nil {
-		return nil, err
-	}
-	pl.problems = append(pl.problems, problems...)
-	slices.SortFunc(pl.problems, func(a, b problem) int { return strings.Compare(a.path, b.path) })
-	for _, o := range pl.ops {
-		switch {
-		case o.Stage != "":
-			pl.writes++
-			pl.bytes += o.Target.Size
-		case o.Backup != "":
-			pl.removes++
-		}
-	}
-	return pl, nil
-}
-
 // stageFiles streams every new file from the delta into the staging area,
 // hashing as it goes, so that a corrupt delta is caught before the commit.
 func stageFiles(ctx context.Context, t *txn, r *pkgzip.Reader, patches map[string]delta.Patch, workers int, progress func(int64)) error {
@@ -682,41 +524,46 @@ func stageFiles(ctx context.Context, t *txn, r *pkgzip.Reader, patches map[strin
 			return fmt.Errorf("create the staging area: %w", err)
 		}
 	}
-	var staged atomic.Int64
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(workers)
+	var toStage []op
 	for _, o := range t.j.Ops {
-		if o.Stage == "" {
-			continue
+		if o.Stage != "" {
+			toStage = append(toStage, o)
 		}
-		if pt, ok := patches[o.Path]; ok {
-			g.Go(func() error {
-				e := r.Lookup(pt.Entry)
-				if e == nil {
-					return fmt.Errorf("%s: no patch entry %s", r.Path, pt.Entry)
-				}
-				if err := stagePatch(e, pt, t.installPath(o.Path), t.stagePath(o), *o.Target, progress); err != nil {
-					return fmt.Errorf("%s: %s: %w", r.Path, o.Path, err)
-				}
-				return crashPoint(pointStaged, int(staged.Add(1)))
-			})
-			continue
-		}
-		g.Go(func() error {
-			e := r.Lookup(o.Path)
-			if e == nil {
-				return fmt.Errorf("%s: no entry %s", r.Path, o.Path)
-			}
-			if err := stageOne(gctx, e, t.stagePath(o), *o.Target, progress); err != nil {
-				return fmt.Errorf("%s: entry %s: %w", r.Path, o.Path, err)
-			}
-			return crashPoint(pointStaged, int(staged.Add(1)))
-		})
 	}
-	if err := g.Wait(); err != nil {
+	var staged atomic.Int64
+	err := parallel.For(ctx, workers, toStage, func(ctx context.Context, _ int, o op) error {
+		if err := stageFile(ctx, t, r, patches, o, progress); err != nil {
+			return err
+		}
+		return crashPoint(pointStaged, int(staged.Add(1)))
+	})
+	if err != nil {
 		return err
 	}
 	return syncDir(filepath.Join(t.state, stageDir))
+}
+
+// stageFile stages the new file of o, shipped whole or as a patch of the
+// installed one.
+func stageFile(ctx context.Context, t *txn, r *pkgzip.Reader, patches map[string]delta.Patch, o op, progress func(int64)) error {
+	if pt, ok := patches[o.Path]; ok {
+		e := r.Lookup(pt.Entry)
+		if e == nil {
+			return fmt.Errorf("%s: no patch entry %s", r.Path, pt.Entry)
+		}
+		if err := stagePatch(e, pt, t.installPath(o.Path), t.stagePath(o), *o.Target, progress); err != nil {
+			return fmt.Errorf("%s: %s: %w", r.Path, o.Path, err)
+		}
+		return nil
+	}
+	e := r.Lookup(o.Path)
+	if e == nil {
+		return fmt.Errorf("%s: no entry %s", r.Path, o.Path)
+	}
+	if err := stageOne(ctx, e, t.stagePath(o), *o.Target, progress); err != nil {
+		return fmt.Errorf("%s: entry %s: %w", r.Path, o.Path, err)
+	}
+	return nil
 }
 
 func stageOne(ctx context.Context, e *pkgzip.Entry, dst string, want pkgzip.Digest, progress func(int64)) (err error) {

@@ -81,7 +81,7 @@ func TestBinaryDeltaRoundTrip(t *testing.T) {
 					t.Errorf("%s was patched; a file changed entirely, or under the threshold, ships whole", p)
 				}
 			}
-			if _, err := Verify(context.Background(), f.deltaZip, 2); err != nil {
+			if _, err := VerifySigned(context.Background(), f.deltaZip, 2, nil); err != nil {
 				t.Fatalf("verify: %v", err)
 			}
 			rep, err := Apply(context.Background(), f.deltaZip, f.install, Options{Workers: c.workers})
@@ -125,7 +125,7 @@ func TestBinaryDeltaRefusesCorruptPatch(t *testing.T) {
 	pt := f.m.Patches["bin/kube/bin2.exe"]
 	corrupt := filepath.Join(f.dir, "corrupt.zip")
 	rewriteEntry(t, f.deltaZip, corrupt, pt.Entry, func(b []byte) []byte { b[len(b)/2] ^= 0xff; return b })
-	if _, err := Verify(context.Background(), corrupt, 2); err == nil || !strings.Contains(err.Error(), pt.Entry) {
+	if _, err := VerifySigned(context.Background(), corrupt, 2, nil); err == nil || !strings.Contains(err.Error(), pt.Entry) {
 		t.Errorf("verify of a corrupt patch: %v", err)
 	}
 	_, err := Apply(context.Background(), corrupt, f.install, Options{Workers: 2})

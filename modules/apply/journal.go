@@ -1,7 +1,6 @@
 package apply
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/modules/delta"
 	"github.com/relcue/release/modules/pkgzip"
 )
@@ -123,10 +123,11 @@ func loadJournal(dir string) (*journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read journal: %w", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
+	// Strict: a field this release does not know, or anything after the
+	// journal, means another writer, and undoing or redoing its renames
+	// on a guess could lose files.
 	var j journal
-	if err := dec.Decode(&j); err != nil {
+	if err := strictjson.Unmarshal(data, &j); err != nil {
 		return nil, fmt.Errorf("journal %s is damaged (%v); inspect %s by hand: backup/ holds the replaced files, stage/ the new ones", p, err, filepath.Dir(p))
 	}
 	if err := j.validate(); err != nil {

@@ -57,6 +57,17 @@ func (l *installLock) release() {
 	}
 }
 
+// close ends the lock of an apply or recovery that returned err: released,
+// unless err is a simulated crash, which must leave what a killed process
+// leaves.
+func (l *installLock) close(err error) {
+	if isCrash(err) {
+		l.abandon()
+	} else {
+		l.release()
+	}
+}
+
 // abandon drops the lock the way the OS does for a killed process: the file
 // stays behind, unlocked.
 func (l *installLock) abandon() { l.f.Close() }

@@ -9,11 +9,9 @@ import (
 	"io"
 	"os"
 	"sort"
-	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
+	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/modules/codesign"
 	"github.com/relcue/release/modules/pkgzip"
 )
@@ -91,36 +89,36 @@ func checkSignatures(ctx context.Context, s *Signatures, targets []sigTarget, wo
 	if s != nil && !s.Now.IsZero() {
 		now = s.Now
 	}
-	var mu sync.Mutex
-	var problems []problem
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(workers, 1))
+	var signable []signableTarget
 	for _, t := range targets {
-		format := codesign.FormatOf(t.name, s.exts())
-		if format == codesign.None {
-			continue
+		if format := codesign.FormatOf(t.name, s.exts()); format != codesign.None {
+			signable = append(signable, signableTarget{t, format})
 		}
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			msg, signed := checkOne(t, format, s, now)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case msg != "":
-				problems = append(problems, problem{t.name, msg})
-			case signed:
-				rep.Signed++
-			default:
-				rep.Unsigned++
-				rep.UnsignedFiles = append(rep.UnsignedFiles, t.name)
-			}
-			return nil
-		})
 	}
-	if err := g.Wait(); err != nil {
+	if len(signable) == 0 {
+		// Nothing to check is no failure, cancelled or not; apply looks
+		// at ctx itself before its commit point.
+		return rep, nil
+	}
+	verdicts, err := parallel.Map(ctx, workers, signable, func(_ context.Context, _ int, t signableTarget) (signatureVerdict, error) {
+		msg, signed := checkOne(t.sigTarget, t.format, s, now)
+		return signatureVerdict{msg, signed}, nil
+	})
+	if err != nil {
 		return nil, err
+	}
+	var problems []problem
+	for i, v := range verdicts {
+		name := signable[i].name
+		switch {
+		case v.problem != "":
+			problems = append(problems, problem{name, v.problem})
+		case v.signed:
+			rep.Signed++
+		default:
+			rep.Unsigned++
+			rep.UnsignedFiles = append(rep.UnsignedFiles, name)
+		}
 	}
 	sort.Strings(rep.UnsignedFiles)
 	if len(problems) > 0 {
@@ -128,6 +126,18 @@ func checkSignatures(ctx context.Context, s *Signatures, targets []sigTarget, wo
 		return rep, fmt.Errorf("signature check failed: %s", summarize(problems))
 	}
 	return rep, nil
+}
+
+// signableTarget is a target of a signable format.
+type signableTarget struct {
+	sigTarget
+	format codesign.Format
+}
+
+// signatureVerdict is what checkOne found for one file.
+type signatureVerdict struct {
+	problem string
+	signed  bool
 }
 
 // checkOne returns a problem message, or whether the file is signed.

@@ -12,15 +12,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/relcue/release/internal/glob"
+	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/modules/attest"
 	"github.com/relcue/release/modules/delta"
 	"github.com/relcue/release/modules/nodedelta"
@@ -49,40 +46,49 @@ type problem struct {
 // differ, sorted by path. err is only for cancellation or I/O failures other
 // than a missing or unreadable file.
 func runChecks(ctx context.Context, dir string, checks []check, workers int, progress func(int64)) ([]problem, error) {
-	var mu sync.Mutex
-	var problems []problem
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(workers, 1))
-	for _, c := range checks {
-		g.Go(func() error {
-			got, err := hashFile(ctx, filepath.Join(dir, filepath.FromSlash(c.path)), progress)
-			var msg string
-			switch {
-			case errors.Is(err, fs.ErrNotExist):
-				if c.absentOK {
-					return nil
-				}
-				msg = fmt.Sprintf("%s is missing (%s sha256 %s)", c.path, c.what, c.want.SHA256)
-			case ctx.Err() != nil:
-				return ctx.Err()
-			case err != nil:
-				msg = fmt.Sprintf("%s: %v", c.path, err)
-			case got != c.want:
-				msg = fmt.Sprintf("%s has sha256 %s (%d bytes) but %s is sha256 %s (%d bytes)", c.path, got.SHA256, got.Size, c.what, c.want.SHA256, c.want.Size)
-			default:
-				return nil
-			}
-			mu.Lock()
-			problems = append(problems, problem{path: c.path, msg: msg})
-			mu.Unlock()
-			return nil
-		})
+	if len(checks) == 0 {
+		// Nothing to hash is no failure, cancelled or not: the callers
+		// decide at their own points what a cancellation means (a
+		// finished commit must not be rolled back for it here).
+		return nil, nil
 	}
-	if err := g.Wait(); err != nil {
+	found, err := parallel.Map(ctx, workers, checks, func(ctx context.Context, _ int, c check) (*problem, error) {
+		return compareInstalled(ctx, dir, c, progress)
+	})
+	if err != nil {
 		return nil, err
+	}
+	var problems []problem
+	for _, p := range found {
+		if p != nil {
+			problems = append(problems, *p)
+		}
 	}
 	slices.SortFunc(problems, func(a, b problem) int { return strings.Compare(a.path, b.path) })
 	return problems, nil
+}
+
+// compareInstalled hashes the installed file c expects and returns how it
+// differs, or nil if it does not.
+func compareInstalled(ctx context.Context, dir string, c check, progress func(int64)) (*problem, error) {
+	got, err := hashFile(ctx, filepath.Join(dir, filepath.FromSlash(c.path)), progress)
+	var msg string
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if c.absentOK {
+			return nil, nil
+		}
+		msg = fmt.Sprintf("%s is missing (%s sha256 %s)", c.path, c.what, c.want.SHA256)
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case err != nil:
+		msg = fmt.Sprintf("%s: %v", c.path, err)
+	case got != c.want:
+		msg = fmt.Sprintf("%s has sha256 %s (%d bytes) but %s is sha256 %s (%d bytes)", c.path, got.SHA256, got.Size, c.what, c.want.SHA256, c.want.Size)
+	default:
+		return nil, nil
+	}
+	return &problem{path: c.path, msg: msg}, nil
 }
 
 // summarize turns problems into one message that names the first few.
@@ -153,20 +159,17 @@ func copyCtx(ctx context.Context, dst io.Writer, src io.Reader, progress func(in
 	}
 }
 
-// Verify checks a package zip completely. A full package: every entry
-// against its package-manifest.json (and nothing missing or extra). A delta:
-// every shipped file against delta-manifest.json's target hashes, and the
-// shipped package-manifest.json against them too. Every entry is
+// VerifySigned checks a package zip completely. A full package: every
+// entry against its package-manifest.json (and nothing missing or extra).
+// A delta: every shipped file against delta-manifest.json's target hashes,
+// and the shipped package-manifest.json against them too. Every entry is
 // decompressed, so zip CRCs are checked as well.
-func Verify(ctx context.Context, zipPath string, workers int) (*Report, error) {
-	return VerifySigned(ctx, zipPath, workers, nil)
-}
-
-// VerifySigned verifies like Verify and checks the Authenticode signature
-// of every signable file a package or delta ships whole: a signature that
-// does not match its file is always an error; with sig.Require, so is a
-// file that is unsigned or signed by someone sig does not trust. (Files a
-// delta ships as binary patches are checked by apply, once rebuilt.)
+//
+// It also checks the Authenticode signature of every signable file a
+// package or delta ships whole: a signature that does not match its file
+// is always an error; with sig.Require (sig may be nil), so is a file that
+// is unsigned or signed by someone sig does not trust. (Files a delta
+// ships as binary patches are checked by apply, once rebuilt.)
 //
 // When the package's SBOM (zipPath + attest.SBOMSuffix, as build writes
 // it) is present, it must describe this zip (its SHA-256) and list exactly
@@ -272,9 +275,8 @@ func verify(ctx context.Context, zipPath string, workers int, sig *Signatures) (
 	return rep, digests, err
 }
 
+// verifyKind tells what kind of zip r is and checks it as such.
 func verifyKind(ctx context.Context, r *pkgzip.Reader, rep *Report, digests map[string]pkgzip.Digest, zipPath string, workers int, sig *Signatures) (*Report, error) {
-	var err error
-
 	if e := r.Lookup(delta.ManifestName); e != nil && isNodeDelta(e) {
 		return verifyNodeDelta(r, rep, digests)
 	}
@@ -282,61 +284,91 @@ func verifyKind(ctx context.Context, r *pkgzip.Reader, rep *Report, digests map[
 		return verifyNodePackage(r, rep, digests)
 	}
 	if r.Lookup(delta.ManifestName) != nil {
-		rep.Kind = "delta"
-		m, err := delta.ReadManifest(r)
-		if err != nil {
-			return nil, err
-		}
-		rep.BaseVersion, rep.TargetVersion = m.BaseVersion, m.TargetVersion
-		rep.Added, rep.Changed, rep.Removed = m.AddedCount, m.ChangedCount, m.RemovedCount
-		var problems []problem
-		for _, p := range sortedKeys(m.Patches) {
-			pt := m.Patches[p]
-			if got := digests[pt.Entry]; got != pt.Patch {
-				problems = append(problems, problem{p, fmt.Sprintf("patch entry %s has sha256 %s (%d bytes) but %s says %s (%d bytes)",
-					pt.Entry, got.SHA256, got.Size, delta.ManifestName, pt.Patch.SHA256, pt.Patch.Size)})
-			}
-		}
-		for _, p := range sortedKeys(m.Files.Target) {
-			if _, patched := m.Patches[p]; patched {
-				continue
-			}
-			if got := digests[p]; got != m.Files.Target[p] {
-				problems = append(problems, problem{p, fmt.Sprintf("entry %s has sha256 %s (%d bytes) but %s says %s (%d bytes)",
-					p, got.SHA256, got.Size, delta.ManifestName, m.Files.Target[p].SHA256, m.Files.Target[p].Size)})
-			}
-		}
-		if len(problems) > 0 {
-			return nil, fmt.Errorf("the delta is corrupt: %s; download or build it again", summarize(problems))
-		}
-		var whole []sigTarget
-		for _, p := range sortedKeys(m.Files.Target) {
-			if _, patched := m.Patches[p]; !patched {
-				if e := r.Lookup(p); e != nil {
-					whole = append(whole, entryTarget(e))
-				}
-			}
-		}
-		if rep.Signatures, err = checkSignatures(ctx, sig, whole, workers); err != nil {
-			return nil, err
-		}
-		if e := r.Lookup(delta.PackageManifestName); e != nil {
-			pm, err := readPackageManifest(e)
-			if err != nil {
-				return nil, err
-			}
-			if pm.Version != m.TargetVersion {
-				return nil, fmt.Errorf("the shipped %s is for version %s but the delta goes to %s", pkgmanifest.Name, pm.Version, m.TargetVersion)
-			}
-			for _, f := range pm.Files {
-				if d, ok := m.Files.Target[f.Path]; ok && (d.SHA256 != f.SHA256 || d.Size != f.Size) {
-					return nil, fmt.Errorf("%s and %s disagree about %s (%s vs %s)", pkgmanifest.Name, delta.ManifestName, f.Path, f.SHA256, d.SHA256)
-				}
-			}
-		}
-		return rep, nil
+		return verifyDelta(ctx, r, rep, digests, workers, sig)
 	}
+	return verifyPackage(ctx, r, rep, digests, zipPath, workers, sig)
+}
 
+// verifyDelta checks a cluster delta: every shipped file and patch against
+// its manifest, the signatures of the files it ships whole, and the
+// package manifest it ships against the manifest too.
+func verifyDelta(ctx context.Context, r *pkgzip.Reader, rep *Report, digests map[string]pkgzip.Digest, workers int, sig *Signatures) (*Report, error) {
+	rep.Kind = "delta"
+	m, err := delta.ReadManifest(r)
+	if err != nil {
+		return nil, err
+	}
+	rep.BaseVersion, rep.TargetVersion = m.BaseVersion, m.TargetVersion
+	rep.Added, rep.Changed, rep.Removed = m.AddedCount, m.ChangedCount, m.RemovedCount
+	if problems := deltaEntryProblems(m, digests); len(problems) > 0 {
+		return nil, fmt.Errorf("the delta is corrupt: %s; download or build it again", summarize(problems))
+	}
+	var whole []sigTarget
+	for _, p := range sortedKeys(m.Files.Target) {
+		if _, patched := m.Patches[p]; !patched {
+			if e := r.Lookup(p); e != nil {
+				whole = append(whole, entryTarget(e))
+			}
+		}
+	}
+	if rep.Signatures, err = checkSignatures(ctx, sig, whole, workers); err != nil {
+		return nil, err
+	}
+	if err := checkShippedPackageManifest(r, m); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// deltaEntryProblems compares every patch and every file a delta ships
+// whole with what its manifest says.
+func deltaEntryProblems(m *delta.Manifest, digests map[string]pkgzip.Digest) []problem {
+	var problems []problem
+	for _, p := range sortedKeys(m.Patches) {
+		pt := m.Patches[p]
+		if got := digests[pt.Entry]; got != pt.Patch {
+			problems = append(problems, problem{p, fmt.Sprintf("patch entry %s has sha256 %s (%d bytes) but %s says %s (%d bytes)",
+				pt.Entry, got.SHA256, got.Size, delta.ManifestName, pt.Patch.SHA256, pt.Patch.Size)})
+		}
+	}
+	for _, p := range sortedKeys(m.Files.Target) {
+		if _, patched := m.Patches[p]; patched {
+			continue
+		}
+		if got := digests[p]; got != m.Files.Target[p] {
+			problems = append(problems, problem{p, fmt.Sprintf("entry %s has sha256 %s (%d bytes) but %s says %s (%d bytes)",
+				p, got.SHA256, got.Size, delta.ManifestName, m.Files.Target[p].SHA256, m.Files.Target[p].Size)})
+		}
+	}
+	return problems
+}
+
+// checkShippedPackageManifest checks the package manifest a delta ships,
+// if it ships one: it must be the target's and agree with the delta's
+// manifest about every file both list.
+func checkShippedPackageManifest(r *pkgzip.Reader, m *delta.Manifest) error {
+	e := r.Lookup(delta.PackageManifestName)
+	if e == nil {
+		return nil
+	}
+	pm, err := readPackageManifest(e)
+	if err != nil {
+		return err
+	}
+	if pm.Version != m.TargetVersion {
+		return fmt.Errorf("the shipped %s is for version %s but the delta goes to %s", pkgmanifest.Name, pm.Version, m.TargetVersion)
+	}
+	for _, f := range pm.Files {
+		if d, ok := m.Files.Target[f.Path]; ok && (d.SHA256 != f.SHA256 || d.Size != f.Size) {
+			return fmt.Errorf("%s and %s disagree about %s (%s vs %s)", pkgmanifest.Name, delta.ManifestName, f.Path, f.SHA256, d.SHA256)
+		}
+	}
+	return nil
+}
+
+// verifyPackage checks a full package against its package manifest, and
+// the signatures of all its files.
+func verifyPackage(ctx context.Context, r *pkgzip.Reader, rep *Report, digests map[string]pkgzip.Digest, zipPath string, workers int, sig *Signatures) (*Report, error) {
 	rep.Kind = "package"
 	pm, ok, err := pkgmanifest.Read(r)
 	if err != nil {
@@ -360,28 +392,6 @@ func verifyKind(ctx context.Context, r *pkgzip.Reader, rep *Report, digests map[
 		return nil, err
 	}
 	return rep, nil
-}
-
-// VerifyInstall checks that every file m lists is installed in dir with its
-// hash, except paths that skip (glob patterns, internal/glob, or exact
-// paths) exclude. Files m does not list are not errors: an installation
-// also holds logs and local configuration.
-func VerifyInstall(ctx context.Context, dir string, m *pkgmanifest.Manifest, skip []string) error {
-	var checks []check
-	for _, f := range m.Files {
-		if f.Path == pkgmanifest.Name || skipped(f.Path, nil, skip) {
-			continue
-		}
-		checks = append(checks, check{path: f.Path, want: pkgzip.Digest{SHA256: f.SHA256, Size: f.Size}, what: pkgmanifest.Name + " of " + m.Version})
-	}
-	problems, err := runChecks(ctx, dir, checks, runtime.GOMAXPROCS(0), nil)
-	if err != nil {
-		return fmt.Errorf("verify installation %s: %w", dir, err)
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("installation %s is not version %s: %s", dir, m.Version, summarize(problems))
-	}
-	return nil
 }
 
 // skipped reports whether p is one of paths or matches (or lies under a
