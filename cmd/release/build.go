@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -118,9 +117,7 @@ func buildAndReport(cmd *cobra.Command, c *common, o pipeline.BuildOptions, quie
 
 func writeBuildReport(w io.Writer, format string, r *pipeline.BuildReport) error {
 	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		return writeJSON(w, r)
 	}
 	fmt.Fprintln(w, r.Summary)
 	for _, a := range r.Artifacts {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -64,9 +63,7 @@ func newCacheLs(open openStore) *cobra.Command {
 				if list == nil {
 					list = []cache.EntryInfo{}
 				}
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(list)
+				return writeJSON(cmd.OutOrStdout(), list)
 			}
 			printCacheList(cmd.OutOrStdout(), list, s.Root())
 			return nil
@@ -124,9 +121,7 @@ func newCacheGC(open openStore) *cobra.Command {
 				return err
 			}
 			if format == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				return writeJSON(cmd.OutOrStdout(), rep)
 			}
 			printGCReport(cmd.OutOrStdout(), rep, o.DryRun)
 			return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -112,9 +111,7 @@ func keysToVerify(ctx context.Context, c *common, all bool) (*cache.Store, []str
 
 func printVerifyReport(w io.Writer, rep *verifyReport, format string) error {
 	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeJSON(w, rep)
 	}
 	fmt.Fprintf(w, "verified %d entries (%d files, %s) in %s; %d not cached, %d corrupt and evicted\n",
 		rep.Checked, rep.Files, progress.Bytes(rep.Bytes), rep.CacheDir, rep.Missing, len(rep.Corrupt))

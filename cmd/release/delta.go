@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"runtime"
@@ -122,9 +121,7 @@ func runDelta(cmd *cobra.Command, o delta.Options, format string, quiet bool) er
 		return err
 	}
 	if format == "json" {
-		enc := json.NewEncoder(cmd.OutOrStdout())
-		enc.SetIndent("", "  ")
-		return enc.Encode(m)
+		return writeJSON(cmd.OutOrStdout(), m)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "%s: %s -> %s: %d added, %d changed (%d as patches), %d removed\n",
 		o.Output, m.BaseVersion, m.TargetVersion, m.AddedCount, m.ChangedCount, len(m.Patches), m.RemovedCount)

@@ -2,15 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/relcue/release/modules/addon"
+	"io"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/relcue/release/modules/addon"
 	"github.com/relcue/release/modules/addonsign"
 	"github.com/relcue/release/modules/all"
 	"github.com/relcue/release/modules/codesign"
@@ -180,3 +182,10 @@ func (c *common) open(ctx context.Context) (*pipeline.Session, error) {
 
 // reporter picks live bars or plain lines for stderr.
 func reporter(quiet bool) progress.Reporter { return progress.Auto(os.Stderr, quiet) }
+
+// writeJSON is every command's --format json: one indented document.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/relcue/release/pipeline/step"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -10,6 +9,7 @@ import (
 	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/modules/all"
 	"github.com/relcue/release/pipeline/engine"
+	"github.com/relcue/release/pipeline/step"
 )
 
 // newStep is the hidden command engines run a step with, in a container
