@@ -9,6 +9,7 @@ import (
 
 	"github.com/relcue/release/modules/apply"
 	"github.com/relcue/release/modules/codesign"
+	"github.com/relcue/release/modules/pkgzip"
 )
 
 func newApply() *cobra.Command {
@@ -47,6 +48,9 @@ interrupted one first: the installation is always the old or the new version.
 			if o.Workers <= 0 {
 				o.Workers = runtime.NumCPU()
 			}
+			if _, err := pkgzip.ParsePathPolicy(string(o.Paths)); err != nil {
+				return usageError{fmt.Errorf("--paths: %w", err)}
+			}
 			if o.Signatures, err = sf.load(); err != nil {
 				return err
 			}
@@ -78,6 +82,7 @@ interrupted one first: the installation is always the old or the new version.
 	f.BoolVar(&o.Force, "force", false, "apply even if the installed VERSION or installed files do not match the delta's base (mismatches become warnings)")
 	f.BoolVar(&recover, "recover", false, "only finish or roll back an interrupted apply")
 	f.IntVarP(&o.Workers, "jobs", "j", 0, "parallel hashing workers (default: number of CPUs)")
+	f.StringVar((*string)(&o.Paths), "paths", string(pkgzip.PathsWindows), pathsHelp)
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	sf.bind(cmd, "refuse the delta unless every .exe/.dll/.ps1/... it writes carries a valid Authenticode signature by --trusted-cert")
 	addFormat(cmd, &format)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/relcue/release/internal/glob"
 	"github.com/relcue/release/modules/delta"
+	"github.com/relcue/release/modules/pkgzip"
 	"github.com/relcue/release/pipeline/config"
 )
 
@@ -29,6 +30,9 @@ const deltaExamples = `  release delta --from k2s-1.4.0.zip --to k2s-1.5.0.zip -
   release delta --from a.zip --to b.zip -o d.zip --whole-dir bin/cni --whole-dir bin/kube
   release delta --from a.zip --to b.zip -o d.zip --skip 'etc/kubernetes/pki/**' --format json
   release delta --from k2s-1.4.0.zip --to k2s-1.5.0.zip -o d.zip --mode binary`
+
+// pathsHelp documents --paths of delta and apply.
+const pathsHelp = `windows: refuse paths a Windows installation cannot hold (CON, NUL, COM1..., a trailing dot or space, <>:"|?*, control characters); posix: allow them, for installations never on Windows`
 
 func newDelta() *cobra.Command {
 	var o delta.Options
@@ -74,6 +78,7 @@ func bindDeltaFlags(cmd *cobra.Command, o *delta.Options, date *string, quiet *b
 	f.Int64Var(&o.PatchThreshold, "patch-threshold", delta.DefaultPatchThreshold, "smallest changed file (bytes) tried as a patch in binary mode")
 	f.Int64Var(&o.PatchMemory, "patch-memory", delta.DefaultPatchMemory, "memory (bytes) the patches made at once may use; each holds its base and target plus ~128 MiB per frame in flight")
 	f.IntVarP(&o.Workers, "jobs", "j", 0, "parallel hashing workers (default: number of CPUs)")
+	f.StringVar((*string)(&o.Paths), "paths", string(pkgzip.PathsWindows), pathsHelp)
 	f.BoolVarP(quiet, "quiet", "q", false, "no progress output")
 }
 
@@ -88,6 +93,9 @@ func completeDeltaOptions(o *delta.Options, date string) error {
 	}
 	if o.Mode != delta.ModeFile && o.Mode != delta.ModeBinary {
 		return usageError{fmt.Errorf("--mode %q: want %s or %s", o.Mode, delta.ModeFile, delta.ModeBinary)}
+	}
+	if _, err := pkgzip.ParsePathPolicy(string(o.Paths)); err != nil {
+		return usageError{fmt.Errorf("--paths: %w", err)}
 	}
 	for _, p := range append(append([]string{}, o.Skip...), o.WholeDirectories...) {
 		if err := glob.Validate(p); err != nil {
@@ -115,6 +123,7 @@ func runDelta(cmd *cobra.Command, o delta.Options, format string, quiet bool) er
 	o.Progress = t.Add
 	o.Log = t.Log()
 	m, err := delta.Build(cmd.Context(), o)
+	err = pkgzip.Hint(err, "pass --paths posix if the product is never installed on Windows")
 	t.Done("written", err)
 	rep.Close()
 	if err != nil {

@@ -52,6 +52,9 @@ type Options struct {
 	// file it writes carries a valid Authenticode signature by a trusted
 	// signer; checked on the staged files, before anything is committed.
 	Signatures *Signatures
+	// Paths is the policy for the paths the delta installs; "" is
+	// pkgzip.PathsWindows. On Windows only that policy is possible.
+	Paths pkgzip.PathPolicy
 }
 
 // Report says what Apply, Recover or Verify did.
@@ -144,6 +147,12 @@ func apply(ctx context.Context, deltaZip, dirArg string, opts Options) (rep *Rep
 	if err != nil {
 		return nil, err
 	}
+	if opts.Paths, err = pkgzip.ParsePathPolicy(string(opts.Paths)); err != nil {
+		return nil, err
+	}
+	if opts.Paths == pkgzip.PathsPOSIX && runtime.GOOS == "windows" {
+		return nil, fmt.Errorf("path policy %q cannot be used on Windows, which cannot hold the names it allows", opts.Paths)
+	}
 	a := newApplyRun(deltaZip, dir, opts)
 	if opts.DryRun {
 		// A dry run touches nothing, not even the lock, so it cannot
@@ -210,6 +219,9 @@ func (a *applyRun) run(ctx context.Context) error {
 	defer r.Close()
 	m, targetPM, err := a.readDelta(r)
 	if err != nil {
+		return err
+	}
+	if err := checkPaths(a.dir, m, a.opts.Paths); err != nil {
 		return err
 	}
 	done, err := a.checkInstalledVersion(ctx, m)

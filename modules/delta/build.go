@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,6 +63,10 @@ type Options struct {
 	Progress func(int64)
 	// Log receives human-readable detail lines; may be nil.
 	Log io.Writer
+	// Paths is the policy for the target's paths; "" is
+	// pkgzip.PathsWindows. A refusal is a *pkgzip.NameError, so callers
+	// can add how to opt out (pkgzip.Hint).
+	Paths pkgzip.PathPolicy
 }
 
 // zipEpoch is the earliest time a zip's DOS timestamp can hold.
@@ -102,6 +107,9 @@ func buildDelta(ctx context.Context, opts Options) (*Manifest, error) {
 	}
 
 	d := diffFiles(bp.files, tp.files, s.whole, s.skip)
+	if err := checkTargetPaths(target.Path, tp, d.Skipped, opts.Paths); err != nil {
+		return nil, err
+	}
 	logf(opts.Log, "delta %s..%s: %d added, %d changed, %d removed, %d files in wholesale directories, %d skipped",
 		bp.version, tp.version, len(d.Added), len(d.Changed), len(d.Removed), len(d.WholeTarget), len(d.Skipped))
 	m := newManifest(opts, s, bp, tp, d, debDiff, imgDiff)
@@ -126,6 +134,21 @@ func buildDelta(ctx context.Context, opts Options) (*Manifest, error) {
 		return nil, fmt.Errorf("write %s: %w", opts.Output, err)
 	}
 	return m, nil
+}
+
+// checkTargetPaths refuses a target whose installation, as the delta
+// leaves it, holds a path the policy refuses. Skipped paths are never
+// touched by apply, so they are not the delta's to refuse.
+func checkTargetPaths(zipPath string, tp *pkgInfo, skipped []string, paths pkgzip.PathPolicy) error {
+	for _, p := range sortedKeys(tp.files) {
+		if _, skip := slices.BinarySearch(skipped, p); skip {
+			continue
+		}
+		if err := paths.Check(p); err != nil {
+			return fmt.Errorf("target package %s: %w", zipPath, err)
+		}
+	}
+	return nil
 }
 
 // settings are the Options checked and with their defaults applied.

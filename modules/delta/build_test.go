@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path"
 	"path/filepath"
@@ -346,5 +347,50 @@ func rewriteZip(t *testing.T, src, dst string, edit func(name string, body []byt
 	}
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A target holding a name a Windows installation cannot hold makes no
+// delta (nothing is written) unless the policy is posix; a skipped path is
+// not the delta's to refuse.
+func TestBuildRefusesNamesWindowsCannotHold(t *testing.T) {
+	dir := t.TempDir()
+	s := deltatest.Generate(3)
+	base, _ := packages(t, dir, s, true)
+	for i, c := range []struct{ path, want string }{
+		{"lib/CON", `package path "lib/CON" has "CON", which Windows opens as the device CON`},
+		{"lib/Com7.dll", `has "Com7.dll", which Windows opens as the device COM7`},
+		{"lib/trail.", `has "trail.", which ends with a dot that Windows strips`},
+		{"lib/trail. ", `has "trail. ", which ends with a space that Windows strips`},
+		{"lib/what?.ps1", `has '?' in "what?.ps1"; Windows reserves the characters <>:"|?*`},
+		{"lib/bell\a", `has '\a', a control character`},
+	} {
+		t.Run(c.path, func(t *testing.T) {
+			tree := s.Target.Clone()
+			tree[c.path] = deltatest.File{Data: []byte("x")}
+			target := filepath.Join(dir, fmt.Sprintf("target-%d.zip", i))
+			deltatest.WritePackage(t, target, tree, i%2 == 0)
+			out := filepath.Join(dir, fmt.Sprintf("out-%d", i), "d.zip")
+			_, err := delta.Build(context.Background(), delta.Options{Base: base, Target: target, Output: out})
+			for _, want := range []string{"target package " + target + ": ", c.want, "a Windows installation cannot hold it: rename it"} {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("error %v, want it to contain %q", err, want)
+				}
+			}
+			if h := pkgzip.Hint(err, "do this"); !strings.HasSuffix(h.Error(), "rename it, or do this") {
+				t.Errorf("the error is not a Windows *pkgzip.NameError callers can add a way out to: %v", h)
+			}
+			if _, err := os.Stat(filepath.Dir(out)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s was left behind (%v)", filepath.Dir(out), err)
+			}
+			m, err := delta.Build(context.Background(), delta.Options{Base: base, Target: target, Output: out, Paths: pkgzip.PathsPOSIX})
+			if err != nil || !slices.Contains(m.Added, c.path) {
+				t.Fatalf("posix: %v; added %v", err, m)
+			}
+			skipped := filepath.Join(dir, fmt.Sprintf("skipped-%d.zip", i))
+			if _, err := delta.Build(context.Background(), delta.Options{Base: base, Target: target, Output: skipped, Skip: []string{"lib/**"}}); err != nil {
+				t.Errorf("with the name skipped: %v", err)
+			}
+		})
 	}
 }

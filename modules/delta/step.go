@@ -13,6 +13,7 @@ import (
 
 	"github.com/relcue/release/modules/fullpkg"
 	"github.com/relcue/release/modules/nodepkg"
+	"github.com/relcue/release/modules/pkgzip"
 	"github.com/relcue/release/pipeline/config"
 	"github.com/relcue/release/pipeline/step"
 )
@@ -50,6 +51,9 @@ type Spec struct {
 	// releases fill DebianPackageDiff and ContainerImageDiff; "" when no
 	// control-plane OS has both (the diffs stay unprocessed).
 	NodeOS string `json:"nodeOS,omitempty"`
+	// Paths is the path policy; "" is "windows" and stays unwritten, so
+	// the default leaves cache keys as they were.
+	Paths pkgzip.PathPolicy `json:"paths,omitempty"`
 }
 
 // Targets plans one target per delta path of the model. When the
@@ -102,6 +106,10 @@ func Targets(m *config.Model) ([]step.Target, error) {
 			nodeOS = cp.Name
 			deps = append(deps, nodepkg.TargetID(cp.Name, d.From), nodepkg.TargetID(cp.Name, d.To))
 		}
+		var paths pkgzip.PathPolicy
+		if m.Build.Paths == string(pkgzip.PathsPOSIX) {
+			paths = pkgzip.PathsPOSIX
+		}
 		out = append(out, step.Target{
 			ID:   id,
 			Kind: Kind,
@@ -116,6 +124,7 @@ func Targets(m *config.Model) ([]step.Target, error) {
 				WholeDirectories: whole,
 				Skip:             skip,
 				NodeOS:           nodeOS,
+				Paths:            paths,
 			},
 			Deps:    deps,
 			Pos:     d.Pos.String(),
@@ -149,6 +158,9 @@ func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: spec date %q: %w", in.Target, s.Date, err)
 	}
+	if _, err := pkgzip.ParsePathPolicy(string(s.Paths)); err != nil {
+		return nil, fmt.Errorf("%s: spec: %w", in.Target, err)
+	}
 	base, err := packageZip(in, s.From)
 	if err != nil {
 		return nil, err
@@ -181,9 +193,10 @@ func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 		Workers:          in.Workers,
 		Progress:         in.Progress.Add,
 		Log:              in.Log,
+		Paths:            s.Paths,
 	})
 	if err != nil {
-		return nil, err
+		return nil, pkgzip.Hint(err, pkgzip.ConfigHint)
 	}
 	return []step.Artifact{{Path: s.Output, Kind: ArtifactKind}}, nil
 }

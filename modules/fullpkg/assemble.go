@@ -89,6 +89,9 @@ func collectTree(in *step.Input, spec *Spec) ([]treeFile, error) {
 			if err := pkgzip.CheckName(f.name); err != nil {
 				return nil, fmt.Errorf("%s: %w", f.owner, err)
 			}
+			if err := spec.Paths.Check(f.name); err != nil {
+				return nil, fmt.Errorf("%s: %w", f.owner, pkgzip.Hint(err, pkgzip.ConfigHint))
+			}
 			if err := names.Add(f.name, f.owner); err != nil {
 				return nil, err
 			}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -531,5 +532,79 @@ func TestRunExistingZipErrors(t *testing.T) {
 				t.Fatalf("error %v\nwant one containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// windowsNames has one input path per class of name a Windows installation
+// cannot hold, and what the refusal says.
+var windowsNames = []struct{ class, path, want string }{
+	{"device", "lib/CON", `package path "lib/CON" has "CON", which Windows opens as the device CON`},
+	{"device with extension", "bin/nul.txt", `has "nul.txt", which Windows opens as the device NUL`},
+	{"device as directory", "lpt3/x.ps1", `has "lpt3", which Windows opens as the device LPT3`},
+	{"trailing dot", "lib/trail.", `has "trail.", which ends with a dot that Windows strips`},
+	{"trailing space", "lib/trail. ", `has "trail. ", which ends with a space that Windows strips`},
+	{"reserved character", "lib/a:b.ps1", `has ':' in "a:b.ps1"; Windows reserves the characters <>:"|?*`},
+	{"control character", "lib/a\x1bb", `has '\x1b', a control character`},
+}
+
+func TestRunRefusesNamesWindowsCannotHold(t *testing.T) {
+	for _, c := range windowsNames {
+		t.Run(c.class, func(t *testing.T) {
+			dir := writeTree(t, t.TempDir(), map[string]tfile{c.path: {"x", 0}, "VERSION": {"1.5.0", 0}})
+			spec := baseSpec("1.5.0")
+			spec.Layers = []Layer{{Source: "in"}}
+			_, _, err := run(t, spec, map[string]string{"in": dir}, 2)
+			for _, want := range []string{"input in: " + filepath.Join(dir, filepath.FromSlash(c.path)), c.want,
+				`a Windows installation cannot hold it: rename it, or set build: paths: "posix" if the product is never installed on Windows`} {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("error %v\nwant one containing %q", err, want)
+				}
+			}
+			// An existing package with the name is refused as well.
+			spec = baseSpec("1.5.0")
+			spec.Zip = "zip"
+			zipped := writeZip(t, map[string]string{"VERSION": "1.5.0", c.path: "x"})
+			_, _, err = run(t, spec, map[string]string{"zip": zipped}, 2)
+			if err == nil || !strings.Contains(err.Error(), zipped+": package path "+strconv.Quote(c.path)) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), `build: paths: "posix"`) {
+				t.Fatalf("existing zip: error %v\nwant one naming the zip and saying %q", err, c.want)
+			}
+			// A product never installed on Windows may hold it.
+			spec = baseSpec("1.5.0")
+			spec.Layers, spec.Paths = []Layer{{Source: "in"}}, pkgzip.PathsPOSIX
+			out, _, err := run(t, spec, map[string]string{"in": dir}, 2)
+			if err != nil {
+				t.Fatalf("posix: %v", err)
+			}
+			r, err := pkgzip.Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if r.Lookup(c.path) == nil {
+				t.Errorf("posix: %s is not in the package", c.path)
+			}
+		})
+	}
+}
+
+// A path past the length every system takes is refused under either
+// policy, and a 300-byte one, past Windows' old MAX_PATH, is fine.
+func TestRunPathLengths(t *testing.T) {
+	long := strings.Repeat(strings.Repeat("d", 200)+"/", 19)
+	long += strings.Repeat("f", pkgzip.MaxPathBytes+1-len(long))
+	ok300 := strings.Repeat("directory/", 29) + "file-0.ps1"
+	dir := writeTree(t, t.TempDir(), map[string]tfile{"VERSION": {"1.5.0", 0}, ok300: {"x", 0}})
+	spec := baseSpec("1.5.0")
+	spec.Layers = []Layer{{Source: "in"}}
+	if _, _, err := run(t, spec, map[string]string{"in": dir}, 2); err != nil {
+		t.Fatalf("a %d-byte path: %v", len(ok300), err)
+	}
+	writeTree(t, dir, map[string]tfile{long: {"x", 0}})
+	for _, p := range []pkgzip.PathPolicy{"", pkgzip.PathsPOSIX} {
+		spec.Paths = p
+		_, _, err := run(t, spec, map[string]string{"in": dir}, 2)
+		if err == nil || !strings.Contains(err.Error(), "is 3840 bytes long, over the 3839 a package path may have") || strings.Contains(err.Error(), "posix") {
+			t.Fatalf("policy %q: error %v, want the length refused with no way out but a shorter path", p, err)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/modules/codesign"
+	"github.com/relcue/release/modules/pkgzip"
 	"github.com/relcue/release/pipeline/step"
 )
 
@@ -71,6 +72,9 @@ func (s *Spec) check() error {
 	}
 	if s.Level < 1 || s.Level > 9 {
 		return fmt.Errorf("level %d is out of range 1..9", s.Level)
+	}
+	if _, err := pkgzip.ParsePathPolicy(string(s.Paths)); err != nil {
+		return err
 	}
 	if s.Sign != nil {
 		if s.Zip != "" {

@@ -55,6 +55,9 @@ type Spec struct {
 	// Sign, when set, signs Windows content with Authenticode before it is
 	// written, so the manifest holds the hashes of the files as shipped.
 	Sign *SignSpec `json:"sign,omitempty"`
+	// Paths is the path policy (pkgzip.PathPolicy); "" is "windows", and
+	// stays unwritten so that the default leaves cache keys as they were.
+	Paths pkgzip.PathPolicy `json:"paths,omitempty"`
 }
 
 // Layer places one source, a directory tree or a single file, in the
@@ -152,6 +155,9 @@ func target(m *config.Model, rel *config.Release) (step.Target, error) {
 	}
 	if err := checkIdentity(spec.Product, spec.Version, spec.Output); err != nil {
 		return fail(rel.Pos, err)
+	}
+	if m.Build.Paths == string(pkgzip.PathsPOSIX) {
+		spec.Paths = pkgzip.PathsPOSIX
 	}
 	t := step.Target{ID: TargetID(rel.Version), Kind: Kind, Pos: rel.Pos.String(), Outputs: []string{spec.Output}}
 	switch {

@@ -37,6 +37,11 @@ func useZip(ctx context.Context, in *step.Input, spec *Spec, out string) error {
 	if err := checkZipVersion(r, spec.Version); err != nil {
 		return err
 	}
+	for _, e := range r.Entries {
+		if err := spec.Paths.Check(e.Name); err != nil {
+			return fmt.Errorf("%s: %w", r.Path, pkgzip.Hint(err, pkgzip.ConfigHint))
+		}
+	}
 	m, hasManifest, err := pkgmanifest.Read(r)
 	if err != nil {
 		return err

@@ -113,7 +113,7 @@ func (b *builder) signing(raw *rawSigning) Signing {
 }
 
 func (b *builder) build(raw *rawBuild) Build {
-	out := Build{CompressionLevel: raw.Compression.Level, Reuse: raw.Reuse}
+	out := Build{CompressionLevel: raw.Compression.Level, Reuse: raw.Reuse, Paths: raw.Paths}
 	if raw.Dist == "" {
 		b.ps.at(at("build", "dist"), `empty; name the output directory, e.g. "dist"`)
 	} else {

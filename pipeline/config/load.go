@@ -219,7 +219,8 @@ type rawBuild struct {
 	Compression     struct {
 		Level int `json:"level"`
 	} `json:"compression"`
-	Reuse bool `json:"reuse"`
+	Reuse bool   `json:"reuse"`
+	Paths string `json:"paths"`
 }
 
 type rawRelease struct {

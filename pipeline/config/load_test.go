@@ -63,6 +63,7 @@ func TestLoadValid(t *testing.T) {
 			Date:             time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
 			CompressionLevel: 9,
 			Reuse:            true,
+			Paths:            "windows",
 		},
 		Releases: map[string]*Release{
 			"1.3.0": {
@@ -142,6 +143,7 @@ func TestLoadMinimalAppliesDefaults(t *testing.T) {
 			Date:             time.Unix(1700000000, 0).UTC(),
 			CompressionLevel: 6,
 			Reuse:            true,
+			Paths:            "windows",
 		},
 		Releases: map[string]*Release{
 			"0.1.0": {
@@ -329,6 +331,13 @@ deltas: defaults: skip: "addons"
 			`release.cue:9:28: build.compression.level: invalid value 12 (want *6 | uint & >=1 & <=9)`,
 			`release.cue:10:27: deltas.policies[0].from: invalid value "previous" (want "previous-minor" | "previous-minor-latest" | "same-minor" | "all-earlier")`,
 			`release.cue:11:25: deltas.defaults.skip: invalid value "addons" (want [...string])`,
+		},
+	},
+	{
+		name: "unknown path policy",
+		src:  valid + `build: paths: "dos"` + "\n",
+		want: []string{
+			`release.cue:9:15: build.paths: invalid value "dos" (want *"windows" | "posix")`,
 		},
 	},
 	{

@@ -79,6 +79,10 @@ type Build struct {
 	// unchanged files from the previous assembled release's package
 	// (default true); the bytes are the same, the work is not.
 	Reuse bool
+	// Paths is the policy for the installation paths packages and deltas
+	// may hold: "windows" (default) refuses names a Windows filesystem
+	// cannot represent, "posix" allows them (build.paths).
+	Paths string
 }
 
 // Release is one version of the product. Exactly one of Zip and Inputs is set.
