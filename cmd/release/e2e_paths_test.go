@@ -1,8 +1,13 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -70,4 +75,81 @@ func TestWindowsNamesThroughCLI(t *testing.T) {
 	if r := releaseCmd(t, nil, "delta", "--from", "a.zip", "--to", "b.zip", "-o", out, "--paths", "dos"); r.code != 2 || !strings.Contains(r.stderr, `--paths: path policy "dos"`) {
 		t.Fatalf("delta --paths dos: exit %d\n%s", r.code, r.stderr)
 	}
+}
+
+// A K2s installation's scripts are CRLF. Bytes are shipped as they are:
+// the package manifest hashes the CRLF bytes, an independent unzip gets
+// them back, a change of line endings alone is a change the delta ships,
+// and apply installs exactly those bytes.
+func TestCRLFScriptsShipAsTheyAre(t *testing.T) {
+	dir := copySample(t)
+	for _, f := range []string{"node.cue", "addons.cue", "rollout.cue"} {
+		os.Remove(filepath.Join(dir, f))
+	}
+	lf := "param([switch]$Offline)\nWrite-Output 'k2s'\n"
+	crlf := strings.ReplaceAll(lf, "\n", "\r\n")
+	write := func(rel, data string) {
+		p := filepath.Join(dir, "payload", filepath.FromSlash(rel))
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("1.4.0/smallsetup/eol.ps1", lf)
+	write("1.5.0/smallsetup/eol.ps1", crlf)
+	write("1.5.0/smallsetup/InstallK8s.ps1", strings.ReplaceAll(string(readFile(t, filepath.Join(dir, "payload/1.5.0/smallsetup/InstallK8s.ps1"))), "\n", "\r\n"))
+	runBuild(t, dir, filepath.Join(t.TempDir(), "cache"))
+	dist := filepath.Join(dir, "dist")
+	sum := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+
+	pkg := filepath.Join(dist, "packages", "k2s-1.5.0.zip")
+	var pm struct {
+		Files []struct{ Path, SHA256 string }
+	}
+	if err := json.Unmarshal(unzipEntry(t, pkg, "package-manifest.json"), &pm); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range pm.Files {
+		if f.Path == "smallsetup/eol.ps1" {
+			found = f.SHA256 == sum(crlf)
+		}
+	}
+	if !found {
+		t.Fatalf("package-manifest.json does not hash smallsetup/eol.ps1 as its CRLF bytes (%s): %+v", sum(crlf), pm.Files)
+	}
+	if got := string(unzipEntry(t, pkg, "smallsetup/eol.ps1")); got != crlf {
+		t.Fatalf("unzip -p gives %q, want the CRLF bytes", got)
+	}
+
+	d := filepath.Join(dist, "deltas", "k2s-delta-1.4.0-to-1.5.0.zip")
+	var m struct {
+		Changed []string
+		Files   struct {
+			Target map[string]struct{ SHA256 string }
+		}
+	}
+	if err := json.Unmarshal(unzipEntry(t, d, "delta-manifest.json"), &m); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(m.Changed, "smallsetup/eol.ps1") || m.Files.Target["smallsetup/eol.ps1"].SHA256 != sum(crlf) {
+		t.Fatalf("a line-ending change is not shipped as a change to the CRLF bytes: Changed %v, target %+v", m.Changed, m.Files.Target["smallsetup/eol.ps1"])
+	}
+	install := filepath.Join(t.TempDir(), "k2s")
+	unzipTo(t, filepath.Join(dist, "packages", "k2s-1.4.0.zip"), install)
+	mustRun(t, "apply", d, "--install-dir", install)
+	if got := string(readFile(t, filepath.Join(install, "smallsetup", "eol.ps1"))); got != crlf {
+		t.Fatalf("apply installed %q, want the CRLF bytes", got)
+	}
+	mustRun(t, "verify", pkg)
+}
+
+// unzipEntry reads one entry with Info-ZIP's unzip, which converts
+// nothing without -a: an independent reader of what we shipped.
+func unzipEntry(t *testing.T, zipPath, name string) []byte {
+	t.Helper()
+	out, err := exec.Command("unzip", "-p", zipPath, name).Output()
+	if err != nil {
+		t.Fatalf("unzip -p %s %s: %v", zipPath, name, err)
+	}
+	return out
 }
