@@ -52,7 +52,7 @@ func TestWindowsNamesThroughCLI(t *testing.T) {
 	unzipTo(t, filepath.Join(dist, "packages", "k2s-1.4.0.zip"), install)
 	before := treeHash(t, install)
 	r = releaseCmd(t, nil, "apply", d, "--install-dir", install)
-	if r.code != 1 || !strings.Contains(r.stderr, `package path "lib/CON.psm1" has "CON.psm1"`) || !strings.Contains(r.stderr, "nothing was changed, or pass --paths posix if this installation is not on Windows") {
+	if r.code != 1 || !strings.Contains(r.stderr, `package path "lib/CON.psm1" has "CON.psm1"`) || !strings.Contains(r.stderr, "rename it, or pass --paths posix if this installation is not on Windows; nothing was changed") {
 		t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
 	}
 	if treeHash(t, install) != before {

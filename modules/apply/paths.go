@@ -24,7 +24,8 @@ const (
 func checkPaths(dir string, m *delta.Manifest, paths pkgzip.PathPolicy) error {
 	for _, p := range sortedKeys(m.Files.Target) {
 		if err := paths.Check(p); err != nil {
-			return pkgzip.Hint(fmt.Errorf("%s: %w; nothing was changed", delta.ManifestName, err), "pass --paths posix if this installation is not on Windows")
+			err = pkgzip.Hint(err, "pass --paths posix if this installation is not on Windows")
+			return fmt.Errorf("%s: %w; nothing was changed", delta.ManifestName, err)
 		}
 		if err := checkPathLength(dir, p, runtime.GOOS); err != nil {
 			return err

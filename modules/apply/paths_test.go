@@ -43,7 +43,7 @@ func TestApplyRefusesNamesWindowsCannotHold(t *testing.T) {
 			before := deltatest.ReadTree(t, install)
 			_, err := Apply(context.Background(), deltaZip, install, Options{Workers: 2})
 			for _, want := range []string{"apply d.zip to " + install + ": delta-manifest.json: ", c.want,
-				"a Windows installation cannot hold it: rename it; nothing was changed, or pass --paths posix if this installation is not on Windows"} {
+				"a Windows installation cannot hold it: rename it, or pass --paths posix if this installation is not on Windows; nothing was changed"} {
 				if err == nil || !strings.Contains(err.Error(), want) {
 					t.Fatalf("error %v, want it to contain %q", err, want)
 				}
