@@ -94,6 +94,9 @@ func WindowsPathUnits(path string) int {
 // windowsProblem says why Windows cannot hold a file or directory named
 // seg, or returns "".
 func windowsProblem(seg string) string {
+	if seg == "" {
+		return "" // CheckName's to refuse
+	}
 	for _, r := range seg {
 		switch {
 		case r < 0x20:

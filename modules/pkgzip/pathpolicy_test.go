@@ -134,3 +134,28 @@ func TestWindowsPathUnits(t *testing.T) {
 		}
 	}
 }
+
+// FuzzPathPolicy: Check never panics, the Windows policy is the stricter
+// one, a refusal only it makes is marked so, and what it accepts has none
+// of the characters Windows reserves.
+func FuzzPathPolicy(f *testing.F) {
+	for _, c := range windowsRefused {
+		f.Add(c.path)
+	}
+	for _, s := range []string{"", "/", "a//b", "VERSION", "COM10", "日本/語.txt", strings.Repeat("x", 300)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		win, posix := PathsWindows.Check(name), PathsPOSIX.Check(name)
+		if posix != nil && (win == nil || win.Error() != posix.Error()) {
+			t.Fatalf("posix refuses %q (%v) but windows says %v", name, posix, win)
+		}
+		var ne *NameError
+		if win != nil && (!errors.As(win, &ne) || ne.Windows != (posix == nil)) {
+			t.Fatalf("%q: windows refusal %#v, posix %v", name, win, posix)
+		}
+		if win == nil && strings.ContainsAny(name, "<>:\"|?*\x01\x1f") {
+			t.Fatalf("windows accepts %q", name)
+		}
+	})
+}
