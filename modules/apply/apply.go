@@ -436,7 +436,7 @@ func recoverLocked(ctx context.Context, dir string, workers int, progress func(i
 	}
 	if j == nil {
 		// Interrupted while staging: the installation was never touched.
-		if err := os.RemoveAll(state); err != nil {
+		if err := removeTree(state); err != nil {
 			return nil, fmt.Errorf("remove the staging area of an interrupted apply: %w", err)
 		}
 		logf("recovery: discarded the staging area of an apply interrupted before its commit")

@@ -377,7 +377,7 @@ func (t *txn) verifyForward(ctx context.Context, workers int, progress func(int6
 }
 
 func (t *txn) removeState() error {
-	if err := os.RemoveAll(t.state); err != nil {
+	if err := removeTree(t.state); err != nil {
 		return fmt.Errorf("remove %s: %w", t.state, err)
 	}
 	return syncDir(t.dir)
