@@ -326,6 +326,11 @@ func (a *applyRun) prepare(ctx context.Context, t *txn, r *pkgzip.Reader, m *del
 	if err := crashPoint(pointJournal, 0); err != nil {
 		return err
 	}
+	// A held file would make the commit fail part-way and roll back;
+	// found now, the installation is never touched.
+	if err := checkMovable(t); err != nil {
+		return err
+	}
 	// The last moment a cancellation leaves the installation untouched:
 	// it may have come after the staging.
 	if err := ctx.Err(); err != nil {
