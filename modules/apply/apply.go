@@ -511,7 +511,7 @@ func verifyAt(ctx context.Context, dir string, m *delta.Manifest, workers int, p
 		return err
 	}
 	for _, p := range sortedKeys(m.Files.Base) {
-		if _, ok := m.Files.Target[p]; !ok && lexists(filepath.Join(dir, filepath.FromSlash(p))) {
+		if _, ok := m.Files.Target[p]; !ok && lexistsExact(filepath.Join(dir, filepath.FromSlash(p))) {
 			problems = append(problems, problem{p, fmt.Sprintf("%s is still there but %s removed it", p, m.TargetVersion)})
 		}
 	}
