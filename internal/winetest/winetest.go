@@ -87,6 +87,7 @@ func NewPrefix(dir string, tools Tools) (_ *Prefix, err error) {
 	p.server = exec.Command(tools.Wineserver, "-f", "-p")
 	p.server.Env = p.env()
 	p.server.Stdout, p.server.Stderr = logf, logf
+	p.server.SysProcAttr = serverAttr()
 	if err := p.server.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", tools.Wineserver, err)
 	}
@@ -153,17 +154,21 @@ func (p *Prefix) installShim() error {
 	return os.WriteFile(filepath.Join(sys32, "bcryptprimitives.dll"), dll, 0o644)
 }
 
-func (p *Prefix) env() []string {
-	return append(os.Environ(),
-		"WINEPREFIX="+p.Dir,
+func (p *Prefix) env() []string { return append(os.Environ(), p.Env()...) }
+
+// Env is the environment, beyond the process's own, that a program run
+// under Wine in this prefix needs (Command sets it).
+func (p *Prefix) Env() []string {
+	return []string{
+		"WINEPREFIX=" + p.Dir,
 		// No debug channels: Wine's fixme and err lines would mix with the
 		// program's stderr, and the loader script's hint about a missing
 		// 32-bit Wine is silenced by it too.
 		"WINEDEBUG=-all",
 		// No Mono or Gecko: wineboot would offer to download them.
 		"WINEDLLOVERRIDES=mscoree,mshtml=",
-		"WINESERVER="+p.tools.Wineserver,
-	)
+		"WINESERVER=" + p.tools.Wineserver,
+	}
 }
 
 // Command runs the Windows program exe (a Linux path) with args under
