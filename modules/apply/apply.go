@@ -421,7 +421,10 @@ func rollback(t *txn, cause error) error {
 		return fmt.Errorf("%w; rolling back failed too: %v; %s is kept, run recover to finish the rollback", cause, err, t.state)
 	}
 	if err := t.removeState(); err != nil {
-		return fmt.Errorf("%w; the installation was rolled back to %s but %v", cause, t.j.BaseVersion, err)
+		// A program may hold a staged file (a virus scanner, say): the
+		// journal stays, and the next apply or recover, which finds
+		// the rollback done, removes the rest.
+		return fmt.Errorf("%w; the installation was rolled back to %s but %v; once nothing holds it, apply again or run apply --recover to remove the rest", cause, t.j.BaseVersion, err)
 	}
 	return fmt.Errorf("%w; the installation was rolled back to %s", cause, t.j.BaseVersion)
 }
