@@ -498,8 +498,9 @@ func TestWineApplyReadOnly(t *testing.T) {
 
 // TestWineCaseOnlyRenameCRLF applies a delta that renames lib/Foo.psm1 to
 // lib/foo.psm1 (and changes it) and lib/Bar.psd1 to lib/bar.psd1 (same
-// bytes) on Wine's case-insensitive view of the installation, and checks
-// that shipped CRLF files are hashed and installed byte for byte.
+// bytes) on Wine's case-insensitive view of the installation, rolled back
+// once and then through, and checks that shipped CRLF files are hashed
+// and installed byte for byte.
 func TestWineCaseOnlyRenameCRLF(t *testing.T) {
 	w := newWine(t)
 	oldFoo := "function Get-Foo {\r\n    'old'\r\n}\r\n"
@@ -520,7 +521,37 @@ func TestWineCaseOnlyRenameCRLF(t *testing.T) {
 		}
 	}
 
+	base := extracted(t, filepath.Join(dist, "packages/tiny-1.0.0.zip"), "base")
 	install := extracted(t, filepath.Join(dist, "packages/tiny-1.0.0.zip"), "tiny")
+
+	// A commit that fails after the new lib/bar.psd1 and lib/foo.psm1
+	// are in place (the staged package-manifest.json, placed last, is
+	// held open) is rolled back to exactly the old names and bytes.
+	a := w.start([]string{"RELEASE_TEST_CRASH=committing:0:pause"}, w.release, applyArgs(d, install)...)
+	a.waitFor(crashMarker + "committing:0")
+	staged := dirNames(t, filepath.Join(install, delta.ApplyStateDir, "stage"))
+	h := w.hold(filepath.Join(install, delta.ApplyStateDir, "stage", staged[len(staged)-1]))
+	// The held staged file cannot be removed either (Windows refuses to
+	// delete a file open without FILE_SHARE_DELETE): the journal stays.
+	if code, out := a.finish(); code != 1 || !strings.Contains(out, "move new package-manifest.json into place") ||
+		!strings.Contains(out, "the installation was rolled back to 1.0.0 but remove") || !strings.Contains(out, "apply again or run apply --recover") {
+		t.Fatalf("apply whose last staged file was held: exit %d\n%s", code, out)
+	}
+	if names := dirNames(t, filepath.Join(install, "lib")); strings.Join(names, " ") != "Bar.psd1 Foo.psm1" {
+		t.Fatalf("lib/ holds %v after the rollback; want exactly Bar.psd1 and Foo.psm1", names)
+	}
+	if treeHashWithout(t, install, delta.ApplyStateDir, delta.ApplyLockFile) != treeHash(t, base) {
+		t.Fatalf("the installation after the rollback is not 1.0.0:\n%s", diffTrees(t, install, base))
+	}
+	if code, out := h.finish(); code != 0 {
+		t.Fatalf("holdfile: exit %d\n%s", code, out)
+	}
+	rec := w.mustRun("apply", "--recover", "--install-dir", winetest.WinPath(install), "--format", "json")
+	if a := parseApply(t, rec); a.Recovery == nil || a.Recovery.Action != "rolled-back" {
+		t.Fatalf("recover after the held rollback: %s", rec.stdout)
+	}
+	assertSameTree(t, install, base)
+
 	w.mustRun(applyArgs(d, install)...)
 	names := dirNames(t, filepath.Join(install, "lib"))
 	if strings.Join(names, " ") != "bar.psd1 foo.psm1" {
