@@ -42,7 +42,7 @@ vet:
 RELEASE_TOOLS ?= $(HOME)/.cache/release-tools
 STATICCHECK   ?= $(RELEASE_TOOLS)/bin/staticcheck
 DEADCODE      ?= $(RELEASE_TOOLS)/bin/deadcode
-TEST_HELPERS  := internal/k8sschema|internal/peers|pipeline/config/configtest|modules/codesign/codesigntest|modules/delta/deltatest|modules/nodepkg/nodepkgtest
+TEST_HELPERS  := internal/k8sschema|internal/peers|pipeline/config/configtest|modules/codesign/codesigntest|modules/delta/deltatest|modules/nodepkg/nodepkgtest|internal/winetest
 lint:
 	@for t in $(STATICCHECK) $(DEADCODE); do \
 	  [ -x "$$t" ] || { echo "$$t is missing: run make tools"; exit 1; }; done
@@ -80,7 +80,8 @@ bench-base:
 
 ## bench-tools: the baselines the benchmarks run (Debian packages)
 bench-tools:
-	@need=""; for pair in zip:zip unzip:unzip zstd:zstd xdelta3:xdelta3 bsdiff:bsdiff docker-registry:docker-registry osslsigncode:osslsigncode /usr/bin/time:time; do \
+	@need=""; for pair in zip:zip unzip:unzip zstd:zstd xdelta3:xdelta3 bsdiff:bsdiff docker-registry:docker-registry osslsigncode:osslsigncode /usr/bin/time:time \
+	  wine:wine wineserver:wine /usr/lib/wine/wine64:wine64 x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64-win32; do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || need="$$need $${pair##*:}"; done; \
 	if [ -n "$$need" ]; then echo "installing:$$need"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; fi
 	bash .ci/tools oras

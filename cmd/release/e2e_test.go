@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -18,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/relcue/release/internal/winetest"
 )
 
 // binPath is the release binary built once for the end-to-end tests.
@@ -40,6 +43,12 @@ func TestMain(m *testing.M) {
 		panic("building release: " + err.Error())
 	}
 	code := m.Run()
+	// The Wine tests' prefix, if they made one: no Wine process may
+	// outlive the tests.
+	if err := winetest.Shutdown(); err != nil {
+		fmt.Fprintln(os.Stderr, "shutting Wine down:", err)
+		code = 1
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

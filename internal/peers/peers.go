@@ -1,8 +1,9 @@
 // Package peers finds and starts the real, independent programs that tests
 // check this project against: an OCI registry (Debian's docker-registry),
 // the pinned Go tools .ci/tools installs (oras, crane, kubeconform,
-// actionlint), and a Kubernetes control plane with Flux's controllers
-// (etcd, kube-apiserver, kubectl, source-controller, kustomize-controller).
+// actionlint), a Kubernetes control plane with Flux's controllers
+// (etcd, kube-apiserver, kubectl, source-controller, kustomize-controller),
+// and Wine with mingw-w64 (for internal/winetest).
 //
 // A missing peer skips the test with a message naming how to install it,
 // unless RELEASE_REQUIRE_PEERS=1 (as CI sets), where it fails the test.
@@ -49,6 +50,10 @@ var installHints = map[string]string{
 	"osslsigncode":              "apt-get install osslsigncode",
 	"cosign":                    "make tools (or .ci/tools), which builds cosign v2.5.0",
 	"unzip":                     "apt-get install unzip",
+	// Debian 12: Wine 8.0, 64-bit only (wine32 needs i386 multiarch).
+	"wine":                   "apt-get install wine wine64",
+	"wineserver":             "apt-get install wine wine64",
+	"x86_64-w64-mingw32-gcc": "apt-get install gcc-mingw-w64-x86-64-win32",
 }
 
 // ToolsDir is where .ci/tools installs: $RELEASE_TOOLS, else

@@ -338,6 +338,11 @@ func (a *applyRun) prepare(ctx context.Context, t *txn, r *pkgzip.Reader, m *del
 	if err := crashPoint(pointJournal, 0); err != nil {
 		return err
 	}
+	// A held file would make the commit fail part-way and roll back;
+	// found now, the installation is never touched.
+	if err := checkMovable(t); err != nil {
+		return err
+	}
 	// The last moment a cancellation leaves the installation untouched:
 	// it may have come after the staging.
 	if err := ctx.Err(); err != nil {
@@ -428,7 +433,10 @@ func rollback(t *txn, cause error) error {
 		return fmt.Errorf("%w; rolling back failed too: %v; %s is kept, run recover to finish the rollback", cause, err, t.state)
 	}
 	if err := t.removeState(); err != nil {
-		return fmt.Errorf("%w; the installation was rolled back to %s but %v", cause, t.j.BaseVersion, err)
+		// A program may hold a staged file (a virus scanner, say): the
+		// journal stays, and the next apply or recover, which finds
+		// the rollback done, removes the rest.
+		return fmt.Errorf("%w; the installation was rolled back to %s but %v; once nothing holds it, apply again or run apply --recover to remove the rest", cause, t.j.BaseVersion, err)
 	}
 	return fmt.Errorf("%w; the installation was rolled back to %s", cause, t.j.BaseVersion)
 }
@@ -448,7 +456,7 @@ func recoverLocked(ctx context.Context, dir string, workers int, progress func(i
 	}
 	if j == nil {
 		// Interrupted while staging: the installation was never touched.
-		if err := os.RemoveAll(state); err != nil {
+		if err := removeTree(state); err != nil {
 			return nil, fmt.Errorf("remove the staging area of an interrupted apply: %w", err)
 		}
 		logf("recovery: discarded the staging area of an apply interrupted before its commit")
@@ -518,7 +526,7 @@ func verifyAt(ctx context.Context, dir string, m *delta.Manifest, workers int, p
 		return err
 	}
 	for _, p := range sortedKeys(m.Files.Base) {
-		if _, ok := m.Files.Target[p]; !ok && lexists(filepath.Join(dir, filepath.FromSlash(p))) {
+		if _, ok := m.Files.Target[p]; !ok && lexistsExact(filepath.Join(dir, filepath.FromSlash(p))) {
 			problems = append(problems, problem{p, fmt.Sprintf("%s is still there but %s removed it", p, m.TargetVersion)})
 		}
 	}

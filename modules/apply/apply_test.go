@@ -869,6 +869,10 @@ func TestReportString(t *testing.T) {
 		{Report{Operation: "verify", Path: "k.zip", Kind: "package", TargetVersion: "1.5.0", FilesVerified: 2, BytesVerified: 2048},
 			"k.zip: package 1.5.0 OK: 2 files, 2.0 KiB verified"},
 		{Report{Operation: "recover", InstallDir: "/opt/k2s"}, "/opt/k2s: nothing to recover"},
+		{Report{Operation: "apply", InstallDir: "/opt/k2s", Forced: true, BaseVersion: "1.4.0", TargetVersion: "1.5.0", Warnings: []string{"a", "b"}},
+			"/opt/k2s: 1.4.0 -> 1.5.0: wrote 0 files (0 B), removed 0 (delta: 0 added, 0 changed, 0 removed); 2 warning(s) overridden by --force"},
+		{Report{Operation: "apply", InstallDir: "/opt/k2s", BaseVersion: "1.4.0", TargetVersion: "1.5.0", Warnings: []string{"remove /opt/k2s/.release-apply: denied"}},
+			"/opt/k2s: 1.4.0 -> 1.5.0: wrote 0 files (0 B), removed 0 (delta: 0 added, 0 changed, 0 removed); warning: remove /opt/k2s/.release-apply: denied"},
 	} {
 		if got := c.r.String(); !strings.HasPrefix(got, c.want) {
 			t.Errorf("String() = %q\nwant prefix %q", got, c.want)

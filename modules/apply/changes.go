@@ -179,6 +179,12 @@ func (pl *changePlanner) planPath(p string) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%s: %w", p, err)
 	}
+	if err == nil && inT && !inB && pl.isOtherNameRemoved(p) {
+		// A case-insensitive file system (Windows, Wine, casefolded
+		// ext4) found the base's file under another case of the name;
+		// the delta removes that one, which frees p.
+		err = fs.ErrNotExist
+	}
 	isDir := err == nil && fi.IsDir()
 	isFile := err == nil && !fi.IsDir()
 	o := op{Path: p}
@@ -209,6 +215,23 @@ func (pl *changePlanner) planPath(p string) error {
 		pl.cs.ops = append(pl.cs.ops, o)
 	}
 	return nil
+}
+
+// isOtherNameRemoved reports whether what is installed at p (which
+// exists) is really an entry with another name, found by a
+// case-insensitive lookup, that the apply removes: a path of the base the
+// target does not have, or a file in a wholesale directory.
+func (pl *changePlanner) isOtherNameRemoved(p string) bool {
+	name, ok := entryName(pl.installPath(p))
+	if !ok || name == path.Base(p) {
+		return false
+	}
+	q := path.Join(path.Dir(p), name)
+	if _, inT := pl.m.Files.Target[q]; inT {
+		return false
+	}
+	_, inB := pl.m.Files.Base[q]
+	return inB || pl.inWholeDirectory(q) && !pl.isSkipped(q)
 }
 
 // checkUnchangedFiles adds a check of every file the target package lists

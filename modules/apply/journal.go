@@ -362,7 +362,7 @@ func (t *txn) verifyForward(ctx context.Context, workers int, progress func(int6
 	for _, o := range t.j.Ops {
 		if o.Target != nil {
 			checks = append(checks, check{path: o.Path, want: *o.Target, what: "written"})
-		} else if lexists(t.installPath(o.Path)) {
+		} else if lexistsExact(t.installPath(o.Path)) {
 			return fmt.Errorf("%s should have been removed but is still there", o.Path)
 		}
 	}
@@ -377,7 +377,7 @@ func (t *txn) verifyForward(ctx context.Context, workers int, progress func(int6
 }
 
 func (t *txn) removeState() error {
-	if err := os.RemoveAll(t.state); err != nil {
+	if err := removeTree(t.state); err != nil {
 		return fmt.Errorf("remove %s: %w", t.state, err)
 	}
 	return syncDir(t.dir)
@@ -391,6 +391,49 @@ func backedUpParents(ops []op) []string {
 		}
 	}
 	return dirs
+}
+
+// entryName is the name of the directory entry that p, which must
+// exist, resolves to. It differs from filepath.Base(p) on a
+// case-insensitive file system when p is spelt in another case; ok is
+// false if it cannot be told.
+func entryName(p string) (name string, ok bool) {
+	base := filepath.Base(p)
+	f, err := os.Open(filepath.Dir(p))
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return "", false
+	}
+	if slices.Contains(names, base) {
+		return base, true
+	}
+	target, err := os.Lstat(p)
+	if err != nil {
+		return "", false
+	}
+	for _, n := range names {
+		if strings.EqualFold(n, base) {
+			if fi, err := os.Lstat(filepath.Join(filepath.Dir(p), n)); err == nil && os.SameFile(fi, target) {
+				return n, true
+			}
+		}
+	}
+	return "", false
+}
+
+// lexistsExact reports whether p exists under exactly its name: on a
+// case-insensitive file system a removed file's name still finds a new
+// file whose name differs only in case.
+func lexistsExact(p string) bool {
+	if !lexists(p) {
+		return false
+	}
+	name, ok := entryName(p)
+	return !ok || name == filepath.Base(p)
 }
 
 func lexists(p string) bool {

@@ -51,8 +51,13 @@ func (r *Report) String() string {
 				r.Added, r.Changed, r.Removed)
 		}
 	}
-	if n := len(r.Warnings); n > 0 {
+	switch n := len(r.Warnings); {
+	case n > 0 && r.Forced:
 		fmt.Fprintf(&b, "; %d warning(s) overridden by --force", n)
+	case n > 0:
+		// Not a mismatch --force let through: the apply succeeded but
+		// could not clean up after itself.
+		fmt.Fprintf(&b, "; warning: %s", strings.Join(r.Warnings, "; "))
 	}
 	return b.String()
 }

@@ -47,7 +47,7 @@ func main() {
 	out := flag.String("out", "docs/BENCHMARKS.md", "Markdown file to write")
 	work := flag.String("work", ".bench", "scratch directory (deleted and recreated)")
 	scale := flag.Float64("scale", 1.0, "size of the large package pair relative to ~1 GiB")
-	only := flag.String("only", "", `"addons", "binary", "incremental" or "signing" runs only that section (for development; the report then holds only it)`)
+	only := flag.String("only", "", `"addons", "binary", "incremental", "signing" or "wine" runs only that section (for development; the report then holds only it)`)
 	baseline := flag.String("baseline", "", "release binary of the landed tree, the baseline of the incremental section (\"\": none)")
 	flag.Parse()
 	log.SetFlags(0)
@@ -70,6 +70,10 @@ func main() {
 	}
 	if *only == "addons" {
 		check(writeReport(*out, []section{addonPush(bin, w, *scale)}, 0, 0, 0))
+		return
+	}
+	if *only == "wine" {
+		check(writeReport(*out, []section{wineApply(bin, w)}, 0, 0, 0))
 		return
 	}
 
@@ -113,6 +117,7 @@ func main() {
 	sections = append(sections, incremental(bin, base, w, treeA, treeB))
 	sections = append(sections, nodePackages(bin, w, *scale))
 	sections = append(sections, addonPush(bin, w, *scale))
+	sections = append(sections, wineApply(bin, w))
 	check(writeReport(*out, sections, sizeA, countA, changed))
 	log.Printf("wrote %s", *out)
 }

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package winetest
+
+import "syscall"
+
+// serverAttr: only Linux can tie the wineserver's life to ours.
+func serverAttr() *syscall.SysProcAttr { return nil }
