@@ -596,9 +596,46 @@ func TestWineLongPath(t *testing.T) {
 	}
 }
 
+// TestWineRefusesWindowsNames applies, on Windows, a delta built for a
+// product that declared itself never installed there (build.paths
+// "posix") and holds lib/CON.psm1, which Windows (and Wine) would open as
+// the console: apply refuses it before touching anything, and refuses the
+// posix policy itself on Windows.
+func TestWineRefusesWindowsNames(t *testing.T) {
+	w := newWine(t)
+	dist := tinyDistWith(t, map[string]map[string]string{
+		"1.0.0": {"Setup.ps1": "old\r\n"},
+		"1.1.0": {"Setup.ps1": "new\r\n", "lib/CON.psm1": "# the console\r\n", "lib/trail.": "x"},
+	}, "build: paths: \"posix\"\n")
+	install := extracted(t, filepath.Join(dist, "packages/tiny-1.0.0.zip"), "tiny")
+	before := treeHash(t, install)
+	d := filepath.Join(dist, "deltas/tiny-delta-1.0.0-to-1.1.0.zip")
+	r := w.run(nil, applyArgs(d, install)...)
+	if r.code != 1 || !strings.Contains(r.stderr, `package path "lib/CON.psm1" has "CON.psm1", which Windows opens as the device CON`) ||
+		!strings.Contains(r.stderr, "a Windows installation cannot hold it: rename it, or pass --paths posix if this installation is not on Windows; nothing was changed") {
+		t.Fatalf("apply: exit %d, want 1 and the name refused\n%s", r.code, r.stderr)
+	}
+	r = w.run(nil, applyArgs(d, install, "--paths", "posix")...)
+	if r.code != 1 || !strings.Contains(r.stderr, `path policy "posix" cannot be used on Windows`) {
+		t.Fatalf("apply --paths posix: exit %d, want 1 and the policy refused on Windows\n%s", r.code, r.stderr)
+	}
+	if treeHash(t, install) != before {
+		t.Fatalf("a refused apply changed the installation:\n%s", diffTrees(t, install, extracted(t, filepath.Join(dist, "packages/tiny-1.0.0.zip"), "want")))
+	}
+	if _, err := os.Lstat(filepath.Join(install, delta.ApplyStateDir)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a refused apply left %s: %v", delta.ApplyStateDir, err)
+	}
+}
+
 // tinyDist builds, natively, a product "tiny" with the given releases
 // (version -> path -> content) and a delta from the first to the second.
 func tinyDist(t *testing.T, releases map[string]map[string]string) string {
+	t.Helper()
+	return tinyDistWith(t, releases, "")
+}
+
+// tinyDistWith is tinyDist with more configuration (CUE) appended.
+func tinyDistWith(t *testing.T, releases map[string]map[string]string, extra string) string {
 	t.Helper()
 	dir := t.TempDir()
 	var versions []string
@@ -626,7 +663,7 @@ releases: {
 	%q: inputs: [{dir: "payload/%s"}]
 }
 deltas: paths: [{from: %q, to: %q}]
-`, versions[0], versions[0], versions[1], versions[1], versions[0], versions[1])
+`, versions[0], versions[0], versions[1], versions[1], versions[0], versions[1]) + extra
 	if err := os.WriteFile(filepath.Join(dir, "release.cue"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
