@@ -219,6 +219,8 @@ func WinPath(p string) string {
 // server to exit and removes the prefix. Safe to call more than once.
 func (p *Prefix) Close() error {
 	var errs []error
+	// Found before the prefix goes: the name is its device and inode.
+	leftovers := serverDirs(p.Dir)
 	if p.server != nil && p.server.Process != nil {
 		kill := exec.Command(p.tools.Wineserver, "-k")
 		kill.Env = p.env()
@@ -241,6 +243,12 @@ func (p *Prefix) Close() error {
 	}
 	if err := os.RemoveAll(p.Dir); err != nil {
 		errs = append(errs, err)
+	}
+	for _, d := range leftovers {
+		if err := os.RemoveAll(d); err != nil {
+			errs = append(errs, err)
+		}
+		os.Remove(filepath.Dir(d)) // only if no other server uses it
 	}
 	return errors.Join(errs...)
 }
