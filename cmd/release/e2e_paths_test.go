@@ -99,23 +99,11 @@ func TestCRLFScriptsShipAsTheyAre(t *testing.T) {
 	write("1.5.0/smallsetup/InstallK8s.ps1", strings.ReplaceAll(string(readFile(t, filepath.Join(dir, "payload/1.5.0/smallsetup/InstallK8s.ps1"))), "\n", "\r\n"))
 	runBuild(t, dir, filepath.Join(t.TempDir(), "cache"))
 	dist := filepath.Join(dir, "dist")
-	sum := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	sum := func(s string) string { return sha256Hex([]byte(s)) }
 
 	pkg := filepath.Join(dist, "packages", "k2s-1.5.0.zip")
-	var pm struct {
-		Files []struct{ Path, SHA256 string }
-	}
-	if err := json.Unmarshal(unzipEntry(t, pkg, "package-manifest.json"), &pm); err != nil {
-		t.Fatal(err)
-	}
-	found := false
-	for _, f := range pm.Files {
-		if f.Path == "smallsetup/eol.ps1" {
-			found = f.SHA256 == sum(crlf)
-		}
-	}
-	if !found {
-		t.Fatalf("package-manifest.json does not hash smallsetup/eol.ps1 as its CRLF bytes (%s): %+v", sum(crlf), pm.Files)
+	if got := manifestSHA256(t, pkg, "smallsetup/eol.ps1"); got != sum(crlf) {
+		t.Fatalf("package-manifest.json hashes smallsetup/eol.ps1 as %s, not as its CRLF bytes (%s)", got, sum(crlf))
 	}
 	if got := string(unzipEntry(t, pkg, "smallsetup/eol.ps1")); got != crlf {
 		t.Fatalf("unzip -p gives %q, want the CRLF bytes", got)
@@ -152,4 +140,27 @@ func unzipEntry(t *testing.T, zipPath, name string) []byte {
 		t.Fatalf("unzip -p %s %s: %v", zipPath, name, err)
 	}
 	return out
+}
+
+// manifestSHA256 is the sha256 package-manifest.json in zipPath gives p.
+func manifestSHA256(t *testing.T, zipPath, p string) string {
+	t.Helper()
+	var pm struct {
+		Files []struct{ Path, SHA256 string }
+	}
+	if err := json.Unmarshal(unzipEntry(t, zipPath, "package-manifest.json"), &pm); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range pm.Files {
+		if f.Path == p {
+			return f.SHA256
+		}
+	}
+	t.Fatalf("package-manifest.json of %s does not list %s", zipPath, p)
+	return ""
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }

@@ -671,30 +671,6 @@ deltas: paths: [{from: %q, to: %q}]
 	return filepath.Join(dir, "dist")
 }
 
-// manifestSHA256 is the sha256 package-manifest.json in zipPath gives p.
-func manifestSHA256(t *testing.T, zipPath, p string) string {
-	t.Helper()
-	dir := extracted(t, zipPath, "manifest")
-	var pm struct {
-		Files []struct{ Path, SHA256 string }
-	}
-	if err := json.Unmarshal(readFile(t, filepath.Join(dir, "package-manifest.json")), &pm); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range pm.Files {
-		if f.Path == p {
-			return f.SHA256
-		}
-	}
-	t.Fatalf("package-manifest.json of %s does not list %s", zipPath, p)
-	return ""
-}
-
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
 // dirNames are the real names in dir, as Linux sees them.
 func dirNames(t *testing.T, dir string) []string {
 	t.Helper()
