@@ -1,6 +1,8 @@
 // Package glob matches forward-slash paths against patterns in which "*"
 // and "?" and "[...]" work as in path.Match within one segment and "**" as a
-// whole segment matches zero or more segments. Matching is case-sensitive.
+// whole segment matches zero or more segments. Matching is case-sensitive,
+// unless the pattern starts with "(?i)": then letters match in any case, as
+// Windows and PowerShell's -like compare names (K2s's skip rules).
 package glob
 
 import (
@@ -9,23 +11,40 @@ import (
 	"strings"
 )
 
+// IgnoreCase is the prefix of a pattern whose letters match in any case.
+const IgnoreCase = "(?i)"
+
+// fold splits off the IgnoreCase prefix; with it, the pattern is returned
+// in lower case, to be matched against a lower-case name.
+func fold(pattern string) (string, bool) {
+	if rest, ok := strings.CutPrefix(pattern, IgnoreCase); ok {
+		return strings.ToLower(rest), true
+	}
+	return pattern, false
+}
+
 // Validate reports a malformed pattern.
 func Validate(pattern string) error {
+	full := pattern
+	pattern, _ = fold(pattern)
 	if pattern == "" {
+		if full != "" {
+			return fmt.Errorf("pattern %q has nothing after %s", full, IgnoreCase)
+		}
 		return fmt.Errorf("empty pattern")
 	}
 	if strings.HasPrefix(pattern, "/") {
-		return fmt.Errorf("pattern %q must be relative (no leading /)", pattern)
+		return fmt.Errorf("pattern %q must be relative (no leading /)", full)
 	}
 	for _, seg := range strings.Split(pattern, "/") {
 		if seg == "**" {
 			continue
 		}
 		if strings.Contains(seg, "**") {
-			return fmt.Errorf("pattern %q: ** must be a whole path segment", pattern)
+			return fmt.Errorf("pattern %q: ** must be a whole path segment", full)
 		}
 		if _, err := path.Match(seg, ""); err != nil {
-			return fmt.Errorf("pattern %q: %w", pattern, err)
+			return fmt.Errorf("pattern %q: %w", full, err)
 		}
 	}
 	return nil
@@ -36,6 +55,10 @@ func Validate(pattern string) error {
 // malformed pattern matches nothing; call Validate when the pattern comes
 // from a user.
 func MatchPrefix(pattern, name string) bool {
+	pattern, folded := fold(pattern)
+	if folded {
+		name = strings.ToLower(name)
+	}
 	segs := strings.Split(name, "/")
 	ps := strings.Split(pattern, "/")
 	for i := 1; i <= len(segs); i++ {

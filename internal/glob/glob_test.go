@@ -43,8 +43,35 @@ func TestMatchPrefix(t *testing.T) {
 	}
 }
 
+// TestIgnoreCase: a (?i) pattern matches letters in any case, as K2s's
+// -ieq and -like do; without the prefix, case still matters.
+func TestIgnoreCase(t *testing.T) {
+	cases := []struct {
+		pat, name string
+		want      bool
+	}{
+		{"(?i)**/config", "config", true},
+		{"(?i)**/config", "lib/x/Config", true},
+		{"(?i)**/config", "lib/x/CONFIG", true},
+		{"(?i)**/config", "lib/x/config.json", false},
+		{"(?i)Addons/**", "addons/metrics/x.yaml", true},
+		{"(?i)**/Kubemaster-Base.vhdx", "bin/KUBEMASTER-BASE.VHDX", true},
+		{"(?i)etc/kubernetes/pki/**", "Etc/Kubernetes/PKI/ca.crt", true},
+		{"(?i)bin/[a-c].exe", "bin/B.exe", true},
+		{"**/config", "lib/x/Config", false},
+	}
+	for _, c := range cases {
+		if err := Validate(c.pat); err != nil {
+			t.Fatalf("Validate(%q): %v", c.pat, err)
+		}
+		if got := MatchPrefix(c.pat, c.name); got != c.want {
+			t.Errorf("MatchPrefix(%q, %q) = %v, want %v", c.pat, c.name, got, c.want)
+		}
+	}
+}
+
 func TestValidate(t *testing.T) {
-	for _, bad := range []string{"", "/abs", "a/b**", "["} {
+	for _, bad := range []string{"", "/abs", "a/b**", "[", "(?i)", "(?i)/abs", "(?i)["} {
 		if err := Validate(bad); err == nil {
 			t.Errorf("Validate(%q) = nil, want error", bad)
 		}

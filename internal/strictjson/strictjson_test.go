@@ -33,3 +33,21 @@ func TestUnmarshal(t *testing.T) {
 		t.Errorf("trailing array: %v is not ErrTrailingData", err)
 	}
 }
+
+// TestByteOrderMark: a leading BOM (Windows PowerShell 5.1's UTF-8) is
+// ignored; one anywhere else is data, and refused.
+func TestByteOrderMark(t *testing.T) {
+	var d doc
+	if err := Unmarshal([]byte(BOM+`{"a": 1, "b": "ä"}`), &d); err != nil || d != (doc{1, "ä"}) {
+		t.Fatalf("with a BOM: %+v, %v", d, err)
+	}
+	if err := Unmarshal([]byte(`{"a": 1}`+BOM), &doc{}); err == nil {
+		t.Error("a BOM after the document was accepted")
+	}
+	if err := Unmarshal([]byte(BOM+BOM+`{"a": 1}`), &doc{}); err == nil {
+		t.Error("two BOMs were accepted")
+	}
+	if got := string(StripBOM([]byte(BOM + "x"))); got != "x" {
+		t.Errorf("StripBOM = %q", got)
+	}
+}
