@@ -9,6 +9,7 @@ package pkgzip
 
 import (
 	"archive/zip"
+	"io"
 	"io/fs"
 )
 
@@ -32,6 +33,8 @@ type Entry struct {
 
 	// zipPath names the containing zip in errors.
 	zipPath string
+	// src is what the containing zip is read from (OpenZip).
+	src io.ReaderAt
 }
 
 // Permission bits of package entries. Only the executable bit survives a

@@ -27,7 +27,8 @@ type Reader struct {
 	// Entries are the regular files, sorted by Name.
 	Entries []*Entry
 
-	file *os.File
+	// close releases what the reader reads from; nil once closed.
+	close func() error
 }
 
 // Open opens and validates the package zip at path.
@@ -49,25 +50,84 @@ func newReader(path string, f *os.File) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open package: %w", err)
 	}
-	zr, err := zip.NewReader(f, st.Size())
+	return newReaderAt(path, f, st.Size(), f.Close)
+}
+
+// newReaderAt reads the zip of size bytes in ra; closeFn is called by
+// Close.
+func newReaderAt(path string, ra io.ReaderAt, size int64, closeFn func() error) (*Reader, error) {
+	zr, err := zip.NewReader(ra, size)
 	// ErrInsecurePath comes with a usable reader; names get our own,
 	// stricter, checks below.
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
 		return nil, fmt.Errorf("%s: not a readable zip (truncated or corrupt?): %w", path, err)
 	}
 	zr.RegisterDecompressor(zip.Deflate, newFlateReader)
-	entries, err := collectEntries(path, zr.File)
+	entries, err := collectEntries(path, zr.File, ra)
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{Path: path, Entries: entries, file: f}, nil
+	return &Reader{Path: path, Entries: entries, close: closeFn}, nil
 }
 
-func collectEntries(zipPath string, files []*zip.File) ([]*Entry, error) {
+// OpenZip opens the zip that entry e holds as a package zip of its own,
+// named "<zip>!<entry>" in errors. A stored entry (release stores what
+// does not shrink, as zips rarely do) is read where it is, in the outer
+// zip, which must stay open meanwhile; a compressed one is first
+// decompressed into a temporary file in tmpDir ("" is the system's), which
+// Close removes. Members are checked against their own CRC-32 as they are
+// read; the outer entry's CRC-32 is only checked when it is decompressed.
+func (e *Entry) OpenZip(tmpDir string) (*Reader, error) {
+	name := e.zipPath + "!" + e.Name
+	if e.File.Method == zip.Store {
+		off, err := e.File.DataOffset()
+		if err != nil {
+			return nil, e.wrap(err)
+		}
+		if e.src == nil {
+			return nil, fmt.Errorf("%s: the outer zip is closed", name)
+		}
+		r, err := newReaderAt(name, io.NewSectionReader(e.src, off, e.Size), e.Size, func() error { return nil })
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+	f, err := os.CreateTemp(tmpDir, ".nested-*.zip")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	cleanup := func() error {
+		cerr := f.Close()
+		if rerr := os.Remove(f.Name()); cerr == nil {
+			cerr = rerr
+		}
+		return cerr
+	}
+	rc, err := e.Open()
+	if err == nil {
+		_, err = io.Copy(f, rc)
+		if cerr := rc.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		cleanup()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	r, err := newReaderAt(name, f, e.Size, cleanup)
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	return r, nil
+}
+
+func collectEntries(zipPath string, files []*zip.File, src io.ReaderAt) ([]*Entry, error) {
 	var names NameSet
 	entries := make([]*Entry, 0, len(files))
 	for _, f := range files {
-		e, err := newEntry(zipPath, f)
+		e, err := newEntry(zipPath, f, src)
 		if err != nil {
 			return nil, fmt.Errorf("%s: entry %q %w", zipPath, f.Name, err)
 		}
@@ -85,7 +145,7 @@ func collectEntries(zipPath string, files []*zip.File) ([]*Entry, error) {
 
 // newEntry validates one zip entry; it returns nil for directory entries,
 // which carry nothing a package needs (directories are implied by paths).
-func newEntry(zipPath string, f *zip.File) (*Entry, error) {
+func newEntry(zipPath string, f *zip.File, src io.ReaderAt) (*Entry, error) {
 	name, dir, err := normalizeName(f.Name)
 	if err != nil {
 		return nil, err
@@ -112,6 +172,7 @@ func newEntry(zipPath string, f *zip.File) (*Entry, error) {
 		Size:    int64(f.UncompressedSize64),
 		File:    f,
 		zipPath: zipPath,
+		src:     src,
 	}, nil
 }
 
@@ -142,11 +203,11 @@ func describeType(t os.FileMode) string {
 
 // Close releases the zip file.
 func (r *Reader) Close() error {
-	if r.file == nil {
+	if r.close == nil {
 		return nil
 	}
-	err := r.file.Close()
-	r.file = nil
+	err := r.close()
+	r.close = nil
 	return err
 }
 
