@@ -3,7 +3,8 @@
 // the pinned Go tools .ci/tools installs (oras, crane, kubeconform,
 // actionlint), a Kubernetes control plane with Flux's controllers
 // (etcd, kube-apiserver, kubectl, source-controller, kustomize-controller),
-// and Wine with mingw-w64 (for internal/winetest).
+// Wine with mingw-w64 (for internal/winetest), and the PowerShell grammar
+// that judges generated scripts (PowerShellProblems).
 //
 // A missing peer skips the test with a message naming how to install it,
 // unless RELEASE_REQUIRE_PEERS=1 (as CI sets), where it fails the test.
@@ -54,6 +55,9 @@ var installHints = map[string]string{
 	"wine":                   "apt-get install wine wine64",
 	"wineserver":             "apt-get install wine wine64",
 	"x86_64-w64-mingw32-gcc": "apt-get install gcc-mingw-w64-x86-64-win32",
+	// Runs the PowerShell grammar (PowerShellProblems).
+	"node":    "apt-get install nodejs",
+	"buildah": "apt-get install buildah",
 }
 
 // ToolsDir is where .ci/tools installs: $RELEASE_TOOLS, else
