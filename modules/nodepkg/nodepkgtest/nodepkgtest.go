@@ -327,3 +327,32 @@ func NodePackage(t testing.TB, dir string, r Release) string {
 	}
 	return out
 }
+
+// K2sReleases are the control plane's node contents of deltatest's
+// K2s-shaped releases 1.4.0 and 1.5.0, named as a K2s control plane's:
+// kubelet and kubeadm go from 1.31.4 to 1.32.2 (so the cluster delta
+// expects Kubernetes 1.32.2), k2s-common stays, flannel-legacy (with a
+// conffile) is dropped and cri-o (with a postinst) is added; pause:3.9 is
+// replaced by pause:3.10, coredns stays and the tools image keeps its tag
+// but changes. arch is the architecture of kubelet and kubeadm.
+func K2sReleases(arch string) []Release {
+	common := GroupDeb{"base", Deb{Name: "k2s-common", Version: "1.0-1", Files: map[string]string{"/opt/k2s/common/README": "shared files\n"}}}
+	kube := func(name, v string) GroupDeb {
+		return GroupDeb{"kubernetes", Deb{Name: name, Version: v, Arch: arch, Depends: "k2s-common",
+			Files:     map[string]string{"/opt/k2s/" + name + "/VERSION": v + "\n"},
+			Conffiles: map[string]string{"/etc/k2s/" + name + ".conf": "# " + name + " " + v + "\n"}}}
+	}
+	flannel := GroupDeb{"cni", Deb{Name: "flannel-legacy", Version: "0.22.0-1",
+		Files:     map[string]string{"/opt/k2s/flannel/flanneld": "flannel\n"},
+		Conffiles: map[string]string{"/etc/k2s/flannel.conf": "# flannel\n"}}}
+	crio := GroupDeb{"runtime", Deb{Name: "cri-o", Version: "1.32.0-1", Depends: "k2s-common (>= 1.0)",
+		Files:    map[string]string{"/opt/k2s/crio/crio": "crio\n"},
+		PostInst: `mkdir -p /var/lib/k2s-crio && echo configured > /var/lib/k2s-crio/state`}}
+	coredns := Image{"registry.k8s.io/coredns/coredns:v1.11.3", "coredns 1.11.3"}
+	return []Release{
+		{Version: "1.4.0", Debs: []GroupDeb{kube("kubelet", "1.31.4-1"), kube("kubeadm", "1.31.4-1"), common, flannel},
+			Images: []Image{{"registry.k8s.io/pause:3.9", "pause 3.9"}, coredns, {"ghcr.io/example/k2s-tools:latest", "tools v1"}}},
+		{Version: "1.5.0", Debs: []GroupDeb{kube("kubelet", "1.32.2-1"), kube("kubeadm", "1.32.2-1"), common, crio},
+			Images: []Image{{"registry.k8s.io/pause:3.10", "pause 3.10"}, coredns, {"ghcr.io/example/k2s-tools:latest", "tools v2"}}},
+	}
+}
