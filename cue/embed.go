@@ -45,6 +45,25 @@ func Config(ctx *cue.Context) (cue.Value, error) {
 	return def, nil
 }
 
+// Definition builds the schema package in ctx and returns one of its
+// definitions by name (e.g. "#K2sSkip"), for defaults that depend on more
+// than one field and are therefore applied by the loader.
+func Definition(ctx *cue.Context, name string) (cue.Value, error) {
+	inst, err := instance()
+	if err != nil {
+		return cue.Value{}, err
+	}
+	v := ctx.BuildInstance(inst)
+	if err := v.Err(); err != nil {
+		return cue.Value{}, fmt.Errorf("embedded schema: %w", err)
+	}
+	def := v.LookupPath(cue.ParsePath(name))
+	if !def.Exists() {
+		return cue.Value{}, fmt.Errorf("embedded schema: no %s definition", name)
+	}
+	return def, nil
+}
+
 func instance() (*build.Instance, error) {
 	insts := load.Instances([]string{"./schema"}, &load.Config{
 		FS:  files,

@@ -31,7 +31,6 @@ func TestDefaults(t *testing.T) {
 		"build.compression.level":          `6`,
 		"deltas.defaults.mode":             `"file"`,
 		"deltas.defaults.wholeDirectories": `["bin/cni"]`,
-		"deltas.defaults.skip":             `["config","etc/kubernetes/bootstrap-kubelet.conf","etc/kubernetes/pki/**","var/lib/kubelet/config.yaml","var/lib/kubelet/pki/**","addons/*/*.tar"]`,
 	} {
 		v, _ := def.LookupPath(cue.ParsePath(path)).Default()
 		b, err := v.MarshalJSON()
@@ -41,22 +40,34 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
-// Every delta uses the default skip patterns unless told otherwise, so a
-// malformed one would break every configuration.
-func TestDefaultSkipAreValidGlobs(t *testing.T) {
-	_, def := schema(t)
-	var skip []string
-	v, _ := def.LookupPath(cue.ParsePath("deltas.defaults.skip")).Default()
-	if err := v.Decode(&skip); err != nil {
-		t.Fatal(err)
-	}
-	if len(skip) == 0 {
-		t.Fatal("no default skip patterns")
-	}
-	for _, p := range skip {
-		if err := glob.Validate(p); err != nil {
-			t.Errorf("default skip %q: %v", p, err)
+// The profiles' skip patterns, names, mandatory paths and nested archive
+// (pipeline/config applies them) are concrete and valid: a malformed one
+// would break every configuration of its profile.
+func TestProfileDefinitionsAreValid(t *testing.T) {
+	ctx := cuecontext.New()
+	for _, name := range []string{"#DefaultSkip", "#K2sSkip", "#K2sSkipNames", "#K2sAlways", "#K2sNested", "#K2sApplyScript"} {
+		v, err := Definition(ctx, name)
+		if err != nil {
+			t.Fatal(err)
 		}
+		if err := v.Validate(cue.Concrete(true)); err != nil {
+			t.Errorf("%s: %v", name, errors.Details(err, nil))
+		}
+	}
+	for _, name := range []string{"#DefaultSkip", "#K2sSkip"} {
+		v, _ := Definition(ctx, name)
+		var skip []string
+		if err := v.Decode(&skip); err != nil || len(skip) == 0 {
+			t.Fatalf("%s: %v %v", name, skip, err)
+		}
+		for _, p := range skip {
+			if err := glob.Validate(p); err != nil {
+				t.Errorf("%s %q: %v", name, p, err)
+			}
+		}
+	}
+	if _, err := Definition(ctx, "#NoSuch"); err == nil {
+		t.Error("Definition(#NoSuch) succeeded")
 	}
 }
 
@@ -110,6 +121,9 @@ func TestMinimalConfigIsValid(t *testing.T) {
 	v := def.Unify(ctx.CompileString(`product: name: "k2s", releases: "1.0.0": zip: path: "a.zip"`))
 	if err := v.Validate(cue.Concrete(true)); err != nil {
 		t.Fatal(errors.Details(err, nil))
+	}
+	if b, err := v.LookupPath(cue.ParsePath("product.profile")).MarshalJSON(); err != nil || string(b) != `"generic"` {
+		t.Errorf("product.profile = %s (%v), want the generic profile by default", b, err)
 	}
 }
 

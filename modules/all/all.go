@@ -29,7 +29,7 @@ type Keys struct {
 func Modules(keys Keys) []step.Module {
 	return []step.Module{
 		attest.Attested(fullpkg.Module(keys.Authenticode), attest.Subject{Kind: fullpkg.Kind, ArtifactKind: fullpkg.ArtifactKind, Format: attest.Package}),
-		delta.Module,
+		delta.Module(keys.Authenticode),
 		deb.Module,
 		image.Module,
 		attest.Attested(nodepkg.Module, attest.Subject{Kind: nodepkg.Kind, ArtifactKind: nodepkg.ArtifactKind, Format: attest.NodePackage}),

@@ -63,6 +63,9 @@ type changePlanner struct {
 	targetPM  *pkgmanifest.Manifest // nil when the delta ships none
 	skipPaths map[string]bool
 
+	// mandatory are the files the delta ships unchanged.
+	mandatory map[string]bool
+
 	cs           changeSet
 	checks       []check  // installed files to hash before anything is staged
 	dirsInTheWay []string // installed directories where the target has a file
@@ -77,14 +80,20 @@ func newChangePlanner(dir string, m *delta.Manifest, targetPM *pkgmanifest.Manif
 	for _, p := range m.SpecialSkippedFiles {
 		skipPaths[p] = true
 	}
-	return &changePlanner{dir: dir, m: m, targetPM: targetPM, skipPaths: skipPaths, kinds: map[string]fs.FileMode{}}
+	mandatory := map[string]bool{}
+	for _, p := range m.Mandatory {
+		mandatory[p] = true
+	}
+	return &changePlanner{dir: dir, m: m, targetPM: targetPM, skipPaths: skipPaths, mandatory: mandatory, kinds: map[string]fs.FileMode{}}
 }
 
 func (pl *changePlanner) installPath(rel string) string {
 	return filepath.Join(pl.dir, filepath.FromSlash(rel))
 }
 
-func (pl *changePlanner) isSkipped(p string) bool { return skipped(p, pl.skipPaths, pl.m.SkipRules) }
+func (pl *changePlanner) isSkipped(p string) bool {
+	return skipped(p, pl.skipPaths, pl.m.SkipRules, pl.m.SkipNames)
+}
 
 func (pl *changePlanner) inWholeDirectory(p string) bool {
 	for _, d := range pl.m.WholeDirectories {
@@ -175,6 +184,12 @@ func (pl *changePlanner) addInstalledFiles(d string, paths map[string]bool) erro
 func (pl *changePlanner) planPath(p string) error {
 	t, inT := pl.m.Files.Target[p]
 	b, inB := pl.m.Files.Base[p]
+	if pl.mandatory[p] {
+		// Shipped for the upgrade's entry points, unchanged: the
+		// installed file must be the base's, and it stays as it is.
+		pl.checks = append(pl.checks, check{path: p, want: b, what: pl.m.BaseVersion + "'s"})
+		return nil
+	}
 	fi, err := os.Lstat(pl.installPath(p))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%s: %w", p, err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/relcue/release/internal/glob"
 	"github.com/relcue/release/internal/parallel"
+	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/modules/attest"
 	"github.com/relcue/release/modules/delta"
 	"github.com/relcue/release/modules/nodedelta"
@@ -303,8 +304,10 @@ func verifyDelta(ctx context.Context, r *pkgzip.Reader, rep *Report, digests map
 	if problems := deltaEntryProblems(m, digests); len(problems) > 0 {
 		return nil, fmt.Errorf("the delta is corrupt: %s; download or build it again", summarize(problems))
 	}
+	// Apply-Delta.ps1 and the rest of the upgrade tooling are signed like
+	// the files installed.
 	var whole []sigTarget
-	for _, p := range sortedKeys(m.Files.Target) {
+	for _, p := range sortedKeys(m.Entries()) {
 		if _, patched := m.Patches[p]; !patched {
 			if e := r.Lookup(p); e != nil {
 				whole = append(whole, entryTarget(e))
@@ -331,15 +334,18 @@ func deltaEntryProblems(m *delta.Manifest, digests map[string]pkgzip.Digest) []p
 				pt.Entry, got.SHA256, got.Size, delta.ManifestName, pt.Patch.SHA256, pt.Patch.Size)})
 		}
 	}
-	for _, p := range sortedKeys(m.Files.Target) {
-		if _, patched := m.Patches[p]; patched {
-			continue
-		}
-		if got := digests[p]; got != m.Files.Target[p] {
-			problems = append(problems, problem{p, fmt.Sprintf("entry %s has sha256 %s (%d bytes) but %s says %s (%d bytes)",
-				p, got.SHA256, got.Size, delta.ManifestName, m.Files.Target[p].SHA256, m.Files.Target[p].Size)})
+	for _, side := range []map[string]pkgzip.Digest{m.Files.Target, m.Files.Upgrade} {
+		for _, p := range sortedKeys(side) {
+			if _, patched := m.Patches[p]; patched {
+				continue
+			}
+			if got := digests[p]; got != side[p] {
+				problems = append(problems, problem{p, fmt.Sprintf("entry %s has sha256 %s (%d bytes) but %s says %s (%d bytes)",
+					p, got.SHA256, got.Size, delta.ManifestName, side[p].SHA256, side[p].Size)})
+			}
 		}
 	}
+	slices.SortFunc(problems, func(a, b problem) int { return strings.Compare(a.path, b.path) })
 	return problems
 }
 
@@ -394,11 +400,17 @@ func verifyPackage(ctx context.Context, r *pkgzip.Reader, rep *Report, digests m
 	return rep, nil
 }
 
-// skipped reports whether p is one of paths or matches (or lies under a
-// directory matching) one of patterns.
-func skipped(p string, paths map[string]bool, patterns []string) bool {
+// skipped reports whether p is one of paths, matches (or lies under a
+// directory matching) one of patterns, or has one of names as its file
+// name in any letter case.
+func skipped(p string, paths map[string]bool, patterns, names []string) bool {
 	if paths[p] {
 		return true
+	}
+	for _, n := range names {
+		if strings.EqualFold(path.Base(p), n) {
+			return true
+		}
 	}
 	for _, s := range patterns {
 		if s == p || glob.MatchPrefix(s, p) {
@@ -442,7 +454,7 @@ func isNodeDelta(e *pkgzip.Entry) bool {
 		return false
 	}
 	var head struct{ DeltaType string }
-	return json.Unmarshal(data, &head) == nil && head.DeltaType == nodedelta.DeltaType
+	return json.Unmarshal(strictjson.StripBOM(data), &head) == nil && head.DeltaType == nodedelta.DeltaType
 }
 
 func readEntryLimited(e *pkgzip.Entry, limit int64) ([]byte, error) {

@@ -8,6 +8,7 @@ import (
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 
+	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/modules/pkgzip"
 )
 
@@ -36,7 +37,7 @@ func ReadSBOM(r io.Reader) (*SBOM, error) {
 		return nil, fmt.Errorf("larger than %d MiB", maxSBOM>>20)
 	}
 	var bom cdx.BOM
-	if err := json.Unmarshal(data, &bom); err != nil {
+	if err := json.Unmarshal(strictjson.StripBOM(data), &bom); err != nil {
 		return nil, fmt.Errorf("not CycloneDX JSON: %w", err)
 	}
 	if bom.BOMFormat != cdx.BOMFormat {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/relcue/release/internal/atomicfile"
+	"github.com/relcue/release/modules/applydelta"
 	"github.com/relcue/release/modules/pkgmanifest"
 	"github.com/relcue/release/modules/pkgzip"
 )
@@ -67,6 +68,26 @@ type Options struct {
 	// pkgzip.PathsWindows. A refusal is a *pkgzip.NameError, so callers
 	// can add how to opt out (pkgzip.Hint).
 	Paths pkgzip.PathPolicy
+
+	// Profile is "" for release's generic format or ProfileK2s for a
+	// delta K2s's own upgrade code applies (see k2s.go): it needs
+	// ApplyScript, both node packages and mode file.
+	Profile string
+	// SkipNames are file names left out wherever they are, in any letter
+	// case (K2s's special skipped files).
+	SkipNames []string
+	// Always are target paths shipped even when they did not change
+	// (Manifest.Mandatory); a target without one is refused.
+	Always []string
+	// Nested are archives of the package that installations hold
+	// expanded; their members are diffed and shipped at their installed
+	// paths instead.
+	Nested []Nested
+	// ApplyScript configures the Apply-Delta.ps1 of profile k2s.
+	ApplyScript *applydelta.Settings
+	// SignScript, when set, returns the Authenticode-signed bytes of a
+	// script the delta writes itself (Apply-Delta.ps1).
+	SignScript func(ctx context.Context, name string, data []byte) ([]byte, error)
 }
 
 // zipEpoch is the earliest time a zip's DOS timestamp can hold.
@@ -101,18 +122,44 @@ func buildDelta(ctx context.Context, opts Options) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	debDiff, imgDiff, err := nodeDiffs(opts, bp.version, tp.version)
+	if err := s.checkVersions(bp.version, tp.version); err != nil {
+		return nil, err
+	}
+	bn, err := expandNested(ctx, "base", base, bp, opts.Nested, s.workers, opts.Progress)
+	defer bn.close()
 	if err != nil {
 		return nil, err
 	}
+	tn, err := expandNested(ctx, "target", target, tp, opts.Nested, s.workers, opts.Progress)
+	defer tn.close()
+	if err != nil {
+		return nil, err
+	}
+	tp.nested = tn.files
+	nodes, err := openNodes(opts, bp.version, tp.version)
+	defer nodes.close()
+	if err != nil {
+		return nil, err
+	}
+	debDiff, imgDiff := nodes.diffs()
+	addWindowsImages(&imgDiff, bn.images, tn.images)
 
 	d := diffFiles(bp.files, tp.files, s.whole, s.skip)
+	if extra := nestedWholeDirs(opts.Nested, d); len(extra) > 0 {
+		s.whole = slices.Compact(slices.Sorted(slices.Values(append(s.whole, extra...))))
+		d = diffFiles(bp.files, tp.files, s.whole, s.skip)
+	}
+	mandatory, err := mandatoryFiles(opts.Always, d, bp, tp, s)
+	if err != nil {
+		return nil, err
+	}
 	if err := checkTargetPaths(target.Path, tp, d.Skipped, opts.Paths); err != nil {
 		return nil, err
 	}
-	logf(opts.Log, "delta %s..%s: %d added, %d changed, %d removed, %d files in wholesale directories, %d skipped",
-		bp.version, tp.version, len(d.Added), len(d.Changed), len(d.Removed), len(d.WholeTarget), len(d.Skipped))
+	logf(opts.Log, "delta %s..%s: %d added, %d changed, %d removed, %d files in wholesale directories, %d skipped, %d shipped unchanged",
+		bp.version, tp.version, len(d.Added), len(d.Changed), len(d.Removed), len(d.WholeTarget), len(d.Skipped), len(mandatory))
 	m := newManifest(opts, s, bp, tp, d, debDiff, imgDiff)
+	m.Mandatory = mandatory
 	var patches map[string][]byte
 	if s.mode == ModeBinary {
 		if patches, err = addPatches(ctx, m, base, target, bp, tp, d.Changed, opts, s.workers); err != nil {
@@ -120,6 +167,13 @@ func buildDelta(ctx context.Context, opts Options) (*Manifest, error) {
 		}
 	}
 	ship := addFileHashes(m, d, bp, tp)
+	var upgrade []upgradeEntry
+	if s.profile == ProfileK2s {
+		listPackageManifest(m)
+		if upgrade, err = k2sEntries(ctx, opts, m, nodes, bn, tn, s.date); err != nil {
+			return nil, err
+		}
+	}
 	// Build's own output must pass the checks apply will make; a failure
 	// here is a bug in release, not in the inputs.
 	if err := m.validate(); err != nil {
@@ -129,11 +183,35 @@ func buildDelta(ctx context.Context, opts Options) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := deltaZip{settings: s, manifest: m, manifestJSON: data, target: target, tp: tp, patches: patches, ship: ship}
+	out := deltaZip{settings: s, manifest: m, manifestJSON: data, target: target, tp: tp, patches: patches, ship: ship, upgrade: upgrade}
 	if err := out.write(ctx, opts.Output, opts.Progress); err != nil {
 		return nil, fmt.Errorf("write %s: %w", opts.Output, err)
 	}
 	return m, nil
+}
+
+// mandatoryFiles checks that the target has every path of always and
+// returns, sorted, those the diff does not ship already: the unchanged
+// ones.
+func mandatoryFiles(always []string, d fileDiff, bp, tp *pkgInfo, s settings) ([]string, error) {
+	shipped := setOf(append(slices.Clone(d.Added), d.Changed...))
+	var out []string
+	for _, p := range always {
+		t, ok := tp.files[p]
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("the target package has no %s, which every delta must ship (deltas.always): the upgrade's entry points run it from the extracted delta; add it to the release, or remove it from deltas.always", p)
+		case s.skip.skipped(p):
+			return nil, fmt.Errorf("%s must be shipped (deltas.always) but a skip rule leaves it out; remove one of the two", p)
+		case shipped[p] || wholeDirOf(p, s.whole) != "":
+			continue // shipped as a change already
+		case bp.files[p] != t:
+			return nil, fmt.Errorf("internal error: %s differs between the packages but the diff does not ship it", p)
+		}
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 // checkTargetPaths refuses a target whose installation, as the delta
@@ -153,11 +231,15 @@ func checkTargetPaths(zipPath string, tp *pkgInfo, skipped []string, paths pkgzi
 
 // settings are the Options checked and with their defaults applied.
 type settings struct {
-	whole, skip []string
-	level       int
-	workers     int
-	mode        string
-	date        time.Time
+	whole        []string
+	skipPatterns []string
+	skipNames    []string
+	skip         skipper
+	level        int
+	workers      int
+	mode         string
+	date         time.Time
+	profile      string
 }
 
 func resolveSettings(opts Options) (settings, error) {
@@ -172,7 +254,19 @@ func resolveSettings(opts Options) (settings, error) {
 	if err != nil {
 		return settings{}, err
 	}
-	s := settings{whole: whole, skip: skip, level: opts.Level, workers: max(opts.Workers, 1), mode: opts.Mode}
+	names, err := normalizeSkipNames(opts.SkipNames)
+	if err != nil {
+		return settings{}, err
+	}
+	var archives []string
+	for _, n := range opts.Nested {
+		if err := CheckPath(n.Archive); err != nil {
+			return settings{}, fmt.Errorf("nested archive: %w", err)
+		}
+		archives = append(archives, n.Archive)
+	}
+	s := settings{whole: whole, skipPatterns: skip, skipNames: names, skip: newSkipper(skip, names, archives),
+		level: opts.Level, workers: max(opts.Workers, 1), mode: opts.Mode, profile: opts.Profile}
 	if s.level == 0 {
 		s.level = 6
 	}
@@ -188,6 +282,9 @@ func resolveSettings(opts Options) (settings, error) {
 	s.date = opts.Date.UTC().Truncate(time.Second)
 	if opts.Date.IsZero() || s.date.Before(zipEpoch) {
 		s.date = zipEpoch
+	}
+	if err := checkProfile(opts, s); err != nil {
+		return settings{}, err
 	}
 	return s, nil
 }
@@ -212,33 +309,6 @@ func readPackages(ctx context.Context, base, target *pkgzip.Reader, workers int,
 	return bp, tp, nil
 }
 
-// nodeDiffs fills DebianPackageDiff and ContainerImageDiff from the two
-// node packages of opts, if given; otherwise both stay unprocessed.
-func nodeDiffs(opts Options, baseVersion, targetVersion string) (DebianPackageDiff, ContainerImageDiff, error) {
-	if (opts.BaseNode == "") != (opts.TargetNode == "") {
-		return DebianPackageDiff{}, ContainerImageDiff{}, errors.New("give both node packages (base and target) or neither")
-	}
-	if opts.BaseNode == "" {
-		return DebianPackageDiff{}, ContainerImageDiff{}, nil
-	}
-	bn, err := readNodeManifest("base", opts.BaseNode, baseVersion)
-	if err != nil {
-		return DebianPackageDiff{}, ContainerImageDiff{}, err
-	}
-	tn, err := readNodeManifest("target", opts.TargetNode, targetVersion)
-	if err != nil {
-		return DebianPackageDiff{}, ContainerImageDiff{}, err
-	}
-	if bn.OS != tn.OS {
-		return DebianPackageDiff{}, ContainerImageDiff{}, fmt.Errorf("the node packages are of two OS targets (%s and %s); pass both of the control-plane OS", bn.OS, tn.OS)
-	}
-	debDiff, imgDiff := NodeDiffs(bn, tn)
-	logf(opts.Log, "delta %s..%s: node %s: %d packages added, %d changed, %d removed; %d images added, %d changed, %d removed",
-		baseVersion, targetVersion, tn.OS, debDiff.AddedCount, debDiff.ChangedCount, debDiff.RemovedCount,
-		imgDiff.AddedCount, imgDiff.ChangedCount, imgDiff.RemovedCount)
-	return debDiff, imgDiff, nil
-}
-
 // newManifest is the manifest of the diff, its lists and counts filled;
 // Files is left empty for addFileHashes.
 func newManifest(opts Options, s settings, bp, tp *pkgInfo, d fileDiff, debDiff DebianPackageDiff, imgDiff ContainerImageDiff) *Manifest {
@@ -259,11 +329,16 @@ func newManifest(opts Options, s settings, bp, tp *pkgInfo, d fileDiff, debDiff 
 		HashAlgorithm:       HashAlgorithm,
 		DebianPackageDiff:   debDiff,
 		ContainerImageDiff:  imgDiff,
-		SkipRules:           s.skip,
+		Profile:             s.profile,
+		SkipRules:           s.skipPatterns,
+		SkipNames:           s.skipNames,
 		Files: FileHashes{
 			Base:   map[string]pkgzip.Digest{},
 			Target: map[string]pkgzip.Digest{},
 		},
+	}
+	if len(m.SkipNames) == 0 {
+		m.SkipNames = nil // omitted, as ParseManifest then returns it
 	}
 	m.normalize()
 	m.WholeDirectoriesCount = len(m.WholeDirectories)
@@ -312,6 +387,11 @@ func addFileHashes(m *Manifest, d fileDiff, bp, tp *pkgInfo) []string {
 	if tp.manifestEntry != nil {
 		m.Files.Target[PackageManifestName] = tp.manifestDigest
 	}
+	for _, p := range m.Mandatory {
+		m.Files.Base[p] = bp.files[p].Digest
+		m.Files.Target[p] = tp.files[p].Digest
+		ship = append(ship, p)
+	}
 	return ship
 }
 
@@ -324,6 +404,8 @@ type deltaZip struct {
 	tp           *pkgInfo
 	patches      map[string][]byte
 	ship         []string
+	// upgrade are the entries for the upgrade tooling (profile k2s).
+	upgrade []upgradeEntry
 }
 
 // write writes the zip to path: the manifest, the target's
@@ -365,11 +447,22 @@ func (z *deltaZip) addEntries(zw *pkgzip.Writer) error {
 		if _, ok := z.patches[p]; ok {
 			continue
 		}
-		e := z.target.Lookup(p)
+		e := z.tp.lookup(z.target, p)
 		if e == nil {
 			return fmt.Errorf("internal error: target entry %s vanished", p)
 		}
 		if err := zw.AddRaw(p, e, z.tp.files[p].Digest); err != nil {
+			return err
+		}
+	}
+	for _, u := range z.upgrade {
+		var err error
+		if u.raw != nil {
+			err = zw.AddRaw(u.name, u.raw, u.digest)
+		} else {
+			err = zw.AddBytes(u.name, u.data, u.mode)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -386,12 +479,14 @@ func (z *deltaZip) checkWritten(written map[string]pkgzip.Digest) error {
 			return fmt.Errorf("internal error: patch %s was written as %+v, the manifest says %+v", pt.Entry, got, pt.Patch)
 		}
 	}
-	for p, want := range m.Files.Target {
-		if _, ok := m.Patches[p]; ok {
-			continue
-		}
-		if got, ok := written[p]; !ok || got != want {
-			return fmt.Errorf("internal error: entry %s was written as %+v, the manifest says %+v", p, got, want)
+	for _, side := range []map[string]pkgzip.Digest{m.Files.Target, m.Files.Upgrade} {
+		for p, want := range side {
+			if _, ok := m.Patches[p]; ok {
+				continue
+			}
+			if got, ok := written[p]; !ok || got != want {
+				return fmt.Errorf("internal error: entry %s was written as %+v, the manifest says %+v", p, got, want)
+			}
 		}
 	}
 	return nil
@@ -400,10 +495,23 @@ func (z *deltaZip) checkWritten(written map[string]pkgzip.Digest) error {
 // pkgInfo is what Build needs from one full package.
 type pkgInfo struct {
 	version string
-	files   map[string]fileInfo
+	// files are the installed files: the package's entries and the
+	// members of its nested archives at their installed paths.
+	files map[string]fileInfo
+	// nested are where the files from nested archives are read.
+	nested map[string]nestedFile
 	// manifestEntry is the package's package-manifest.json, or nil.
 	manifestEntry  *pkgzip.Entry
 	manifestDigest pkgzip.Digest
+}
+
+// lookup returns the entry to ship the file p from: the package's own
+// entry, or the nested archive's member installed at p.
+func (info *pkgInfo) lookup(r *pkgzip.Reader, p string) *pkgzip.Entry {
+	if f, ok := info.nested[p]; ok {
+		return f.entry
+	}
+	return r.Lookup(p)
 }
 
 // readPackage gets the version and the digest of every file of a full

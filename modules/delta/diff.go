@@ -26,20 +26,46 @@ type fileDiff struct {
 	WholeBase, WholeTarget []string
 }
 
+// skipper says which paths a delta leaves out entirely.
+type skipper struct {
+	// patterns are glob patterns (internal/glob).
+	patterns []string
+	// names are lower-case file names matched in any directory.
+	names map[string]bool
+	// paths are exact paths (nested archives).
+	paths map[string]bool
+}
+
+func newSkipper(patterns, names, paths []string) skipper {
+	s := skipper{patterns: patterns, names: map[string]bool{}, paths: map[string]bool{}}
+	for _, n := range names {
+		s.names[strings.ToLower(n)] = true
+	}
+	for _, p := range paths {
+		s.paths[p] = true
+	}
+	return s
+}
+
+func (s skipper) skipped(p string) bool {
+	if s.paths[p] || s.names[strings.ToLower(path.Base(p))] {
+		return true
+	}
+	for _, pat := range s.patterns {
+		if glob.MatchPrefix(pat, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // diffFiles compares base and target. package-manifest.json is never part of
-// the diff (the caller handles it); skip rules remove paths entirely, even
+// the diff (the caller handles it); skipped paths are removed entirely, even
 // inside wholesale directories; files under wholesale directories are not
 // compared at all.
-func diffFiles(base, target map[string]fileInfo, whole, skip []string) fileDiff {
+func diffFiles(base, target map[string]fileInfo, whole []string, skip skipper) fileDiff {
 	var d fileDiff
-	skipped := func(p string) bool {
-		for _, s := range skip {
-			if glob.MatchPrefix(s, p) {
-				return true
-			}
-		}
-		return false
-	}
+	skipped := skip.skipped
 	for _, p := range sortedKeys(target) {
 		switch {
 		case p == PackageManifestName:
@@ -106,6 +132,20 @@ func normalizeSkip(patterns []string) ([]string, error) {
 			return nil, err
 		}
 		out = append(out, p)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// normalizeSkipNames validates file names skipped in every directory and
+// returns them sorted and unique.
+func normalizeSkipNames(names []string) ([]string, error) {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if n == "" || n == "." || n == ".." || strings.ContainsAny(n, "/\\\x00") {
+			return nil, fmt.Errorf("skip name %q: name one file (it is skipped in every directory)", n)
+		}
+		out = append(out, n)
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil

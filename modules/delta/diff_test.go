@@ -40,7 +40,7 @@ func TestDiffFiles(t *testing.T) {
 		"etc/kubernetes/pki/n.crt":  fi("a", 1, false),
 		"package-manifest.json":     fi("b", 1, false),
 	}
-	got := diffFiles(base, target, []string{"bin/cni"}, []string{"etc/kubernetes/pki/**", "bin/cni/local-*.conf"})
+	got := diffFiles(base, target, []string{"bin/cni"}, newSkipper([]string{"etc/kubernetes/pki/**", "bin/cni/local-*.conf"}, nil, nil))
 	want := fileDiff{
 		Added:       []string{"new/added.txt"},
 		Changed:     []string{"VERSION", "bin/cnix/not-whole.exe", "changed.txt", "mode.exe"},

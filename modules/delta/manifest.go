@@ -105,14 +105,32 @@ type Manifest struct {
 	ChangedCount int
 	RemovedCount int
 	// HashAlgorithm names the algorithm of Files.
-	HashAlgorithm      string
-	DebianPackageDiff  DebianPackageDiff
+	HashAlgorithm     string
+	DebianPackageDiff DebianPackageDiff
+	// DebianDeltaRelativePath is K2s's field naming the debian-delta/
+	// folder, whose apply-debian-delta.sh K2s's apply runs in the control
+	// plane VM; written with profile k2s only.
+	DebianDeltaRelativePath *string `json:",omitempty"`
+	// DebianOffline holds K2s's DebianOffline* fields, written with the
+	// debian-delta/ folder.
+	*DebianOffline
 	ContainerImageDiff ContainerImageDiff
 
+	// Profile (release extension) is "k2s" for a delta made with that
+	// profile; absent for release's generic format.
+	Profile string `json:",omitempty"`
 	// SkipRules (release extension) are the glob patterns (internal/glob)
 	// the delta was built with. apply also leaves installed files matching
 	// them alone, such as cluster-local configuration that no package has.
 	SkipRules []string
+	// SkipNames (release extension) are file names skipped wherever they
+	// are, in any letter case (K2s's special skipped files).
+	SkipNames []string `json:",omitempty"`
+	// Mandatory (release extension) are the files the delta ships although
+	// they did not change, because the upgrade's entry points run them
+	// from the extracted delta (deltas.always). They are in Files.Base and
+	// Files.Target with one digest; apply checks them and writes nothing.
+	Mandatory []string `json:",omitempty"`
 	// Files (release extension) carries the hashes apply verifies.
 	Files FileHashes
 	// DeltaMode (release extension) is "binary" for a delta that may ship
@@ -146,6 +164,21 @@ const (
 type FileHashes struct {
 	Base   map[string]pkgzip.Digest
 	Target map[string]pkgzip.Digest
+	// Upgrade has the entries shipped for the product's own upgrade
+	// tooling rather than for the installation (profile k2s:
+	// Apply-Delta.ps1, debian-delta/, image-delta/): release apply never
+	// installs them, release verify checks them like the rest.
+	Upgrade map[string]pkgzip.Digest `json:",omitempty"`
+}
+
+// DebianOffline are K2s's DebianOfflinePackages ("name=version" of the
+// .debs debian-delta/ ships) and DebianOfflineDownloaded (their paths in
+// the delta), with their counts.
+type DebianOffline struct {
+	DebianOfflinePackages        []string
+	DebianOfflinePackagesCount   int
+	DebianOfflineDownloaded      []string
+	DebianOfflineDownloadedCount int
 }
 
 // DebianPackageDiff describes how the Debian packages of the Linux node
@@ -182,12 +215,22 @@ type Image struct {
 	Platform string
 }
 
+// ProfileK2s is the Profile of a delta K2s's own upgrade code applies.
+const ProfileK2s = "k2s"
+
 // Marshal encodes m the way Build writes it: indented, keys of maps sorted,
-// empty lists as [] rather than null, with a final newline.
+// empty lists as [] rather than null, with a final newline; with profile
+// k2s, after a UTF-8 byte order mark.
 func (m *Manifest) Marshal() ([]byte, error) {
 	c := *m
 	c.normalize()
 	var buf bytes.Buffer
+	if c.Profile == ProfileK2s {
+		// K2s's tools run under Windows PowerShell 5.1, whose Get-Content
+		// reads a file without it as ANSI, which mangles every non-ASCII
+		// path; its Out-File -Encoding UTF8 writes one.
+		buf.WriteString(strictjson.BOM)
+	}
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
@@ -217,12 +260,21 @@ func (m *Manifest) normalize() {
 	if m.Files.Target == nil {
 		m.Files.Target = map[string]pkgzip.Digest{}
 	}
+	if o := m.DebianOffline; o != nil {
+		for _, l := range []*[]string{&o.DebianOfflinePackages, &o.DebianOfflineDownloaded} {
+			if *l == nil {
+				*l = []string{}
+			}
+		}
+	}
 }
 
 // ParseManifest decodes and validates delta-manifest.json strictly: unknown
 // fields, trailing data, a wrong version or algorithm, counts that disagree
 // with their lists, unsafe or unsorted paths, malformed hashes, and Files
 // that do not agree with Added/Changed/Removed are all errors.
+//
+// A leading UTF-8 byte order mark is accepted, as K2s's tools write one.
 func ParseManifest(data []byte) (*Manifest, error) {
 	var m Manifest
 	if err := strictjson.Unmarshal(data, &m); err != nil {
@@ -261,22 +313,14 @@ func ReadManifest(r *pkgzip.Reader) (*Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.Path, err)
 	}
-	// A patched file is shipped as its patch entry instead.
-	expect := map[string]pkgzip.Digest{}
-	for p, d := range m.Files.Target {
-		if pt, ok := m.Patches[p]; ok {
-			expect[pt.Entry] = pt.Patch
-			continue
-		}
-		expect[p] = d
-	}
+	expect := m.Entries()
 	for _, ent := range r.Entries {
 		if ent.Name == ManifestName {
 			continue
 		}
 		d, ok := expect[ent.Name]
 		if !ok {
-			return nil, fmt.Errorf("%s: entry %s is not listed in %s Files.Target or Patches; the delta was modified after it was built, rebuild it", r.Path, ent.Name, ManifestName)
+			return nil, fmt.Errorf("%s: entry %s is not listed in %s Files.Target, Files.Upgrade or Patches; the delta was modified after it was built, rebuild it", r.Path, ent.Name, ManifestName)
 		}
 		if d.Size != ent.Size {
 			return nil, fmt.Errorf("%s: entry %s is %d bytes but %s says %d; the delta is corrupt, download or build it again", r.Path, ent.Name, ent.Size, ManifestName, d.Size)
@@ -290,11 +334,30 @@ func ReadManifest(r *pkgzip.Reader) (*Manifest, error) {
 	return m, nil
 }
 
+// Entries are the zip entries the manifest says the delta holds besides
+// itself, with their digests: Files.Target (a patched file as its patch
+// entry) and Files.Upgrade.
+func (m *Manifest) Entries() map[string]pkgzip.Digest {
+	expect := map[string]pkgzip.Digest{}
+	for p, d := range m.Files.Target {
+		if pt, ok := m.Patches[p]; ok {
+			expect[pt.Entry] = pt.Patch
+			continue
+		}
+		expect[p] = d
+	}
+	for p, d := range m.Files.Upgrade {
+		expect[p] = d
+	}
+	return expect
+}
+
 // validate runs the checks in order and returns the first failure. They
 // are split by what they check: the header fields, the counts, the
-// paths, the hashes, the patches, and how the lists agree with Files.
+// paths, the hashes, the patches, the profile's parts, and how the lists
+// agree with Files.
 func (m *Manifest) validate() error {
-	for _, check := range []func() error{m.checkHeader, m.checkCounts, m.checkPaths, m.checkFileHashes, m.checkPatches, m.checkConsistency} {
+	for _, check := range []func() error{m.checkHeader, m.checkCounts, m.checkPaths, m.checkFileHashes, m.checkPatches, m.checkProfile, m.checkConsistency} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -324,6 +387,11 @@ func (m *Manifest) checkHeader() error {
 	if strings.ContainsAny(m.BasePackage+m.TargetPackage, `/\`) {
 		return fmt.Errorf("BasePackage and TargetPackage must be file names without directories")
 	}
+	switch m.Profile {
+	case "", ProfileK2s:
+	default:
+		return fmt.Errorf("field Profile is %q; this release reads %q or none", m.Profile, ProfileK2s)
+	}
 	return nil
 }
 
@@ -346,6 +414,19 @@ func (m *Manifest) checkCounts() error {
 		{"ContainerImageDiff.RemovedImages", len(m.ContainerImageDiff.RemovedImages), m.ContainerImageDiff.RemovedCount},
 		{"ContainerImageDiff.ChangedImages", len(m.ContainerImageDiff.ChangedImages), m.ContainerImageDiff.ChangedCount},
 	}
+	if o := m.DebianOffline; o != nil {
+		counts = append(counts,
+			struct {
+				name  string
+				list  int
+				count int
+			}{"DebianOfflinePackages", len(o.DebianOfflinePackages), o.DebianOfflinePackagesCount},
+			struct {
+				name  string
+				list  int
+				count int
+			}{"DebianOfflineDownloaded", len(o.DebianOfflineDownloaded), o.DebianOfflineDownloadedCount})
+	}
 	for _, c := range counts {
 		if c.list != c.count {
 			return fmt.Errorf("%s has %d entries but its count says %d", c.name, c.list, c.count)
@@ -362,10 +443,15 @@ func (m *Manifest) checkPaths() error {
 		paths []string
 	}{
 		{"WholeDirectories", m.WholeDirectories}, {"SpecialSkippedFiles", m.SpecialSkippedFiles},
-		{"Added", m.Added}, {"Changed", m.Changed}, {"Removed", m.Removed},
+		{"Added", m.Added}, {"Changed", m.Changed}, {"Removed", m.Removed}, {"Mandatory", m.Mandatory},
 	} {
 		if err := checkPathList(l.name, l.paths); err != nil {
 			return err
+		}
+	}
+	for _, n := range m.SkipNames {
+		if n == "" || n == "." || n == ".." || strings.ContainsAny(n, "/\\\x00") {
+			return fmt.Errorf("SkipNames: %q is not a file name", n)
 		}
 	}
 	for _, p := range m.SkipRules {
@@ -402,7 +488,61 @@ type fileSide struct {
 }
 
 func (m *Manifest) fileSides() []fileSide {
-	return []fileSide{{"Files.Base", m.Files.Base}, {"Files.Target", m.Files.Target}}
+	return []fileSide{{"Files.Base", m.Files.Base}, {"Files.Target", m.Files.Target}, {"Files.Upgrade", m.Files.Upgrade}}
+}
+
+// checkProfile checks the parts of a delta that only its upgrade tooling
+// reads: Files.Upgrade holds only such entries and never an installation
+// path, DebianDeltaRelativePath names the folder that is there, and the
+// mandatory files are unchanged.
+func (m *Manifest) checkProfile() error {
+	for _, p := range sortedKeys(m.Files.Upgrade) {
+		if !UpgradeEntry(p) {
+			return fmt.Errorf("Files.Upgrade has %s, which is not %s, nor under %s/ or %s/", p, ApplyScriptName, DebianDeltaDir, ImageDeltaDir)
+		}
+	}
+	for _, side := range []fileSide{{"Files.Base", m.Files.Base}, {"Files.Target", m.Files.Target}} {
+		for _, p := range sortedKeys(side.m) {
+			if m.Profile == ProfileK2s && UpgradeEntry(p) {
+				return fmt.Errorf("%s has %s, which is reserved for the upgrade tooling (%s, %s/, %s/)", side.name, p, ApplyScriptName, DebianDeltaDir, ImageDeltaDir)
+			}
+		}
+	}
+	if d := m.DebianDeltaRelativePath; d != nil {
+		if *d != DebianDeltaDir {
+			return fmt.Errorf("DebianDeltaRelativePath is %q; release writes %q", *d, DebianDeltaDir)
+		}
+		if _, ok := m.Files.Upgrade[DebianDeltaDir+"/"+DebianApplyScript]; !ok {
+			return fmt.Errorf("DebianDeltaRelativePath is %q but the delta has no %s/%s", *d, DebianDeltaDir, DebianApplyScript)
+		}
+	}
+	if (m.DebianOffline != nil) != (m.DebianDeltaRelativePath != nil) {
+		return fmt.Errorf("DebianOfflinePackages and DebianDeltaRelativePath come together")
+	}
+	if o := m.DebianOffline; o != nil {
+		for _, p := range o.DebianOfflineDownloaded {
+			if _, ok := m.Files.Upgrade[p]; !ok {
+				return fmt.Errorf("DebianOfflineDownloaded lists %s, which the delta does not ship", p)
+			}
+		}
+	}
+	if len(m.Files.Upgrade) > 0 && m.Profile != ProfileK2s {
+		return fmt.Errorf("Files.Upgrade is only written with Profile %q", ProfileK2s)
+	}
+	listed := setOf(append(append(slices.Clone(m.Added), m.Changed...), m.Removed...))
+	for _, p := range m.Mandatory {
+		b, inB := m.Files.Base[p]
+		t, inT := m.Files.Target[p]
+		switch {
+		case listed[p]:
+			return fmt.Errorf("field Mandatory lists %s, which Added, Changed or Removed also lists", p)
+		case wholeDirOf(p, m.WholeDirectories) != "":
+			return fmt.Errorf("field Mandatory lists %s, which is under a wholesale directory", p)
+		case !inB || !inT || b != t:
+			return fmt.Errorf("field Mandatory lists %s, but Files.Base and Files.Target do not both have it with one digest", p)
+		}
+	}
+	return nil
 }
 
 // checkPatches ties every patch to a changed file and its hashes.
@@ -457,7 +597,7 @@ func (m *Manifest) checkListedPaths() error {
 			if d := wholeDirOf(p, m.WholeDirectories); d != "" {
 				return fmt.Errorf("%s lists %s, which is under wholesale directory %s", l.name, p, d)
 			}
-			if p == PackageManifestName {
+			if p == PackageManifestName && (m.Profile != ProfileK2s || l.name == "Removed") {
 				return fmt.Errorf("%s lists %s, which is never part of the diff", l.name, p)
 			}
 		}
@@ -515,13 +655,13 @@ func (m *Manifest) checkListedHashes() error {
 // listed, nor the package manifest, nor under a wholesale directory: apply
 // would touch a file the lists do not announce.
 func (m *Manifest) checkFilesListed() error {
-	added, changed, removed := setOf(m.Added), setOf(m.Changed), setOf(m.Removed)
-	for _, side := range m.fileSides() {
+	added, changed, removed, mandatory := setOf(m.Added), setOf(m.Changed), setOf(m.Removed), setOf(m.Mandatory)
+	for _, side := range []fileSide{{"Files.Base", m.Files.Base}, {"Files.Target", m.Files.Target}} {
 		for _, p := range sortedKeys(side.m) {
-			if added[p] || changed[p] || removed[p] || p == PackageManifestName || wholeDirOf(p, m.WholeDirectories) != "" {
+			if added[p] || changed[p] || removed[p] || mandatory[p] || p == PackageManifestName || wholeDirOf(p, m.WholeDirectories) != "" {
 				continue
 			}
-			return fmt.Errorf("%s has %s, which is neither in Added/Changed/Removed nor under a wholesale directory", side.name, p)
+			return fmt.Errorf("%s has %s, which is neither in Added/Changed/Removed/Mandatory nor under a wholesale directory", side.name, p)
 		}
 	}
 	return nil
@@ -538,6 +678,22 @@ func (m *Manifest) checkSkippedUntouched() error {
 		}
 	}
 	return nil
+}
+
+// The entries of a profile k2s delta that are not installed: K2s's apply
+// reads them from the extracted delta, and its relocating apply removes
+// the two folders (update.module.psm1, Remove-DeltaPackageArtifact).
+const (
+	ApplyScriptName   = "Apply-Delta.ps1"
+	DebianDeltaDir    = "debian-delta"
+	DebianApplyScript = "apply-debian-delta.sh"
+	ImageDeltaDir     = "image-delta"
+)
+
+// UpgradeEntry reports whether p is one of the entries above.
+func UpgradeEntry(p string) bool {
+	first, _, _ := strings.Cut(p, "/")
+	return p == ApplyScriptName || (first != p && (first == DebianDeltaDir || first == ImageDeltaDir))
 }
 
 // CheckPath reports a manifest path that apply could not write safely: it

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/relcue/release/modules/nodepkg"
-	"github.com/relcue/release/modules/pkgzip"
 	"github.com/relcue/release/pipeline/config"
 )
 
@@ -72,22 +71,4 @@ func NodeDiffs(base, target *nodepkg.Manifest) (DebianPackageDiff, ContainerImag
 	}
 	img.AddedCount, img.RemovedCount, img.ChangedCount = len(img.AddedImages), len(img.RemovedImages), len(img.ChangedImages)
 	return deb, img
-}
-
-// readNodeManifest reads the node manifest of a node package zip and
-// checks that it belongs to the full package's release.
-func readNodeManifest(role, path, version string) (*nodepkg.Manifest, error) {
-	r, err := pkgzip.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s node package: %w", role, err)
-	}
-	defer r.Close()
-	m, err := nodepkg.ReadManifest(r)
-	if err != nil {
-		return nil, fmt.Errorf("%s node package: %w", role, err)
-	}
-	if m.Version != version {
-		return nil, fmt.Errorf("%s node package %s is release %s, but the %s package is %s; pass the node package of the same release", role, path, m.Version, role, version)
-	}
-	return m, nil
 }

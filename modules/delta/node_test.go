@@ -35,7 +35,7 @@ func withOS(m *config.Model) *config.Model {
 }
 
 func TestTargetsControlPlane(t *testing.T) {
-	targets, err := delta.Targets(withOS(model()))
+	targets, err := delta.SignedTargets(nil)(withOS(model()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestTargetsControlPlane(t *testing.T) {
 	}
 	// debian12 has no 1.4.1: that delta stays as it was, spec bytes (and so
 	// cache keys) included.
-	plain, err := delta.Targets(model())
+	plain, err := delta.SignedTargets(nil)(model())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,13 +61,13 @@ func TestTargetsControlPlane(t *testing.T) {
 	// Without a control plane, OS targets change nothing.
 	m := withOS(model())
 	m.OS["debian12"].ControlPlane = false
-	noCP, err := delta.Targets(m)
+	noCP, err := delta.SignedTargets(nil)(m)
 	if err != nil || !reflect.DeepEqual(noCP, plain) {
 		t.Errorf("targets without a control-plane OS differ: %v", err)
 	}
 	m.OS["debian12"].ControlPlane = true
 	m.OS["debian13"].ControlPlane = true
-	if _, err := delta.Targets(m); err == nil || err.Error() != "os.cue:30:1: os debian12 and os debian13 both set controlPlane; at most one OS target fills the cluster deltas' package and image diffs" {
+	if _, err := delta.SignedTargets(nil)(m); err == nil || err.Error() != "os.cue:30:1: os debian12 and os debian13 both set controlPlane; at most one OS target fills the cluster deltas' package and image diffs" {
 		t.Errorf("two control planes: %v", err)
 	}
 }
@@ -209,7 +209,7 @@ func TestStepRunWithNodePackages(t *testing.T) {
 	f := writeNodeFixture(t, dir)
 	m := withOS(model())
 	m.Deltas = m.Deltas[:1]
-	targets, err := delta.Targets(m)
+	targets, err := delta.SignedTargets(nil)(m)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func model() *config.Model {
 }
 
 func TestTargets(t *testing.T) {
-	targets, err := delta.Targets(model())
+	targets, err := delta.SignedTargets(nil)(model())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestTargets(t *testing.T) {
 		m := model()
 		m.Deltas[0].Pos = config.Pos{File: "release.cue", Line: 12, Col: 3}
 		b.mutate(&m.Deltas[0])
-		_, err := delta.Targets(m)
+		_, err := delta.SignedTargets(nil)(m)
 		if err == nil || !strings.Contains(err.Error(), b.want) || !strings.HasPrefix(err.Error(), "release.cue:12:3: ") {
 			t.Errorf("error %v, want release.cue:12:3: ... %s", err, b.want)
 		}
@@ -95,7 +95,7 @@ func TestStepRun(t *testing.T) {
 	m := model()
 	m.Deltas = m.Deltas[:1]
 	m.Deltas[0].Skip = s.Skip
-	targets, err := delta.Targets(m)
+	targets, err := delta.SignedTargets(nil)(m)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,7 @@ type Layer struct {
 // error that says how to give one.
 func SignedTargets(key *codesign.Key) func(*config.Model) ([]step.Target, error) {
 	return func(m *config.Model) ([]step.Target, error) {
-		sign, err := signSpec(m, key)
+		sign, err := SignSpecOf(m, key)
 		if err != nil {
 			return nil, err
 		}
@@ -86,7 +86,9 @@ func SignedTargets(key *codesign.Key) func(*config.Model) ([]step.Target, error)
 	}
 }
 
-func signSpec(m *config.Model, key *codesign.Key) (*SignSpec, error) {
+// SignSpecOf is the signing the configuration asks for (nil for none), for
+// key; asking without a key is an error that says how to give one.
+func SignSpecOf(m *config.Model, key *codesign.Key) (*SignSpec, error) {
 	a := m.Signing.Authenticode
 	if a == nil {
 		return nil, nil

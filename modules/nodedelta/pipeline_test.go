@@ -77,7 +77,7 @@ func writeFiles(t *testing.T, root string, files map[string]string) {
 }
 
 func modules() []step.Module {
-	return []step.Module{fullpkg.Module(nil), delta.Module, deb.Module, image.Module, nodepkg.Module, nodedelta.Module}
+	return []step.Module{fullpkg.Module(nil), delta.Module(nil), deb.Module, image.Module, nodepkg.Module, nodedelta.Module}
 }
 
 func TestPipeline(t *testing.T) {

@@ -69,7 +69,7 @@ func Join(p cue.Path, parts ...any) cue.Path { return join(p, parts...) }
 func (b *builder) buildModel(raw *rawConfig) *Model {
 	m := &Model{
 		Dir:      b.dir,
-		Product:  Product{Name: raw.Product.Name, Vendor: raw.Product.Vendor},
+		Product:  Product{Name: raw.Product.Name, Vendor: raw.Product.Vendor, Profile: raw.Product.Profile},
 		Build:    b.build(&raw.Build),
 		Releases: map[string]*Release{},
 	}
@@ -78,7 +78,7 @@ func (b *builder) buildModel(raw *rawConfig) *Model {
 		m.Releases[v] = b.release(v, &r)
 	}
 	m.Versions = b.versions(m.Releases)
-	m.Deltas = b.deltas(&raw.Deltas, m.Releases, m.Versions)
+	m.Deltas, m.DeltaLayout = b.deltas(&raw.Deltas, m.Product.Profile, m.Releases, m.Versions)
 	m.OS, m.OSNames = b.osTargets(raw.OS, m.Releases)
 	m.Signing = b.signing(raw.Signing)
 	b.model = m
@@ -337,7 +337,7 @@ func hasDrive(p string) bool {
 
 // patternProblem is treePathProblem for skip patterns, plus glob syntax.
 func patternProblem(p string) string {
-	if msg := treePathProblem(p, false); msg != "" {
+	if msg := treePathProblem(strings.TrimPrefix(p, glob.IgnoreCase), false); msg != "" {
 		return msg
 	}
 	if err := glob.Validate(p); err != nil {

@@ -208,8 +208,9 @@ type rawSigning struct {
 }
 
 type rawProduct struct {
-	Name   string `json:"name"`
-	Vendor string `json:"vendor"`
+	Name    string `json:"name"`
+	Vendor  string `json:"vendor"`
+	Profile string `json:"profile"`
 }
 
 type rawBuild struct {
@@ -244,21 +245,57 @@ type rawInput struct {
 }
 
 type rawDeltas struct {
-	Defaults rawOptions  `json:"defaults"`
-	Paths    []rawPath   `json:"paths"`
-	Policies []rawPolicy `json:"policies"`
+	Defaults    rawOptions      `json:"defaults"`
+	Paths       []rawPath       `json:"paths"`
+	Policies    []rawPolicy     `json:"policies"`
+	Always      *[]string       `json:"always"`
+	Nested      *[]rawNested    `json:"nested"`
+	ApplyScript *rawApplyScript `json:"applyScript"`
 }
 
 type rawOptions struct {
-	Mode             string   `json:"mode"`
-	WholeDirectories []string `json:"wholeDirectories"`
-	Skip             []string `json:"skip"`
+	Mode             string    `json:"mode"`
+	WholeDirectories []string  `json:"wholeDirectories"`
+	Skip             *[]string `json:"skip"`
+	SkipNames        *[]string `json:"skipNames"`
 }
 
 type rawOverrides struct {
 	Mode             *string   `json:"mode"`
 	WholeDirectories *[]string `json:"wholeDirectories"`
 	Skip             *[]string `json:"skip"`
+	SkipNames        *[]string `json:"skipNames"`
+}
+
+type rawNested struct {
+	Archive       string            `json:"archive"`
+	Folders       []rawNestedFolder `json:"folders"`
+	WindowsImages string            `json:"windowsImages"`
+}
+
+type rawNestedFolder struct {
+	From   string            `json:"from"`
+	To     string            `json:"to"`
+	Whole  bool              `json:"whole"`
+	Rename map[string]string `json:"rename"`
+}
+
+func (n rawNested) model(pos Pos) NestedArchive {
+	m := NestedArchive{Archive: n.Archive, WindowsImages: n.WindowsImages, Pos: pos}
+	for _, f := range n.Folders {
+		m.Folders = append(m.Folders, NestedFolder(f))
+	}
+	return m
+}
+
+type rawApplyScript struct {
+	Module   string   `json:"module"`
+	Function string   `json:"function"`
+	Preload  []string `json:"preload"`
+}
+
+func (a rawApplyScript) model() *ApplyScript {
+	return &ApplyScript{Module: a.Module, Function: a.Function, Preload: append([]string{}, a.Preload...)}
 }
 
 type rawPath struct {

@@ -56,7 +56,7 @@ func TestLoadValid(t *testing.T) {
 	skip := []string{"etc/kubernetes/pki/**", "var/lib/kubelet/**"}
 	want := &Model{
 		Dir:     dir,
-		Product: Product{Name: "k2s", Vendor: "Example"},
+		Product: Product{Name: "k2s", Vendor: "Example", Profile: ProfileGeneric},
 		Build: Build{
 			Dist: filepath.Join(dir, "out", "dist"),
 			// build.date wins over SOURCE_DATE_EPOCH.
@@ -121,10 +121,11 @@ func TestLoadValid(t *testing.T) {
 			// yields nothing else for 1.4.0 because only the latest of the
 			// previous minor is a base.
 			{From: "1.4.0", To: "1.5.0", Mode: "file", WholeDirectories: []string{"bin/cni", "bin/kube"},
-				Skip: skip, Origin: OriginExplicit, Pos: del(7, 3)},
+				Skip: skip, SkipNames: []string{}, Origin: OriginExplicit, Pos: del(7, 3)},
 			{From: "1.4.1", To: "1.5.0", Mode: "file", WholeDirectories: []string{"bin/cni"},
-				Skip: skip, Origin: "policy 0", Pos: del(10, 3)},
+				Skip: skip, SkipNames: []string{}, Origin: "policy 0", Pos: del(10, 3)},
 		},
+		DeltaLayout: DeltaLayout{Always: []string{}},
 	}
 	equal(t, m, want)
 }
@@ -137,7 +138,7 @@ func TestLoadMinimalAppliesDefaults(t *testing.T) {
 	dir := mustAbs(t, "testdata/minimal")
 	want := &Model{
 		Dir:     dir,
-		Product: Product{Name: "edge"},
+		Product: Product{Name: "edge", Profile: ProfileGeneric},
 		Build: Build{
 			Dist:             filepath.Join(dir, "dist"),
 			Date:             time.Unix(1700000000, 0).UTC(),
@@ -155,7 +156,8 @@ func TestLoadMinimalAppliesDefaults(t *testing.T) {
 				Pos: Pos{File: "testdata/minimal/release.cue", Line: 4, Col: 11},
 			},
 		},
-		Versions: []string{"0.1.0"},
+		Versions:    []string{"0.1.0"},
+		DeltaLayout: DeltaLayout{Always: []string{}},
 	}
 	equal(t, m, want)
 }
@@ -303,10 +305,10 @@ releases: "1.1.0": inputs: [{dir: "x", dst: "y"}]
 deltas: policies: [{from: "same-minor", to: "newest", skip: ["a"], extra: 1}]
 `,
 		want: []string{
-			`release.cue:2:24: product.colour: field not allowed (allowed: name, vendor)`,
+			`release.cue:2:24: product.colour: field not allowed (allowed: name, vendor, profile)`,
 			`release.cue:4:49: releases."1.0.0".zip.sha256: invalid value "abc" (out of bound =~"^[0-9a-f]{64}$")`,
 			`release.cue:5:40: releases."1.1.0".inputs[0].dst: field not allowed (allowed: dir, file, dest, mode)`,
-			`release.cue:6:68: deltas.policies[0].extra: field not allowed (allowed: from, mode, to, wholeDirectories, skip)`,
+			`release.cue:6:68: deltas.policies[0].extra: field not allowed (allowed: from, mode, to, wholeDirectories, skip, skipNames)`,
 		},
 	},
 	{
@@ -330,7 +332,7 @@ deltas: defaults: skip: "addons"
 		want: []string{
 			`release.cue:9:28: build.compression.level: invalid value 12 (want *6 | uint & >=1 & <=9)`,
 			`release.cue:10:27: deltas.policies[0].from: invalid value "previous" (want "previous-minor" | "previous-minor-latest" | "same-minor" | "all-earlier")`,
-			`release.cue:11:25: deltas.defaults.skip: invalid value "addons" (want [...string])`,
+			`release.cue:11:25: deltas.defaults.skip: conflicting values "addons" and [...string] (mismatched types string and list)`,
 		},
 	},
 	{

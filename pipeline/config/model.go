@@ -28,6 +28,9 @@ type Model struct {
 	// version order. An explicit path wins over the same path from a
 	// policy, an earlier policy over a later one.
 	Deltas []DeltaPath
+	// DeltaLayout is what every delta holds besides the diff, with the
+	// profile's defaults applied.
+	DeltaLayout DeltaLayout
 	// OS holds the node OS targets by name (nil when os is empty); OSNames
 	// lists the names in ascending order. Added with os: [Name]: #OSTarget.
 	OS      map[string]*OSTarget
@@ -63,6 +66,9 @@ type Authenticode struct {
 type Product struct {
 	Name   string
 	Vendor string
+	// Profile is the product family whose conventions the artifacts
+	// follow: ProfileGeneric or ProfileK2s.
+	Profile string
 }
 
 // Build holds settings that affect every artifact.
@@ -129,11 +135,62 @@ type DeltaPath struct {
 	// Skip are glob patterns (see internal/glob) of paths excluded from the
 	// delta entirely, such as cluster-local configuration.
 	Skip []string
+	// SkipNames are file names excluded wherever they are, in any letter
+	// case (K2s's special skipped files).
+	SkipNames []string
 	// Origin says where the path came from: "explicit" (OriginExplicit)
 	// or "policy <n>", n being the index in deltas.policies.
 	Origin string
 	// Pos is the explicit path, or the policy that produced it.
 	Pos Pos
+}
+
+// DeltaLayout is what every delta holds besides the diff (deltas.always,
+// deltas.nested, deltas.applyScript).
+type DeltaLayout struct {
+	// Always are package paths shipped in every delta, changed or not.
+	Always []string
+	// Nested are archives in the package that installations hold
+	// expanded.
+	Nested []NestedArchive
+	// ApplyScript, when set, makes every delta carry an Apply-Delta.ps1
+	// that hands over to it (profile k2s).
+	ApplyScript *ApplyScript
+}
+
+// NestedArchive is a zip inside the package and where its members are
+// installed.
+type NestedArchive struct {
+	// Archive is its package path.
+	Archive string
+	// Folders map folders of the archive to installation directories.
+	Folders []NestedFolder
+	// WindowsImages is the folder of the archive holding Windows image
+	// tars, or "".
+	WindowsImages string
+	Pos           Pos
+}
+
+// NestedFolder installs the members under From (a folder of the archive)
+// into the installation directory To.
+type NestedFolder struct {
+	From, To string
+	// Whole makes To a wholesale directory whenever anything in it
+	// changes.
+	Whole bool
+	// Rename maps a member's file name to its installed name.
+	Rename map[string]string
+}
+
+// ApplyScript is what Apply-Delta.ps1 hands over to.
+type ApplyScript struct {
+	// Module is the delta's path of the PowerShell module to import.
+	Module string
+	// Function is called from the extracted delta's root.
+	Function string
+	// Preload are modules of the installation imported first when
+	// present.
+	Preload []string
 }
 
 // Pos is a place in a configuration file, for error messages.
