@@ -71,7 +71,7 @@ Exit codes: 0 ok, 1 build/apply/verify failure, 2 usage or config error,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newPlan(), newBuild(), newVet(), newDelta(), newApply(), newVerify(), newCache(), newStep())
+	root.AddCommand(newPlan(), newBuild(), newVet(), newDelta(), newInstall(), newApply(), newVerify(), newCache(), newStep())
 	return root
 }
 

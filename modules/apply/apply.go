@@ -59,7 +59,7 @@ type Options struct {
 
 // Report says what Apply, Recover or Verify did.
 type Report struct {
-	// Operation is "apply", "recover" or "verify".
+	// Operation is "apply", "recover", "verify" or "install".
 	Operation string `json:"operation"`
 	// Path is the delta (apply) or the zip verified.
 	Path string `json:"path,omitempty"`

@@ -31,6 +31,8 @@ func (r *Report) String() string {
 		if r.SBOM != nil {
 			fmt.Fprintf(&b, "; SBOM matches (%d files)", r.SBOM.Files)
 		}
+	case "install":
+		fmt.Fprintf(&b, "%s: installed %s: %d files (%s)", r.InstallDir, r.TargetVersion, r.FilesWritten, units.Bytes(r.BytesWritten))
 	case "recover":
 		if r.Recovery == nil {
 			fmt.Fprintf(&b, "%s: nothing to recover", r.InstallDir)

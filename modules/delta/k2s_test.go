@@ -736,3 +736,27 @@ func TestK2sReleaseApply(t *testing.T) {
 		t.Errorf("verify of a delta with a modified Debian script: %v", err)
 	}
 }
+
+// TestK2sInstall: release install lays a K2s package out as K2s's
+// installer does (deltatest.InstallK2s, written from K2s's artifact
+// modules), which is the installation the deltas' base hashes describe.
+func TestK2sInstall(t *testing.T) {
+	f := newK2sFixture(t)
+	want := filepath.Join(f.dir, "installer")
+	deltatest.InstallK2s(t, f.base, want)
+	got := filepath.Join(f.dir, "installed")
+	rep, err := apply.Install(context.Background(), f.base, got, apply.InstallOptions{Nested: f.opts.Nested, Workers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := deltatest.Diff(deltatest.ReadTree(t, want), deltatest.ReadTree(t, got)); d != "" {
+		t.Errorf("release install differs from K2s's installer:\n%s", d)
+	}
+	if rep.TargetVersion != deltatest.K2sBase || rep.FilesWritten != len(deltatest.ReadTree(t, want)) {
+		t.Errorf("report %+v", rep)
+	}
+	// Installed, the delta applies.
+	if _, err := apply.Apply(context.Background(), f.out, got, apply.Options{Workers: 2}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -46,8 +46,8 @@ type NestedFolder struct {
 	Rename map[string]string `json:"rename,omitempty"`
 }
 
-// installPath is where member is installed, if a folder maps it.
-func (n Nested) installPath(member string) (string, bool) {
+// InstallPath is where member is installed, if a folder maps it.
+func (n Nested) InstallPath(member string) (string, bool) {
 	for _, f := range n.Folders {
 		rest, ok := cutFolder(member, f.From)
 		if !ok {
@@ -142,7 +142,7 @@ func expandNested(ctx context.Context, role string, r *pkgzip.Reader, info *pkgI
 				c.images[name] = windowsImage{entry: m, digest: digests[m.Name]}
 				continue
 			}
-			p, ok := n.installPath(m.Name)
+			p, ok := n.InstallPath(m.Name)
 			if !ok {
 				continue // not installed, so not part of any delta
 			}
