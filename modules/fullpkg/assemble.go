@@ -30,7 +30,7 @@ func (st Step) assemble(ctx context.Context, in *step.Input, spec *Spec, out str
 		return err
 	}
 	if spec.Sign != nil {
-		cleanup, err := st.signTree(ctx, in, spec.Sign, files, filepath.Dir(out))
+		cleanup, err := st.signTree(ctx, in, spec, files, filepath.Dir(out))
 		if err != nil {
 			return err
 		}

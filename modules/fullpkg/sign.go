@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/relcue/release/internal/parallel"
@@ -16,6 +17,10 @@ import (
 // which certificate and how. The key itself never enters a spec.
 type SignSpec struct {
 	Extensions []string `json:"extensions"`
+	// Nested are package paths of archives installations hold expanded
+	// (deltas.nested): their members are signed too, and the archive
+	// written again.
+	Nested []string `json:"nested,omitempty"`
 	// Certificate is the hex SHA-256 of the signing certificate: another
 	// certificate makes other bytes, so it is part of the cache key.
 	Certificate string `json:"certificate"`
@@ -25,7 +30,8 @@ type SignSpec struct {
 // signTree replaces, in files, every file to sign by a signed copy in a
 // directory below tmpParent, which the caller removes with the returned
 // function once the package is written.
-func (st Step) signTree(ctx context.Context, in *step.Input, s *SignSpec, files []treeFile, tmpParent string) (cleanup func(), err error) {
+func (st Step) signTree(ctx context.Context, in *step.Input, spec *Spec, files []treeFile, tmpParent string) (cleanup func(), err error) {
+	s := spec.Sign
 	if st.Key == nil || st.Key.Fingerprint != s.Certificate {
 		return nil, fmt.Errorf("%s is signed with the certificate sha256:%s, but this process has %s; set %s (and its password) to that credential, or build with --unsigned",
 			in.Target, s.Certificate, describeKey(st.Key), codesign.EnvPKCS12)
@@ -40,11 +46,35 @@ func (st Step) signTree(ctx context.Context, in *step.Input, s *SignSpec, files 
 		file   int // index into files
 		format codesign.Format
 	}
-	var toSign []signJob
+	var toSign, nested []signJob
 	for i, f := range files {
 		if format := codesign.FormatOf(f.name, s.Extensions); format != codesign.None {
 			toSign = append(toSign, signJob{i, format})
+		} else if slices.Contains(s.Nested, f.name) {
+			nested = append(nested, signJob{file: i})
 		}
+	}
+	date, err := spec.date()
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	signedInside := 0
+	for _, j := range nested {
+		f := &files[j.file]
+		dst := filepath.Join(dir, strconv.Itoa(j.file)+".zip")
+		n, err := signNested(ctx, signer, s.Extensions, f.src, dst, dir, date, spec.Level, in.Workers)
+		if err != nil {
+			cleanup()
+			return nil, fmt.Errorf("%s: %w", f.owner, err)
+		}
+		info, err := os.Stat(dst)
+		if err != nil {
+			cleanup()
+			return nil, err
+		}
+		f.src, f.size = dst, info.Size()
+		signedInside += n
 	}
 	err = parallel.For(ctx, in.Workers, toSign, func(ctx context.Context, _ int, j signJob) error {
 		f := &files[j.file]
@@ -63,7 +93,7 @@ func (st Step) signTree(ctx context.Context, in *step.Input, s *SignSpec, files 
 		cleanup()
 		return nil, err
 	}
-	fmt.Fprintf(in.Log, "signed %d files with %s\n", len(toSign), st.Key.Subject)
+	fmt.Fprintf(in.Log, "signed %d files (and %d inside %d archives) with %s\n", len(toSign), signedInside, len(nested), st.Key.Subject)
 	return cleanup, nil
 }
 

@@ -100,8 +100,13 @@ func SignSpecOf(m *config.Model, key *codesign.Key) (*SignSpec, error) {
 		return nil, posErr(a.Pos, fmt.Errorf("signing.authenticode asks for signed packages, but no signing credential is set: set %s to the PKCS#12 file and %s (or %s) to its password, or build with --unsigned",
 			codesign.EnvPKCS12, codesign.EnvPassword, codesign.EnvPasswordFile))
 	}
+	var nested []string
+	for _, n := range m.DeltaLayout.Nested {
+		nested = append(nested, n.Archive)
+	}
 	return &SignSpec{
 		Extensions:  a.Extensions,
+		Nested:      nested,
 		Certificate: key.Fingerprint,
 		Settings:    codesign.Settings{TimestampURL: a.TimestampURL, Description: a.Description, URL: a.URL},
 	}, nil
