@@ -452,10 +452,10 @@ func TestVerifyChecksSBOM(t *testing.T) {
 		} `json:"sbom"`
 	}
 	r := mustRun(t, "verify", zipPath, filepath.Join(dir, "dist", "nodes", "k2s-node-debian12-1.5.0.zip"), "--format", "json")
-	if err := json.Unmarshal([]byte(r.stdout), &reps); err != nil || len(reps) != 2 || reps[0].SBOM == nil || reps[0].SBOM.Files != 17 || reps[1].SBOM == nil {
+	if err := json.Unmarshal([]byte(r.stdout), &reps); err != nil || len(reps) != 2 || reps[0].SBOM == nil || reps[0].SBOM.Files != 36 || reps[1].SBOM == nil {
 		t.Fatalf("verify json: %v\n%s", err, r.stdout)
 	}
-	if text := mustRun(t, "verify", zipPath).stdout; !strings.Contains(text, "SBOM matches (17 files)") {
+	if text := mustRun(t, "verify", zipPath).stdout; !strings.Contains(text, "SBOM matches (36 files)") {
 		t.Fatalf("verify text: %s", text)
 	}
 

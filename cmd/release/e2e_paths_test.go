@@ -18,9 +18,7 @@ import (
 // Windows. The standalone delta command says how to opt out with its flag.
 func TestWindowsNamesThroughCLI(t *testing.T) {
 	dir := copySample(t)
-	for _, f := range []string{"node.cue", "addons.cue", "rollout.cue"} {
-		os.Remove(filepath.Join(dir, f))
-	}
+	genericSample(t, dir)
 	bad := filepath.Join(dir, "payload", "1.5.0", "lib", "CON.psm1")
 	if err := os.WriteFile(bad, []byte("# a module Windows cannot hold\r\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -83,9 +81,7 @@ func TestWindowsNamesThroughCLI(t *testing.T) {
 // and apply installs exactly those bytes.
 func TestCRLFScriptsShipAsTheyAre(t *testing.T) {
 	dir := copySample(t)
-	for _, f := range []string{"node.cue", "addons.cue", "rollout.cue"} {
-		os.Remove(filepath.Join(dir, f))
-	}
+	genericSample(t, dir)
 	lf := "param([switch]$Offline)\nWrite-Output 'k2s'\n"
 	crlf := strings.ReplaceAll(lf, "\n", "\r\n")
 	write := func(rel, data string) {

@@ -17,6 +17,7 @@ import (
 	"github.com/relcue/release/internal/peers"
 	"github.com/relcue/release/modules/codesign"
 	"github.com/relcue/release/modules/codesign/codesigntest"
+	"github.com/relcue/release/modules/delta/deltatest"
 )
 
 // signedSample is the sample with real Windows binaries in place of its
@@ -26,11 +27,18 @@ func signedSample(t *testing.T) string {
 	t.Helper()
 	dir := copySample(t)
 	err := filepath.WalkDir(filepath.Join(dir, "payload"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".exe") {
+		switch {
+		case err != nil || d.IsDir():
 			return err
+		case strings.HasSuffix(p, ".exe"):
+			exe := readFile(t, codesigntest.WindowsExe(t, string(readFile(t, p))))
+			return os.WriteFile(p, exe, 0o644)
+		case filepath.Base(p) == "WindowsNodeArtifacts.zip":
+			// The Windows node binaries are real too: signing signs
+			// them inside the archive.
+			return os.WriteFile(p, realExesInZip(t, p), 0o644)
 		}
-		exe := readFile(t, codesigntest.WindowsExe(t, string(readFile(t, p))))
-		return os.WriteFile(p, exe, 0o644)
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +50,35 @@ func signedSample(t *testing.T) string {
 	io.WriteString(f, "\nsigning: authenticode: {description: \"K2s\", url: \"https://example.invalid/k2s\"}\n")
 	f.Close()
 	return dir
+}
+
+// realExesInZip returns the zip at p with every .exe member replaced by a
+// real PE image (one per distinct content).
+func realExesInZip(t *testing.T, p string) []byte {
+	t.Helper()
+	zr, err := zip.OpenReader(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	members := map[string][]byte{}
+	for _, f := range zr.File {
+		name := strings.ReplaceAll(f.Name, `\`, "/")
+		if strings.HasSuffix(name, "/") {
+			continue
+		}
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(rc)
+		rc.Close()
+		if strings.HasSuffix(name, ".exe") {
+			data = readFile(t, codesigntest.WindowsExe(t, string(data)))
+		}
+		members[name] = data
+	}
+	return deltatest.NestedZip(t, members)
 }
 
 // rewriteZip copies src to dst with edit applied to every entry's bytes.
@@ -192,11 +229,12 @@ func TestSignedBuildVerifyApply(t *testing.T) {
 		t.Fatalf("signed build: exit %d\n%s", r.code, r.stderr)
 	}
 
-	// Every shipped PE and PowerShell file passes osslsigncode.
+	// Every shipped PE and PowerShell file passes osslsigncode, the
+	// Windows node binaries unpacked from bin/WindowsNodeArtifacts.zip as
+	// an installation holds them too.
 	checked := 0
 	for _, v := range []string{"1.4.0", "1.4.1", "1.5.0"} {
-		tree := filepath.Join(t.TempDir(), v)
-		unzipTo(t, filepath.Join(dist, "packages", "k2s-"+v+".zip"), tree)
+		tree := installed(t, filepath.Join(dist, "packages", "k2s-"+v+".zip"), v)
 		filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() || codesign.FormatOf(p, codesign.DefaultExtensions) == codesign.None {
 				return err
@@ -208,8 +246,18 @@ func TestSignedBuildVerifyApply(t *testing.T) {
 			return nil
 		})
 	}
-	if checked < 30 {
+	if checked < 60 {
 		t.Fatalf("only %d signed files checked", checked)
+	}
+	// The Apply-Delta.ps1 each k2s delta writes itself is signed as well.
+	for _, v := range []string{"1.4.0", "1.4.1"} {
+		script := filepath.Join(t.TempDir(), "Apply-Delta.ps1")
+		if err := os.WriteFile(script, unzipEntry(t, filepath.Join(dist, "deltas", "k2s-delta-"+v+"-to-1.5.0.zip"), "Apply-Delta.ps1"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(tool, "verify", "-CAfile", cred.CAPEM, "-in", script).CombinedOutput(); err != nil {
+			t.Errorf("osslsigncode refuses the Apply-Delta.ps1 of the delta from %s: %v\n%s", v, err, out)
+		}
 	}
 
 	// Signing again from a cold cache gives the same bytes.
@@ -251,8 +299,7 @@ func TestSignedBuildVerifyApply(t *testing.T) {
 
 	// apply --require-signed refuses the tampered delta, changing nothing,
 	// and applies the real one.
-	install := filepath.Join(t.TempDir(), "k2s")
-	unzipTo(t, filepath.Join(dist, "packages", "k2s-1.4.0.zip"), install)
+	install := installed(t, filepath.Join(dist, "packages", "k2s-1.4.0.zip"), "k2s")
 	before := treeHash(t, install)
 	r = releaseCmd(t, nil, "apply", bad, "--install-dir", install, "--require-signed", "--trusted-cert", cred.CAPEM)
 	if r.code != 1 || !strings.Contains(r.stderr, script) || !strings.Contains(r.stderr, "nothing was changed") {
@@ -268,8 +315,7 @@ func TestSignedBuildVerifyApply(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, `"signed"`) {
 		t.Fatalf("apply --require-signed: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	want := filepath.Join(t.TempDir(), "want")
-	unzipTo(t, filepath.Join(dist, "packages", "k2s-1.5.0.zip"), want)
+	want := appliedWant(t, filepath.Join(dist, "packages", "k2s-1.4.0.zip"), filepath.Join(dist, "packages", "k2s-1.5.0.zip"), delta)
 	if treeHash(t, install) != treeHash(t, want) {
 		t.Fatalf("installation after a signed apply differs from 1.5.0:\n%s", diffTrees(t, install, want))
 	}

@@ -394,10 +394,8 @@ func TestApplyDeltaThroughCLI(t *testing.T) {
 	cache := filepath.Join(t.TempDir(), "cache")
 	runBuild(t, dir, cache)
 	dist := filepath.Join(dir, "dist")
-	install := filepath.Join(t.TempDir(), "k2s")
-	unzipTo(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), install)
-	want := filepath.Join(t.TempDir(), "want")
-	unzipTo(t, filepath.Join(dist, "packages/k2s-1.5.0.zip"), want)
+	install := installed(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), "k2s")
+	want := appliedWant(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), filepath.Join(dist, "packages/k2s-1.5.0.zip"), filepath.Join(dist, "deltas/k2s-delta-1.4.0-to-1.5.0.zip"))
 
 	// The wrong delta is refused and changes nothing.
 	before := treeHash(t, install)
@@ -433,20 +431,35 @@ func TestApplyDeltaThroughCLI(t *testing.T) {
 	}
 }
 
+// TestStandaloneDeltaMatchesPipeline: release delta --profile k2s on the
+// pipeline's packages and node packages makes the pipeline's delta, byte
+// for byte; and the generic profile's likewise.
 func TestStandaloneDeltaMatchesPipeline(t *testing.T) {
 	dir := copySample(t)
-	// Without node content: the standalone command has no node packages to
-	// fill DebianPackageDiff from.
-	os.Remove(filepath.Join(dir, "node.cue"))
 	os.Remove(filepath.Join(dir, "addons.cue"))
 	os.Remove(filepath.Join(dir, "rollout.cue"))
-	runBuild(t, dir, filepath.Join(t.TempDir(), "cache"))
+	runBuild(t, dir, filepath.Join(t.TempDir(), "cache"), "--target", "delta/1.4.0..1.5.0", "--target", "package/*", "--target", "node/debian12/*")
 	dist := filepath.Join(dir, "dist")
 	out := filepath.Join(t.TempDir(), "d.zip")
-	mustRun(t, "delta", "--from", filepath.Join(dist, "packages/k2s-1.4.0.zip"), "--to", filepath.Join(dist, "packages/k2s-1.5.0.zip"),
+	mustRun(t, "delta", "--profile", "k2s", "--from", filepath.Join(dist, "packages/k2s-1.4.0.zip"), "--to", filepath.Join(dist, "packages/k2s-1.5.0.zip"),
+		"--from-node", filepath.Join(dist, "nodes/k2s-node-debian12-1.4.0.zip"), "--to-node", filepath.Join(dist, "nodes/k2s-node-debian12-1.5.0.zip"),
 		"-o", out, "--date", "2025-06-01T00:00:00Z")
 	if a, b := fileHash(t, out), fileHash(t, filepath.Join(dist, "deltas/k2s-delta-1.4.0-to-1.5.0.zip")); a != b {
-		t.Fatal("release delta and the pipeline's delta target differ for the same inputs and options")
+		t.Fatal("release delta --profile k2s and the pipeline's delta target differ for the same inputs and options")
+	}
+	r := releaseCmd(t, nil, "delta", "--profile", "k2s", "--from", filepath.Join(dist, "packages/k2s-1.4.0.zip"), "--to", filepath.Join(dist, "packages/k2s-1.5.0.zip"), "-o", out)
+	if r.code != 2 || !strings.Contains(r.stderr, "--profile k2s needs --from-node and --to-node") {
+		t.Fatalf("k2s without node packages: exit %d\n%s", r.code, r.stderr)
+	}
+
+	generic := copySample(t)
+	genericSample(t, generic)
+	runBuild(t, generic, filepath.Join(t.TempDir(), "cache"))
+	gdist := filepath.Join(generic, "dist")
+	mustRun(t, "delta", "--from", filepath.Join(gdist, "packages/k2s-1.4.0.zip"), "--to", filepath.Join(gdist, "packages/k2s-1.5.0.zip"),
+		"-o", out, "--date", "2025-06-01T00:00:00Z")
+	if a, b := fileHash(t, out), fileHash(t, filepath.Join(gdist, "deltas/k2s-delta-1.4.0-to-1.5.0.zip")); a != b {
+		t.Fatal("release delta and the pipeline's generic delta target differ for the same inputs and options")
 	}
 }
 
@@ -542,6 +555,62 @@ func checkSums(t *testing.T, dist string) {
 	json.Unmarshal(readFile(t, filepath.Join(dist, "artifacts.json")), &arts)
 	if err != nil || len(arts) < sampleTotal || strings.Count(string(out), ": OK") != len(arts) {
 		t.Fatalf("sha256sum -c SHA256SUMS: %v\n%s", err, out)
+	}
+}
+
+// installed lays a package of the K2s-shaped sample out, in a new
+// directory named name, as K2s's installer does: release install
+// --profile k2s (bin/WindowsNodeArtifacts.zip unpacked into bin/kube, ...).
+func installed(t *testing.T, zipPath, name string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	mustRun(t, "install", zipPath, "--install-dir", dir, "--profile", "k2s", "-q")
+	return dir
+}
+
+// appliedWant returns a directory holding what applying the sample's
+// deltaZip leaves on an installation of baseZip: targetZip installed,
+// except the paths the delta skips (addons/, the Windows node archive,
+// ...), which stay as the base installation has them.
+func appliedWant(t *testing.T, baseZip, targetZip, deltaZip string) string {
+	t.Helper()
+	base, want := installed(t, baseZip, "base"), installed(t, targetZip, "want")
+	var m struct{ SpecialSkippedFiles []string }
+	if err := json.Unmarshal(bytes.TrimPrefix(unzipEntry(t, deltaZip, "delta-manifest.json"), []byte("\uFEFF")), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range m.SpecialSkippedFiles {
+		dst := filepath.Join(want, filepath.FromSlash(p))
+		data, err := os.ReadFile(filepath.Join(base, filepath.FromSlash(p)))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			os.Remove(dst)
+		case err != nil:
+			t.Fatal(err)
+		default:
+			if err := os.WriteFile(dst, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return want
+}
+
+// genericSample turns a copy of the sample into a generic product without
+// node content, addons or rollouts, for the tests of what does not depend
+// on K2s (a k2s delta needs the control plane's node packages).
+func genericSample(t *testing.T, dir string) {
+	t.Helper()
+	for _, f := range []string{"node.cue", "addons.cue", "rollout.cue"} {
+		os.Remove(filepath.Join(dir, f))
+	}
+	p := filepath.Join(dir, "release.cue")
+	src := readFile(t, p)
+	if !bytes.Contains(src, []byte(`profile: "k2s"`)) {
+		t.Fatal("the sample has no profile k2s to turn off")
+	}
+	if err := os.WriteFile(p, bytes.Replace(src, []byte(`profile: "k2s"`), []byte(`profile: "generic"`), 1), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

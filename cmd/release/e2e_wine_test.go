@@ -298,20 +298,20 @@ func TestWineApplyAndVerify(t *testing.T) {
 	w := newWine(t)
 	dist := sampleDist(t)
 	d := filepath.Join(dist, sampleDelta)
-	want := extracted(t, filepath.Join(dist, "packages/k2s-1.5.0.zip"), "want")
+	want := appliedWant(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), filepath.Join(dist, "packages/k2s-1.5.0.zip"), d)
 
-	install := extracted(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), "k2s")
+	install := installed(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), "k2s")
 	start := time.Now()
 	a := parseApply(t, w.mustRun(applyArgs(d, install, "--format", "json")...))
 	wineWall := time.Since(start)
 	// Warnings would mean, here, that the staging area could not be
 	// removed (Wine 8.0 and os.RemoveAll: see modules/apply/removeall_windows.go).
-	if a.TargetVersion != "1.5.0" || a.AlreadyApplied || a.FilesWritten != 10 || a.FilesRemoved != 2 || len(a.Warnings) > 0 || a.Recovery != nil {
+	if a.TargetVersion != "1.5.0" || a.AlreadyApplied || a.FilesWritten != 14 || a.FilesRemoved != 2 || len(a.Warnings) > 0 || a.Recovery != nil {
 		t.Fatalf("apply under Wine: %+v", a)
 	}
 	assertSameTree(t, install, want)
 
-	native := extracted(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), "native")
+	native := installed(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), "native")
 	start = time.Now()
 	mustRun(t, "apply", d, "--install-dir", native, "-q")
 	nativeWall := time.Since(start)
@@ -329,12 +329,12 @@ func TestWineApplyAndVerify(t *testing.T) {
 		t.Fatalf("re-apply under Wine: %+v", a)
 	}
 	// And that check can fail: a changed file is named.
-	k2s := filepath.Join(install, "bin", "k2s.exe")
+	k2s := filepath.Join(install, "k2s.exe")
 	orig := readFile(t, k2s)
 	if err := os.WriteFile(k2s, append(orig, '!'), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if r := w.run(nil, applyArgs(d, install)...); r.code != 1 || !strings.Contains(r.stderr, "bin/k2s.exe") {
+	if r := w.run(nil, applyArgs(d, install)...); r.code != 1 || !strings.Contains(r.stderr, "k2s.exe") {
 		t.Fatalf("re-apply onto a damaged 1.5.0 under Wine: exit %d\n%s", r.code, r.stderr)
 	}
 }
@@ -345,12 +345,12 @@ func TestWineApplyKilled(t *testing.T) {
 	w := newWine(t)
 	dist := sampleDist(t)
 	d := filepath.Join(dist, sampleDelta)
-	want := extracted(t, filepath.Join(dist, "packages/k2s-1.5.0.zip"), "want")
+	want := appliedWant(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), filepath.Join(dist, "packages/k2s-1.5.0.zip"), d)
 
 	t.Run("staging", func(t *testing.T) {
 		w := *w
 		w.t = t
-		install := extracted(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), "k2s")
+		install := installed(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), "k2s")
 		before := treeHashWithout(t, install, delta.ApplyStateDir, delta.ApplyLockFile)
 		p := w.start([]string{"RELEASE_TEST_CRASH=staged:1:hang"}, w.release, applyArgs(d, install)...)
 		p.waitFor(crashMarker + "staged:1")
@@ -370,7 +370,7 @@ func TestWineApplyKilled(t *testing.T) {
 	t.Run("commit", func(t *testing.T) {
 		w := *w
 		w.t = t
-		install := extracted(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), "k2s")
+		install := installed(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), "k2s")
 		p := w.start([]string{"RELEASE_TEST_CRASH=commit:2:hang"}, w.release, applyArgs(d, install)...)
 		p.waitFor(crashMarker + "commit:2")
 		p.kill()
@@ -399,12 +399,12 @@ func TestWineApplyHeldFile(t *testing.T) {
 	w := newWine(t)
 	dist := sampleDist(t)
 	d := filepath.Join(dist, sampleDelta)
-	want := extracted(t, filepath.Join(dist, "packages/k2s-1.5.0.zip"), "want")
+	want := appliedWant(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), filepath.Join(dist, "packages/k2s-1.5.0.zip"), d)
 
 	t.Run("before", func(t *testing.T) {
 		w := *w
 		w.t = t
-		install := extracted(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), "k2s")
+		install := installed(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), "k2s")
 		before := treeHash(t, install)
 		h := w.hold(filepath.Join(install, "bin", "kube", "kubelet.exe"))
 		r := w.run(nil, applyArgs(d, install)...)
@@ -426,11 +426,11 @@ func TestWineApplyHeldFile(t *testing.T) {
 	t.Run("during-commit", func(t *testing.T) {
 		w := *w
 		w.t = t
-		install := extracted(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), "k2s")
+		install := installed(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), "k2s")
 		// Read-only files the commit moves to the backup before it
 		// reaches the held one (renames go in path order): the rollback
 		// must bring them back as they were.
-		readOnly := []string{"bin/k2s.exe", "bin/plink.exe"}
+		readOnly := []string{"bin/plink.exe", "k2s.exe"}
 		for _, p := range readOnly {
 			if err := os.Chmod(filepath.Join(install, p), 0o444); err != nil {
 				t.Fatal(err)
@@ -473,9 +473,9 @@ func TestWineApplyReadOnly(t *testing.T) {
 	w := newWine(t)
 	dist := sampleDist(t)
 	d := filepath.Join(dist, sampleDelta)
-	want := extracted(t, filepath.Join(dist, "packages/k2s-1.5.0.zip"), "want")
-	install := extracted(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), "k2s")
-	for _, p := range []string{"bin/k2s.exe", "bin/plink.exe"} {
+	want := appliedWant(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), filepath.Join(dist, "packages/k2s-1.5.0.zip"), d)
+	install := installed(t, filepath.Join(dist, "packages/k2s-1.4.0.zip"), "k2s")
+	for _, p := range []string{"bin/plink.exe", "k2s.exe"} {
 		if err := os.Chmod(filepath.Join(install, p), 0o444); err != nil {
 			t.Fatal(err)
 		}
@@ -483,7 +483,7 @@ func TestWineApplyReadOnly(t *testing.T) {
 	// Wine shows a file without write bits as FILE_ATTRIBUTE_READONLY.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	attrib, err := w.pfx.Command(ctx, "cmd", "/c", "attrib", winetest.WinPath(filepath.Join(install, "bin", "k2s.exe"))).CombinedOutput()
+	attrib, err := w.pfx.Command(ctx, "cmd", "/c", "attrib", winetest.WinPath(filepath.Join(install, "k2s.exe"))).CombinedOutput()
 	if i := strings.Index(string(attrib), `Z:\`); err != nil || i < 0 || !strings.Contains(string(attrib[:i]), "R") {
 		t.Fatalf("attrib of the read-only k2s.exe: %v\n%s", err, attrib)
 	}

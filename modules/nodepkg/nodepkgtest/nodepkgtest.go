@@ -126,6 +126,13 @@ func BuildDeb(t testing.TB, dir string, d Deb) string {
 // arguments give the same bytes.
 func OCIArchive(t testing.TB, dir, ref, arch, content string) string {
 	t.Helper()
+	return OCIArchiveFor(t, dir, ref, "linux", arch, content)
+}
+
+// OCIArchiveFor is OCIArchive for an image of another operating system
+// (K2s's Windows node images are "windows").
+func OCIArchiveFor(t testing.TB, dir, ref, goos, arch, content string) string {
+	t.Helper()
 	var layerTar bytes.Buffer
 	tw := tar.NewWriter(&layerTar)
 	if err := tw.WriteHeader(&tar.Header{Name: "data.txt", Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg, ModTime: Date, Format: tar.FormatPAX}); err != nil {
@@ -146,7 +153,7 @@ func OCIArchive(t testing.TB, dir, ref, arch, content string) string {
 		t.Fatal(err)
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", arch
+	cf.OS, cf.Architecture = goos, arch
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}
