@@ -30,19 +30,7 @@ const FilePrefix = Module + "/"
 // different contexts cannot be combined, so the caller passes the context it
 // builds the user's configuration in.
 func Config(ctx *cue.Context) (cue.Value, error) {
-	inst, err := instance()
-	if err != nil {
-		return cue.Value{}, err
-	}
-	v := ctx.BuildInstance(inst)
-	if err := v.Err(); err != nil {
-		return cue.Value{}, fmt.Errorf("embedded schema: %w", err)
-	}
-	def := v.LookupPath(cue.ParsePath("#Config"))
-	if !def.Exists() {
-		return cue.Value{}, fmt.Errorf("embedded schema: no #Config definition")
-	}
-	return def, nil
+	return Definition(ctx, "#Config")
 }
 
 // Definition builds the schema package in ctx and returns one of its

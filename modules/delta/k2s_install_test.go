@@ -2,6 +2,7 @@ package delta_test
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,7 +61,7 @@ func TestK2sDebianDeltaInChroot(t *testing.T) {
 		return nil
 	})
 	c.Must(append([]string{"dpkg", "-i"}, debs...)...)
-	if got := c.Installed(names...); !mapsEqual(got, base) {
+	if got := c.Installed(names...); !maps.Equal(got, base) {
 		t.Fatalf("base installed: %v", got)
 	}
 	if out := c.Must("/delta/debian-delta/verify-debian-delta.sh"); !strings.Contains(out, "installed packages are those of 1.4.0: the delta can be applied") {
@@ -130,7 +131,7 @@ func TestK2sDebianDeltaInChroot(t *testing.T) {
 			t.Errorf("the log lacks %q", want)
 		}
 	}
-	if got := c.Installed(names...); !mapsEqual(got, target) {
+	if got := c.Installed(names...); !maps.Equal(got, target) {
 		t.Errorf("after the apply: %v\nwant %v", got, target)
 	}
 	for p, want := range map[string]string{
@@ -171,18 +172,6 @@ func TestK2sDebianDeltaInChroot(t *testing.T) {
 		t.Error("a second apply changed the dpkg status")
 	}
 	t.Logf("install test took %s", time.Since(start).Round(time.Millisecond))
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func mustReadFile(t *testing.T, p string) []byte {

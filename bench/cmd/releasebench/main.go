@@ -47,7 +47,7 @@ func main() {
 	out := flag.String("out", "docs/BENCHMARKS.md", "Markdown file to write")
 	work := flag.String("work", ".bench", "scratch directory (deleted and recreated)")
 	scale := flag.Float64("scale", 1.0, "size of the large package pair relative to ~1 GiB")
-	only := flag.String("only", "", `"addons", "binary", "incremental", "signing" or "wine" runs only that section (for development; the report then holds only it)`)
+	only := flag.String("only", "", `"addons", "binary", "incremental", "k2s", "signing" or "wine" runs only that section (for development; the report then holds only it)`)
 	baseline := flag.String("baseline", "", "release binary of the landed tree, the baseline of the incremental section (\"\": none)")
 	flag.Parse()
 	log.SetFlags(0)
@@ -74,6 +74,10 @@ func main() {
 	}
 	if *only == "wine" {
 		check(writeReport(*out, []section{wineApply(bin, w)}, 0, 0, 0))
+		return
+	}
+	if *only == "k2s" {
+		check(writeReport(*out, []section{k2sDeltas(bin, w)}, 0, 0, 0))
 		return
 	}
 
@@ -118,6 +122,7 @@ func main() {
 	sections = append(sections, nodePackages(bin, w, *scale))
 	sections = append(sections, addonPush(bin, w, *scale))
 	sections = append(sections, wineApply(bin, w))
+	sections = append(sections, k2sDeltas(bin, w))
 	check(writeReport(*out, sections, sizeA, countA, changed))
 	log.Printf("wrote %s", *out)
 }

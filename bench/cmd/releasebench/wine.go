@@ -20,7 +20,8 @@ const wineRuns = 7
 
 // wineApply times `release apply` of the sample's 1.4.0 -> 1.5.0 delta
 // natively against release.exe (GOOS=windows) under Wine, each run onto a
-// freshly extracted 1.4.0.
+// freshly installed 1.4.0 (release install --profile k2s, as K2s's
+// installer lays it out).
 func wineApply(bin, w string) section {
 	log.Printf("apply under Wine")
 	var tools winetest.Tools
@@ -55,7 +56,7 @@ func wineApply(bin, w string) section {
 		for i := range wineRuns {
 			install := filepath.Join(w, fmt.Sprintf("wine-install-%d", i))
 			check(os.RemoveAll(install))
-			measure("(setup) extract 1.4.0", "", nil, "unzip", "-q", base, "-d", install)
+			measure("(setup) install 1.4.0", "", nil, bin, "install", base, "--install-dir", install, "--profile", "k2s", "-q")
 			rs = append(rs, measure(fmt.Sprintf("%s #%d", name, i+1), "", env, argv(install)...))
 			check(os.RemoveAll(install))
 		}
@@ -76,7 +77,7 @@ func wineApply(bin, w string) section {
 	version.Note = fmt.Sprintf("%.0f%% of the Wine apply", 100*float64(version.Wall)/float64(wine.Wall))
 	return section{
 		Title: "Apply under Wine",
-		Intro: fmt.Sprintf("`release apply` of the sample's 1.4.0 -> 1.5.0 delta (%d files written, %d removed) onto a freshly extracted 1.4.0, the median of %d runs: the native binary against release.exe (GOOS=windows, CGO_ENABLED=0) under Wine 8.0 with a running wineserver (the prefix is set up once, untimed). The last row starts release.exe under Wine and only prints its version: what a Windows process costs to start there (loading ntdll, kernel32 and the bcryptprimitives.dll stand-in).", written, removed, wineRuns),
+		Intro: fmt.Sprintf("`release apply` of the sample's 1.4.0 -> 1.5.0 delta (%d files written, %d removed) onto a freshly installed 1.4.0 (`release install --profile k2s`), the median of %d runs: the native binary against release.exe (GOOS=windows, CGO_ENABLED=0) under Wine 8.0 with a running wineserver (the prefix is set up once, untimed). The last row starts release.exe under Wine and only prints its version: what a Windows process costs to start there (loading ntdll, kernel32 and the bcryptprimitives.dll stand-in).", written, removed, wineRuns),
 		Rows:  []result{native, wine, version},
 	}
 }
@@ -86,7 +87,7 @@ func wineApply(bin, w string) section {
 func applyCounts(bin, base, d, install string) (written, removed int) {
 	check(os.RemoveAll(install))
 	defer os.RemoveAll(install)
-	check(exec.Command("unzip", "-q", base, "-d", install).Run())
+	check(exec.Command(bin, "install", base, "--install-dir", install, "--profile", "k2s", "-q").Run())
 	out, err := exec.Command(bin, "apply", d, "--install-dir", install, "-q", "--format", "json").Output()
 	check(err)
 	var rep struct{ FilesWritten, FilesRemoved int }
