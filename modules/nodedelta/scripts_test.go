@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -15,21 +14,8 @@ import (
 // The scripts must parse with dash, Debian's /bin/sh, which has no
 // bash extensions.
 func TestScriptsParse(t *testing.T) {
-	dash := nodepkgtest.NeedTool(t, "dash", "dash")
 	for _, s := range []string{"scripts/verify-node-delta.sh", "scripts/apply-node-delta.sh"} {
-		if b, err := exec.Command(dash, "-n", s).CombinedOutput(); err != nil {
-			t.Errorf("dash -n %s: %v\n%s", s, err, b)
-		}
-		data := mustRead(t, s)
-		if !strings.HasPrefix(string(data), "#!/bin/sh\n") {
-			t.Errorf("%s does not start with #!/bin/sh", s)
-		}
-		// Constructs dash rejects only at run time, or that need bash.
-		for _, bad := range []string{`\[\[ `, `(?m)^\s*function\s+\w+\s*(\(\))?\s*\{`, `(?m)^\s*local\s`, `\$'`, `<<<`, `pipefail`, `\$\{!`, `(?m)^\s*declare\s`, `(?m)^\s*source\s`, `&>`} {
-			if loc := regexp.MustCompile(bad).FindIndex(data); loc != nil {
-				t.Errorf("%s uses %q, which is not POSIX sh", s, data[loc[0]:loc[1]])
-			}
-		}
+		nodepkgtest.CheckPOSIXScript(t, s, mustRead(t, s))
 	}
 }
 

@@ -344,3 +344,73 @@ func TestCheckName(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenZip: a zip held in an entry opens as a package zip of its own,
+// read in place when stored and through a temporary file (removed by
+// Close) when deflated; a member's CRC is still checked, and an entry that
+// is not a zip is an error naming both.
+func TestOpenZip(t *testing.T) {
+	var inner bytes.Buffer
+	zw := zip.NewWriter(&inner)
+	for name, data := range map[string]string{`kubetools\kubelet.exe`: "kubelet", "images/pause.tar": "tar"} {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, data)
+	}
+	zw.Close()
+	tmp := t.TempDir()
+	for _, method := range []uint16{zip.Store, zip.Deflate} {
+		outer := mustOpen(t, buildZip(t, zent{name: "bin/tools.zip", data: inner.String(), method: method}, zent{name: "VERSION", data: "1.0.0"}))
+		nr, err := outer.Lookup("bin/tools.zip").OpenZip(tmp)
+		if err != nil {
+			t.Fatalf("method %d: %v", method, err)
+		}
+		if e := nr.Lookup("kubetools/kubelet.exe"); e == nil || readEntry(t, e) != "kubelet" {
+			t.Errorf("method %d: kubetools/kubelet.exe not read back", method)
+		}
+		if !strings.HasSuffix(nr.Path, "in.zip!bin/tools.zip") {
+			t.Errorf("method %d: path %q", method, nr.Path)
+		}
+		if method == zip.Deflate {
+			if ents, _ := os.ReadDir(tmp); len(ents) != 1 {
+				t.Errorf("deflated: %d temporary files, want 1", len(ents))
+			}
+		}
+		if err := nr.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+			t.Errorf("method %d: Close left %d temporary files", method, len(ents))
+		}
+	}
+	// A corrupt member is found when it is read.
+	var stored bytes.Buffer
+	zw = zip.NewWriter(&stored)
+	w, _ := zw.CreateHeader(&zip.FileHeader{Name: "a.exe", Method: zip.Store})
+	io.WriteString(w, "kubelet")
+	zw.Close()
+	bad := bytes.Replace(stored.Bytes(), []byte("kubelet"), []byte("kubelEt"), 1)
+	outer := mustOpen(t, buildZip(t, zent{name: "bin/tools.zip", data: string(bad), method: zip.Store}))
+	nr, err := outer.Lookup("bin/tools.zip").OpenZip(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nr.Close()
+	rc, err := nr.Entries[0].Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(rc); err == nil || !strings.Contains(err.Error(), "CRC-32 mismatch") {
+		t.Errorf("corrupt member: %v", err)
+	}
+	rc.Close()
+	notZip := mustOpen(t, buildZip(t, zent{name: "bin/tools.zip", data: "not a zip", method: zip.Deflate}))
+	if _, err := notZip.Lookup("bin/tools.zip").OpenZip(tmp); err == nil || !strings.Contains(err.Error(), "in.zip!bin/tools.zip: not a readable zip") {
+		t.Errorf("not a zip: %v", err)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Errorf("a failed OpenZip left %d temporary files", len(ents))
+	}
+}

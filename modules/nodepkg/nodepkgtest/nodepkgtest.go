@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -361,5 +362,26 @@ func K2sReleases(arch string) []Release {
 			Images: []Image{{"registry.k8s.io/pause:3.9", "pause 3.9"}, coredns, {"ghcr.io/example/k2s-tools:latest", "tools v1"}}},
 		{Version: "1.5.0", Debs: []GroupDeb{kube("kubelet", "1.32.2-1"), kube("kubeadm", "1.32.2-1"), common, crio},
 			Images: []Image{{"registry.k8s.io/pause:3.10", "pause 3.10"}, coredns, {"ghcr.io/example/k2s-tools:latest", "tools v2"}}},
+	}
+}
+
+// CheckPOSIXScript fails the test for a script that does not start with
+// #!/bin/sh, that dash (Debian's /bin/sh) cannot parse, or that uses a
+// construct dash rejects only at run time or that needs bash.
+func CheckPOSIXScript(t testing.TB, name string, data []byte) {
+	t.Helper()
+	dash := NeedTool(t, "dash", "dash")
+	if !bytes.HasPrefix(data, []byte("#!/bin/sh\n")) {
+		t.Errorf("%s does not start with #!/bin/sh", name)
+	}
+	cmd := exec.Command(dash, "-n")
+	cmd.Stdin = bytes.NewReader(data)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("dash -n %s: %v\n%s", name, err, out)
+	}
+	for _, bad := range []string{`\[\[ `, `(?m)^\s*function\s+\w+\s*(\(\))?\s*\{`, `(?m)^\s*local\s`, `\$'`, `<<<`, `pipefail`, `\$\{!`, `(?m)^\s*declare\s`, `(?m)^\s*source\s`, `&>`} {
+		if loc := regexp.MustCompile(bad).FindIndex(data); loc != nil {
+			t.Errorf("%s uses %q, which is not POSIX sh", name, data[loc[0]:loc[1]])
+		}
 	}
 }
