@@ -220,7 +220,7 @@ func TestK2sApplyDeltaScript(t *testing.T) {
 		`& 'PerformClusterUpdate' -ShowLogs:$ShowLogs -ShowProgress:$ShowProgress`,
 		"Push-Location -LiteralPath $deltaRoot", "$manifest.Files.Base.PSObject.Properties",
 		"exit 1\r\n", "exit 2\r\n", "exit 3\r\n", "exit 4\r\n", "exit 5\r\n", "exit 7\r\n", "exit 8\r\n",
-		`Join-Path $InstallDir 'lib\modules\k2s\k2s.infra.module\k2s.infra.module.psm1'`,
+		"    'lib\\modules\\k2s\\k2s.infra.module\\k2s.infra.module.psm1'",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("Apply-Delta.ps1 lacks %q", want)
