@@ -22,9 +22,14 @@ import (
 )
 
 // The conformance tests of the k2s profile: each encodes what K2s's own
-// code (Siemens-Healthineers/K2s at eaa769c, ../shared/k2s/AUDIT.md) needs
-// of a cluster delta, citing the lines, on the K2s-shaped releases of
-// deltatest.K2sTrees.
+// code (Siemens-Healthineers/K2s) needs of a cluster delta, citing the
+// lines, on the K2s-shaped releases of deltatest.K2sTrees. Line numbers
+// are those of K2s at eaa769c where ../shared/k2s/AUDIT.md gives them;
+// the others are of the copy of the file read for this work:
+// Apply-Delta.template.ps1 at 5b76f263, internal/powershell/powershell.go
+// at 65fce395, internal/core/config/k2sconfig.go at 5b493836,
+// New-K2sDelta.ImageDiff.ps1 at 011c99de, New-K2sDelta.ImageAcquisition.ps1
+// at f8725d52.
 
 // k2sFixture is a K2s-shaped base and target, their control plane's node
 // packages, and the k2s profile's options.

@@ -182,6 +182,9 @@ func targets(m *config.Model, sign *fullpkg.SignSpec) ([]step.Target, error) {
 			Deps:    deps,
 			Pos:     d.Pos.String(),
 			Outputs: []string{OutputPath(m.Product.Name, d.From, d.To)},
+			// Signing Apply-Delta.ps1 uses this process's key, which
+			// never goes to a step container.
+			InProcess: spec.Sign != nil,
 		})
 	}
 	return out, nil
