@@ -26,7 +26,8 @@ const (
 	Kind         = "delta"
 	ArtifactKind = "delta"
 	// StepVersion changes whenever Build's bytes could change for the same
-	// inputs, so that cached deltas stop matching.
+	// inputs, so that cached deltas stop matching: the scripts a k2s delta
+	// writes (modules/applydelta, modules/debiandelta) included.
 	StepVersion = "1"
 )
 
