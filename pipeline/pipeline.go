@@ -98,6 +98,13 @@ func Open(ctx context.Context, mods []step.Module, opts Options) (*Session, erro
 			return nil, &ConfigError{err}
 		}
 	}
+	absCache, err := filepath.Abs(cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkOutputsOutsideInputs(targetSources(targets), map[string]string{"the output directory (build.dist, --dist)": m.Build.Dist, "the cache (--cache, RELEASE_CACHE)": absCache}); err != nil {
+		return nil, &ConfigError{err}
+	}
 	store, err := cache.Open(cacheDir)
 	if err != nil {
 		return nil, err
@@ -138,7 +145,10 @@ type BuildOptions struct {
 	KeepGoing bool
 	Engine    string
 	// Dist overrides the configured output directory.
-	Dist     string
+	Dist string
+	// Clean lets publishing remove files of dist/ that release did not
+	// publish, instead of refusing the directory.
+	Clean    bool
 	Progress progress.Reporter
 	// Effects runs the targets with effects outside the build (registry
 	// pushes) among those selected; without it they are left out.
@@ -150,6 +160,10 @@ type BuildOptions struct {
 	EngineLog io.Writer
 	// Remote is a cache shared through a registry (nil: none).
 	Remote sched.RemoteCache
+	// BeforeStep, when set, is called with a target's ID once its inputs
+	// are resolved (downloads fetched, pins checked) and just before its
+	// step reads them: the tests change inputs at that exact moment.
+	BeforeStep func(target string)
 }
 
 // BuildReport is the result of a build.
@@ -159,6 +173,9 @@ type BuildReport struct {
 	Targets   []TargetOutcome `json:"targets"`
 	Artifacts []dist.Artifact `json:"artifacts"`
 	Summary   string          `json:"summary"`
+	// Listed counts what artifacts.json now lists: this build's artifacts
+	// and those of earlier builds still current (Publish.Carried).
+	Listed int `json:"listed"`
 	// Publish says what publishing into dist/ wrote and what it left
 	// alone because it was already in place.
 	Publish dist.Stats `json:"publish"`
@@ -183,6 +200,21 @@ func (s *Session) Build(ctx context.Context, opts BuildOptions) (*BuildReport, e
 	if err != nil {
 		return nil, &ConfigError{err}
 	}
+	distDir := s.Model.Build.Dist
+	if opts.Dist != "" {
+		if distDir, err = filepath.Abs(opts.Dist); err != nil {
+			return nil, err
+		}
+		if err := checkOutputsOutsideInputs(s.graphSources(), map[string]string{"the output directory (--dist)": distDir}); err != nil {
+			return nil, &ConfigError{err}
+		}
+	}
+	// Refuse a dist/ that is not release's before building, not after.
+	if !opts.Clean {
+		if err := dist.CheckOwned(distDir); err != nil {
+			return nil, &ConfigError{err}
+		}
+	}
 	// Effects talk to this host's registries with its credentials, and
 	// signing steps use its keys: they run here whichever engine runs the
 	// other steps, so no credential leaves the process.
@@ -204,19 +236,13 @@ func (s *Session) Build(ctx context.Context, opts BuildOptions) (*BuildReport, e
 	resolver := &fetch.Resolver{BlobDir: s.Cache.BlobDir(), TempDir: s.Cache.TempDir(), Attempts: 3}
 	res, runErr := sched.Run(ctx, s.Graph, ids, sched.Options{
 		Jobs: s.Workers, KeepGoing: opts.KeepGoing, Engine: eng, Cache: s.Cache,
-		Resolve: resolver.Resolve, Progress: rep, Remote: opts.Remote,
+		Resolve: resolver.Resolve, Progress: rep, Remote: opts.Remote, BeforeStep: opts.BeforeStep,
 	})
 	if res == nil {
 		return nil, runErr
 	}
 	defer res.Release()
 
-	distDir := s.Model.Build.Dist
-	if opts.Dist != "" {
-		if distDir, err = filepath.Abs(opts.Dist); err != nil {
-			return nil, err
-		}
-	}
 	report := &BuildReport{Dist: distDir, Engine: eng.Name(), Summary: res.Summary(), Artifacts: []dist.Artifact{}}
 	isRoot := map[string]bool{}
 	for _, r := range roots {
@@ -241,11 +267,18 @@ func (s *Session) Build(ctx context.Context, opts BuildOptions) (*BuildReport, e
 	if err != nil {
 		return report, err
 	}
-	pub, err := dist.Publish(ctx, distDir, items, dist.Options{State: state, Workers: s.Workers})
+	currentKey := func(id string) (string, bool) {
+		if n := s.Graph.Nodes[id]; n != nil {
+			return n.Key, true
+		}
+		return "", false
+	}
+	pub, err := dist.Publish(ctx, distDir, items, dist.Options{State: state, Workers: s.Workers, CurrentKey: currentKey, Clean: opts.Clean})
 	if err != nil {
 		return report, fmt.Errorf("publish to %s: %w", distDir, err)
 	}
 	report.Artifacts = pub.Artifacts
+	report.Listed = len(pub.Index)
 	report.Publish = pub.Stats
 	return report, nil
 }

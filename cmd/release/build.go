@@ -15,8 +15,17 @@ import (
 const buildHelp = `build runs every selected target (all by default) and what it needs,
 taking verified results from the cache and building the rest, at most -j
 steps at a time. When every target succeeds, the artifacts of the selected
-targets are copied into dist/ with artifacts.json and SHA256SUMS; when any
-fails, dist/ is left as it was (results that did build stay cached).
+targets are copied into dist/; when any fails, dist/ is left as it was
+(results that did build stay cached).
+
+dist/ always tells the truth: artifacts.json and SHA256SUMS list every file
+in it. A build of some targets (--target, --push) adds its artifacts to
+those of earlier builds that are still current; artifacts of targets the
+configuration no longer declares, or that a target no longer produces, are
+removed, and so is a file changed since it was published. A dist/ holding
+files release did not publish is refused before anything is built; --clean
+removes them instead. A dist/ (or cache) inside an input directory is
+refused: every build would package the previous one.
 
 Pushes of addon artifacts (push/addon/...) run only with --push, on every
 such build (never from the cache): blobs the registry has are skipped, and
@@ -33,6 +42,7 @@ const buildExamples = `  release build -C fixtures/sample
   release build -C fixtures/sample --target package/1.5.0 -j 4
   release build -C fixtures/sample --target 'delta/*' --keep-going --format json
   release build -C fixtures/sample --dist /tmp/out --cache /tmp/cache
+  release build -C fixtures/sample --clean
   release build -C fixtures/sample --push --registry 127.0.0.1:5000 --plain-http
   release build -C fixtures/sample --push --target 'push/addon/metrics/*'
   _EXPERIMENTAL_DAGGER_RUNNER_HOST=tcp://dagger.ci:1234 release build -C fixtures/sample --engine dagger
@@ -74,6 +84,7 @@ func bindBuildFlags(cmd *cobra.Command, o *pipeline.BuildOptions, quiet *bool) {
 	cmd.Flags().StringVar(&o.Engine, "engine", "local", "where steps run: "+strings.Join(engine.Names(), " | ")+" (dagger: each step in a container on a Dagger engine)")
 	cmd.Flags().StringVar(&o.StepBinary, "step-binary", "", "static Linux release binary the dagger engine runs steps with (default: this executable, when it is one; build it with CGO_ENABLED=0 GOOS=linux go build ./cmd/release)")
 	cmd.Flags().StringVar(&o.Dist, "dist", "", "output directory (default: build.dist from the configuration)")
+	cmd.Flags().BoolVar(&o.Clean, "clean", false, "remove files of the output directory that release did not publish, instead of refusing it")
 	cmd.Flags().BoolVarP(quiet, "quiet", "q", false, "no progress output")
 }
 
@@ -81,6 +92,7 @@ func bindBuildFlags(cmd *cobra.Command, o *pipeline.BuildOptions, quiet *bool) {
 // writes the report, and a job summary when running in GitHub Actions.
 // The report is written even when the build failed, once there is one.
 func buildAndReport(cmd *cobra.Command, c *common, o pipeline.BuildOptions, quiet bool, rc *remoteFlags) error {
+	c.dist = o.Dist
 	s, err := c.open(cmd.Context())
 	if err != nil {
 		return err
@@ -124,8 +136,17 @@ func writeBuildReport(w io.Writer, format string, r *pipeline.BuildReport) error
 		fmt.Fprintf(w, "  %-48s %10s  %s\n", a.Path, progress.Bytes(a.Size), a.SHA256[:16])
 	}
 	if len(r.Artifacts) > 0 {
-		fmt.Fprintf(w, "%d artifacts in %s: %d written (%s), %d already in place; artifacts.json and SHA256SUMS\n",
-			len(r.Artifacts), r.Dist, r.Publish.Written, progress.Bytes(r.Publish.WrittenSize), r.Publish.Kept)
+		fmt.Fprintf(w, "%d artifacts in %s: %d written (%s), %d already in place", len(r.Artifacts), r.Dist, r.Publish.Written, progress.Bytes(r.Publish.WrittenSize), r.Publish.Kept)
+		if r.Publish.Carried > 0 {
+			fmt.Fprintf(w, ", %d kept from earlier builds", r.Publish.Carried)
+		}
+		if n := len(r.Publish.Removed); n > 0 {
+			fmt.Fprintf(w, ", %d removed", n)
+		}
+		fmt.Fprintf(w, "; artifacts.json and SHA256SUMS list %d\n", r.Listed)
+		for _, p := range r.Publish.Removed {
+			fmt.Fprintf(w, "  removed %s\n", p)
+		}
 	}
 	return nil
 }

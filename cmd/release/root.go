@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -86,6 +87,9 @@ type common struct {
 	plainHTTP bool
 	// unsigned builds without signing even where the configuration asks.
 	unsigned bool
+	// dist overrides build.dist (--dist), so that planning already
+	// refuses a dist/ inside an input.
+	dist string
 }
 
 // bindSigning adds --unsigned.
@@ -120,6 +124,13 @@ func (c *common) bindRegistry(cmd *cobra.Command) {
 func (c *common) adjust(m *config.Model) error {
 	if c.unsigned {
 		m.Signing = config.Signing{}
+	}
+	if c.dist != "" {
+		abs, err := filepath.Abs(c.dist)
+		if err != nil {
+			return usageError{fmt.Errorf("--dist: %w", err)}
+		}
+		m.Build.Dist = abs
 	}
 	s := addon.SettingsOf(m)
 	defer m.SetSection(addon.SectionName, s)

@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/relcue/release/internal/atomicfile"
@@ -59,6 +60,16 @@ type Options struct {
 	State string
 	// Workers bounds parallel copies and hashes.
 	Workers int
+	// CurrentKey is the cache key the configuration now gives a target,
+	// false if it no longer declares it. An artifact an earlier build
+	// published stays listed only if it was published for that key (the
+	// record in State says so): a package rebuilt since would otherwise
+	// keep the SBOM of its old bytes beside it. nil: every target is
+	// declared, and earlier artifacts are kept while unchanged.
+	CurrentKey func(target string) (string, bool)
+	// Clean removes every file of the directory that release did not
+	// publish (listed in no artifacts.json) instead of refusing it.
+	Clean bool
 }
 
 // Stats says what publishing did.
@@ -71,12 +82,39 @@ type Stats struct {
 	Methods map[string]int `json:"methods,omitempty"`
 	// Hashed counts dist files read to check them (no trusted record).
 	Hashed int `json:"hashed"`
+	// Carried counts artifacts of earlier builds still listed: targets
+	// this build did not select, still declared and unchanged in dist/.
+	Carried int `json:"carried"`
+	// Removed lists the files taken out of dist/: artifacts of targets no
+	// longer declared or no longer produced, files changed since they were
+	// published, foreign files (with Clean) and a killed publish's
+	// leftovers.
+	Removed []string `json:"removed,omitempty"`
 }
 
 // Result is what Publish placed.
 type Result struct {
+	// Artifacts are this build's; Index is everything artifacts.json
+	// and SHA256SUMS now list (Artifacts and the carried ones).
 	Artifacts []Artifact
+	Index     []Artifact
 	Stats     Stats
+}
+
+// ForeignError says the directory holds files release did not publish.
+type ForeignError struct {
+	Dir   string
+	Files []string // slash paths relative to Dir
+}
+
+func (e *ForeignError) Error() string {
+	list := e.Files
+	more := ""
+	if len(list) > 5 {
+		list, more = list[:5], fmt.Sprintf(" and %d more", len(e.Files)-5)
+	}
+	return fmt.Sprintf("%s holds %d file(s) that release did not publish (%s%s); it publishes only into a directory whose every file artifacts.json lists, so that artifacts.json and SHA256SUMS describe all of it: move them away, or pass --clean to remove them",
+		e.Dir, len(e.Files), strings.Join(list, ", "), more)
 }
 
 // Collect lists the artifacts of items, sorted by path, and rejects two
@@ -111,12 +149,15 @@ type stateRecord struct {
 	// guards foreign files (At) does not apply.
 	Own bool  `json:"own,omitempty"`
 	At  int64 `json:"at,omitempty"`
+	// Key is the cache key of the target the file was published for.
+	Key string `json:"key,omitempty"`
 }
 
 // pending is one artifact's work: a temp file to rename into place, or
 // nothing when the dist copy is current.
 type pending struct {
 	art    Artifact
+	key    string // of the entry the artifact comes from
 	dst    string
 	tmp    string
 	method string
@@ -140,19 +181,44 @@ func Publish(ctx context.Context, dir string, items []Item, opts Options) (*Resu
 	if err != nil {
 		return nil, err
 	}
-	state := loadState(opts.State, absDir)
-	work := make([]*pending, len(arts))
-	for i, a := range arts {
-		work[i] = &pending{art: a, dst: filepath.Join(absDir, filepath.FromSlash(a.Path))}
+	// One publisher at a time per directory: the leftovers of a killed
+	// one can then be told from a live one's temporary files.
+	unlock, err := lockDir(ctx, absDir)
+	if err != nil {
+		return nil, err
 	}
-	if err := stage(ctx, work, cachedFiles(items), state, opts.Workers); err != nil {
+	defer unlock()
+	state := loadState(opts.State, absDir)
+	inv, err := survey(absDir, arts, items, opts)
+	if err != nil {
+		return nil, err
+	}
+	carried, drop, err := carry(ctx, absDir, inv, state, opts)
+	if err != nil {
+		return nil, err
+	}
+	work := make([]*pending, len(arts))
+	src := cachedFiles(items)
+	for i, a := range arts {
+		work[i] = &pending{art: a, key: src[a.Path].entry.Key, dst: filepath.Join(absDir, filepath.FromSlash(a.Path))}
+	}
+	if err := stage(ctx, work, src, state, opts.Workers); err != nil {
 		return nil, err
 	}
 	next, stats, err := commit(work, state)
 	if err != nil {
 		return nil, err
 	}
-	if err := writeIndex(absDir, arts); err != nil {
+	index := append(append([]Artifact(nil), arts...), carried...)
+	sort.Slice(index, func(i, j int) bool { return index[i].Path < index[j].Path })
+	// Files leave dist/ only once the new ones are in place, and before
+	// the index that no longer lists them is written.
+	stats.Removed = removeFiles(absDir, append(append(drop, inv.foreign...), inv.leftovers...))
+	for _, p := range drop {
+		delete(next.Files, p)
+	}
+	stats.Carried = len(carried)
+	if err := writeIndex(absDir, index); err != nil {
 		return nil, err
 	}
 	if opts.State != "" {
@@ -160,7 +226,7 @@ func Publish(ctx context.Context, dir string, items []Item, opts Options) (*Resu
 			return nil, fmt.Errorf("record published files: %w", err)
 		}
 	}
-	return &Result{Artifacts: arts, Stats: stats}, nil
+	return &Result{Artifacts: arts, Index: index, Stats: stats}, nil
 }
 
 // cachedFile is where the cache holds an artifact, and the entry that
@@ -226,6 +292,7 @@ func commit(work []*pending, state stateFile) (stateFile, Stats, error) {
 		}
 		if p.tmp == "" {
 			stats.Kept++
+			p.rec.Key = p.key
 			next.Files[p.art.Path] = p.rec
 			continue
 		}
@@ -239,7 +306,7 @@ func commit(work []*pending, state stateFile) (stateFile, Stats, error) {
 		if err != nil {
 			return stateFile{}, Stats{}, fmt.Errorf("publish %s: %w", p.art.Path, err)
 		}
-		p.rec = stateRecord{SHA256: p.art.SHA256, FP: fp, Own: true}
+		p.rec = stateRecord{SHA256: p.art.SHA256, FP: fp, Own: true, Key: p.key}
 		stats.Written++
 		stats.WrittenSize += p.art.Size
 		stats.Methods[p.method]++

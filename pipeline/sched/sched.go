@@ -34,6 +34,9 @@ type Options struct {
 	// Remote, when set, is asked for a target missing from the local
 	// cache before it is built, and given what is built.
 	Remote RemoteCache
+	// BeforeStep, when set, is called once a target's sources are
+	// resolved, just before its step runs (a test hook).
+	BeforeStep func(id string)
 }
 
 // RemoteCache is a cache shared between machines (pipeline/remotecache).
@@ -356,6 +359,9 @@ func runStep(ctx context.Context, n *plan.Node, deps map[string]step.Result, opt
 	digests := make(map[string]string, len(n.Sources))
 	for _, s := range n.Sources {
 		digests[s.Name] = s.Digest
+	}
+	if opts.BeforeStep != nil {
+		opts.BeforeStep(n.ID)
 	}
 	in := &step.Input{
 		Target: n.ID, Spec: n.Spec, Sources: sources, SourceDigests: digests, Deps: deps, OutDir: outDir,
