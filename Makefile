@@ -18,11 +18,12 @@ test: fmt-check vet lint
 	$(GO) test -count=1 -race ./pipeline/... ./modules/...
 	$(MAKE) --no-print-directory test-cancel
 
-## test-cancel: cancelled builds, publishes and applies leave nothing, 200 times over (their races were one in twenty)
+## test-cancel: cancelled builds, publishes and applies leave nothing, and an input changed after planning is never stored, 200 times over (their races were one in twenty)
 CANCEL_TESTS := TestWriterCloseCancelled|TestBuildCancelled|TestApplyCancelledBeforeStart|TestCancelLeavesNothingHalfWritten|TestPublishCancelled|TestLocalRunCancelledIsAnError
 test-cancel:
 	$(GO) test -short -count=200 -run 'TestBuildErrorsLeaveNothing/cancelled' ./modules/delta
 	$(GO) test -short -count=200 -run '$(CANCEL_TESTS)' ./modules/pkgzip ./modules/nodepkg ./modules/apply ./pipeline/sched ./pipeline/dist ./pipeline/engine
+	$(GO) test -short -count=200 -run 'TestInputChangedAfterPlanning' ./modules/all
 
 test-short: fmt-check vet
 	$(GO) test -short -count=1 $(PKGS)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/relcue/release/modules/pkgmanifest"
 	"github.com/relcue/release/modules/pkgzip"
+	"github.com/relcue/release/pipeline/digest"
+	"github.com/relcue/release/pipeline/readcheck"
 	"github.com/relcue/release/pipeline/step"
 )
 
@@ -21,6 +23,15 @@ type treeFile struct {
 	mode  fs.FileMode
 	size  int64
 	owner string // layer and local path, for messages
+
+	// Where the file came from, to recompute the source's planned digest
+	// from what was read (see checkSources).
+	layer int    // index into spec.Layers
+	rel   string // slash path below the layer's directory; "" for a file layer
+	exec  bool   // the source file's executable bit, as the planner saw it
+	// read is the SHA-256 and length of the source bytes the package got,
+	// when they differ from the entry's (a signed file); else unset.
+	read *pkgzip.Digest
 }
 
 // assemble overlays the layers and writes the package.
@@ -73,12 +84,12 @@ func collectTree(in *step.Input, spec *Spec) ([]treeFile, error) {
 		return nil, err
 	}
 	var files []treeFile
-	for _, l := range spec.Layers {
+	for li, l := range spec.Layers {
 		root, err := source(in, l.Source)
 		if err != nil {
 			return nil, err
 		}
-		layerFiles, err := walkLayer(l, root)
+		layerFiles, err := walkLayer(l, li, root)
 		if err != nil {
 			return nil, err
 		}
@@ -117,7 +128,7 @@ func hasFile(files []treeFile, name string) bool {
 
 // walkLayer lists the regular files of one layer: a directory tree or a
 // single file.
-func walkLayer(l Layer, root string) ([]treeFile, error) {
+func walkLayer(l Layer, li int, root string) ([]treeFile, error) {
 	st, err := os.Stat(root)
 	if err != nil {
 		return nil, fmt.Errorf("input %s: %w", l.Source, err)
@@ -127,7 +138,7 @@ func walkLayer(l Layer, root string) ([]treeFile, error) {
 		if l.Dest == "" {
 			return nil, fmt.Errorf("input %s: %s is a file, and a file input needs dest, its path in the package", l.Source, root)
 		}
-		return []treeFile{{name: l.Dest, src: root, mode: layerMode(l, st.Mode()), size: st.Size(), owner: owner(root)}}, nil
+		return []treeFile{{name: l.Dest, src: root, mode: layerMode(l, st.Mode()), size: st.Size(), owner: owner(root), layer: li}}, nil
 	}
 	if !st.IsDir() {
 		return nil, fmt.Errorf("input %s: %s is a %s; inputs are directories or regular files", l.Source, root, typeName(st.Mode()))
@@ -152,7 +163,10 @@ func walkLayer(l Layer, root string) ([]treeFile, error) {
 			return err
 		}
 		name := path.Join(l.Dest, filepath.ToSlash(rel))
-		files = append(files, treeFile{name: name, src: p, mode: layerMode(l, info.Mode()), size: info.Size(), owner: owner(p)})
+		files = append(files, treeFile{
+			name: name, src: p, mode: layerMode(l, info.Mode()), size: info.Size(), owner: owner(p),
+			layer: li, rel: filepath.ToSlash(rel), exec: info.Mode().Perm()&0o111 != 0,
+		})
 		return nil
 	})
 	return files, err
@@ -236,11 +250,48 @@ func writePackage(ctx context.Context, in *step.Input, spec *Spec, out string, f
 	if err != nil {
 		return err
 	}
-	if _, err := w.Close(ctx); err != nil {
+	written, err := w.Close(ctx)
+	if err != nil {
 		return fmt.Errorf("writing %s: %w", spec.Output, err)
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", spec.Output, err)
+	}
+	return checkSources(in, spec, files, written)
+}
+
+// checkSources recomputes each layer's digest from the bytes that went
+// into the package (the writer hashed them while compressing; reused and
+// signed files were hashed when they were read) and compares it with the
+// digest the plan keyed the package by. A file edited after planning
+// would otherwise be stored under the key of its old content.
+func checkSources(in *step.Input, spec *Spec, files []treeFile, written map[string]pkgzip.Digest) error {
+	byLayer := make([][]digest.TreeFile, len(spec.Layers))
+	for _, f := range files {
+		d, ok := written[f.name]
+		if f.read != nil {
+			d, ok = *f.read, true
+		}
+		if !ok {
+			return fmt.Errorf("%s: no digest was recorded for it (bug)", f.owner)
+		}
+		byLayer[f.layer] = append(byLayer[f.layer], digest.TreeFile{Path: f.rel, Exec: f.exec, Size: d.Size, SHA256: d.SHA256})
+	}
+	for li, l := range spec.Layers {
+		want, ok := in.SourceDigests[l.Source]
+		if !ok {
+			return fmt.Errorf("%s: source %s has no planned digest (planner bug)", in.Target, l.Source)
+		}
+		var got string
+		if strings.HasPrefix(want, "tree:") {
+			digest.SortFiles(byLayer[li])
+			got = readcheck.TreeDigest(byLayer[li])
+		} else if len(byLayer[li]) == 1 {
+			got = readcheck.FileDigest(byLayer[li][0].SHA256)
+		}
+		if err := readcheck.Compare(in.Sources[l.Source], want, got); err != nil {
+			return err // names the path; the layer's source name is internal
+		}
 	}
 	return nil
 }

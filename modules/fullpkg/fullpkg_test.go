@@ -22,6 +22,7 @@ import (
 	"github.com/relcue/release/modules/pkgmanifest"
 	"github.com/relcue/release/modules/pkgzip"
 	"github.com/relcue/release/pipeline/config"
+	"github.com/relcue/release/pipeline/digest"
 	"github.com/relcue/release/pipeline/step"
 )
 
@@ -70,7 +71,7 @@ func run(t testing.TB, spec Spec, sources map[string]string, workers int) (strin
 	}
 	rec := &recorder{}
 	in := &step.Input{
-		Target: TargetID(spec.Version), Spec: raw, Sources: sources, OutDir: t.TempDir(),
+		Target: TargetID(spec.Version), Spec: raw, Sources: sources, SourceDigests: planned(sources), OutDir: t.TempDir(),
 		Workers: workers, Progress: rec, Log: io.Discard,
 	}
 	arts, err := Step{}.Run(context.Background(), in)
@@ -607,4 +608,27 @@ func TestRunPathLengths(t *testing.T) {
 			t.Fatalf("policy %q: error %v, want the length refused with no way out but a shorter path", p, err)
 		}
 	}
+}
+
+// planned digests sources as the planner does; a source it cannot digest
+// (missing, special) gets none, and the step must refuse it before it
+// compares anything.
+func planned(sources map[string]string) map[string]string {
+	d := map[string]string{}
+	for name, p := range sources {
+		st, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		if st.IsDir() {
+			if sum, _, err := digest.Tree(context.Background(), p, 1); err == nil {
+				d[name] = "tree:" + sum
+			}
+		} else if st.Mode().IsRegular() {
+			if sum, _, err := digest.File(p); err == nil {
+				d[name] = "sha256:" + sum
+			}
+		}
+	}
+	return d
 }

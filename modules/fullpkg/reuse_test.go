@@ -40,7 +40,7 @@ func TestReuseGivesTheSameBytes(t *testing.T) {
 			Level: 6, Layers: []Layer{{Source: "layer0"}}, Reuse: reuse}
 		raw, _ := json.Marshal(spec)
 		out := t.TempDir()
-		arts, err := Step{}.Run(context.Background(), &step.Input{Target: TargetID(version), Spec: raw, Sources: map[string]string{"layer0": src},
+		arts, err := Step{}.Run(context.Background(), &step.Input{Target: TargetID(version), Spec: raw, Sources: map[string]string{"layer0": src}, SourceDigests: planned(map[string]string{"layer0": src}),
 			Deps: deps, OutDir: out, Workers: workers, Progress: step.Discard, Log: &log})
 		if err != nil {
 			t.Fatal(err)

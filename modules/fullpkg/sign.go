@@ -10,6 +10,8 @@ import (
 
 	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/modules/codesign"
+	"github.com/relcue/release/modules/pkgzip"
+	"github.com/relcue/release/pipeline/readcheck"
 	"github.com/relcue/release/pipeline/step"
 )
 
@@ -62,8 +64,13 @@ func (st Step) signTree(ctx context.Context, in *step.Input, spec *Spec, files [
 	signedInside := 0
 	for _, j := range nested {
 		f := &files[j.file]
+		src, err := readOnce(ctx, f, filepath.Join(dir, strconv.Itoa(j.file)+".src.zip"))
+		if err != nil {
+			cleanup()
+			return nil, err
+		}
 		dst := filepath.Join(dir, strconv.Itoa(j.file)+".zip")
-		n, err := signNested(ctx, signer, s.Extensions, f.src, dst, dir, date, spec.Level, in.Workers)
+		n, err := signNested(ctx, signer, s.Extensions, src, dst, dir, date, spec.Level, in.Workers)
 		if err != nil {
 			cleanup()
 			return nil, fmt.Errorf("%s: %w", f.owner, err)
@@ -78,8 +85,12 @@ func (st Step) signTree(ctx context.Context, in *step.Input, spec *Spec, files [
 	}
 	err = parallel.For(ctx, in.Workers, toSign, func(ctx context.Context, _ int, j signJob) error {
 		f := &files[j.file]
+		src, err := readOnce(ctx, f, filepath.Join(dir, strconv.Itoa(j.file)+".src"+filepath.Ext(f.name)))
+		if err != nil {
+			return err
+		}
 		dst := filepath.Join(dir, strconv.Itoa(j.file)+filepath.Ext(f.name))
-		if err := signer.SignFile(ctx, j.format, f.name, f.src, dst); err != nil {
+		if err := signer.SignFile(ctx, j.format, f.name, src, dst); err != nil {
 			return fmt.Errorf("%s: %w", f.owner, err)
 		}
 		info, err := os.Stat(dst)
@@ -95,6 +106,18 @@ func (st Step) signTree(ctx context.Context, in *step.Input, spec *Spec, files [
 	}
 	fmt.Fprintf(in.Log, "signed %d files (and %d inside %d archives) with %s\n", len(toSign), signedInside, len(nested), st.Key.Subject)
 	return cleanup, nil
+}
+
+// readOnce copies a file about to be signed to a private path, hashing
+// what it copies: the signature covers exactly the bytes checked against
+// the plan (checkSources), whatever happens to the input afterwards.
+func readOnce(ctx context.Context, f *treeFile, dst string) (string, error) {
+	sum, n, err := readcheck.CopyFile(ctx, f.src, dst)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", f.owner, err)
+	}
+	f.read = &pkgzip.Digest{SHA256: sum, Size: n}
+	return dst, nil
 }
 
 func describeKey(k *codesign.Key) string {

@@ -28,6 +28,13 @@ var _ step.Step = Step{}
 func (Step) Kind() string    { return Kind }
 func (Step) Version() string { return StepVersion }
 
+// ChecksSources: a package's manifest needs the SHA-256 of every file it
+// holds, so the step compares what it read with the plan itself
+// (checkSources, useZip) instead of reading a private copy.
+func (Step) ChecksSources() {}
+
+var _ step.SourceChecker = Step{}
+
 // Run writes the package to OutDir/<output>.
 func (st Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 	spec, err := parseSpec(in.Spec)

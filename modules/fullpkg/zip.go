@@ -2,12 +2,15 @@ package fullpkg
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/relcue/release/modules/pkgmanifest"
 	"github.com/relcue/release/modules/pkgzip"
+	"github.com/relcue/release/pipeline/readcheck"
 	"github.com/relcue/release/pipeline/step"
 )
 
@@ -19,20 +22,38 @@ func useZip(ctx context.Context, in *step.Input, spec *Spec, out string) error {
 	if err != nil {
 		return err
 	}
-	r, err := pkgzip.Open(src)
+	// Copy first, hashing the copy, and check only the copy: what ships
+	// is then exactly the bytes compared with the plan's pin and
+	// validated, whatever happens to src meanwhile.
+	f, st, err := readcheck.OpenRegular(src)
+	if err != nil {
+		return fmt.Errorf("input %s: %w", spec.Zip, err)
+	}
+	in.Progress.SetTotal(st.Size())
+	sum, err := copyFile(ctx, f, out, in.Progress)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("input %s: copying %s: %w", spec.Zip, src, err)
+	}
+	if err := readcheck.Compare(src, in.SourceDigests[spec.Zip], readcheck.FileDigest(sum)); err != nil {
+		return err
+	}
+	return readcheck.Renamed(validateZip(ctx, in, spec, out, st.Size()), out, src)
+}
+
+// validateZip checks the copied package: its version, paths, manifest and
+// every entry's CRC.
+func validateZip(ctx context.Context, in *step.Input, spec *Spec, zipPath string, size int64) error {
+	r, err := pkgzip.Open(zipPath)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	st, err := os.Stat(src)
-	if err != nil {
-		return err
-	}
-	var total int64
+	total := size
 	for _, e := range r.Entries {
 		total += e.Size
 	}
-	in.Progress.SetTotal(total + st.Size())
+	in.Progress.SetTotal(total)
 
 	if err := checkZipVersion(r, spec.Version); err != nil {
 		return err
@@ -65,7 +86,7 @@ func useZip(ctx context.Context, in *step.Input, spec *Spec, out string) error {
 			return err
 		}
 	}
-	return copyFile(ctx, src, out, in.Progress)
+	return nil
 }
 
 func checkZipVersion(r *pkgzip.Reader, version string) error {
@@ -91,27 +112,25 @@ func checkManifestIdentity(zipPath string, m *pkgmanifest.Manifest, spec *Spec) 
 	return nil
 }
 
-// copyFile copies src to dst, reporting bytes and honouring ctx.
-func copyFile(ctx context.Context, src, dst string, progress step.Progress) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
+// copyFile copies src to dst, reporting bytes and honouring ctx, and
+// returns the SHA-256 of what it copied.
+func copyFile(ctx context.Context, src *os.File, dst string, progress step.Progress) (string, error) {
 	out, err := os.Create(dst)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer out.Close()
+	h := sha256.New()
 	buf := make([]byte, 1<<20)
 	for {
 		if err := ctx.Err(); err != nil {
-			return err
+			return "", err
 		}
-		n, rerr := in.Read(buf)
+		n, rerr := src.Read(buf)
 		if n > 0 {
+			h.Write(buf[:n])
 			if _, err := out.Write(buf[:n]); err != nil {
-				return fmt.Errorf("copying %s: %w", src, err)
+				return "", err
 			}
 			progress.Add(int64(n))
 		}
@@ -119,11 +138,11 @@ func copyFile(ctx context.Context, src, dst string, progress step.Progress) erro
 			break
 		}
 		if rerr != nil {
-			return fmt.Errorf("copying %s: %w", src, rerr)
+			return "", rerr
 		}
 	}
 	if err := out.Close(); err != nil {
-		return fmt.Errorf("copying %s: %w", src, err)
+		return "", err
 	}
-	return nil
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -82,8 +82,14 @@ func Walk(root string) ([]TreeFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	SortFiles(files)
 	return files, nil
+}
+
+// SortFiles puts files in the order TreeDigest expects: by path, compared
+// as strings of forward-slash paths.
+func SortFiles(files []TreeFile) {
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 }
 
 // Tree returns a digest of the directory tree at root that changes whenever

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/relcue/release/pipeline/readcheck"
 	"github.com/relcue/release/pipeline/step"
 )
 
@@ -47,14 +48,16 @@ func (l *Local) Run(ctx context.Context, kind string, in *step.Input) ([]step.Ar
 	return arts, nil
 }
 
-// Registry indexes steps by kind and rejects duplicates.
+// Registry indexes steps by kind and rejects duplicates. Every step it
+// returns reads only what the plan keyed (readcheck.Wrap), on whichever
+// engine runs it: in this process, in a step process, in a container.
 func Registry(steps ...step.Step) (map[string]step.Step, error) {
 	m := make(map[string]step.Step, len(steps))
 	for _, s := range steps {
 		if _, dup := m[s.Kind()]; dup {
 			return nil, fmt.Errorf("two steps of kind %q", s.Kind())
 		}
-		m[s.Kind()] = s
+		m[s.Kind()] = readcheck.Wrap(s)
 	}
 	return m, nil
 }

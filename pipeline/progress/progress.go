@@ -58,12 +58,15 @@ func isTerminal(f *os.File) bool {
 // Plain writes one line when a task starts and one when it ends, for logs
 // that are read after the fact.
 type Plain struct {
-	W     io.Writer
+	W     io.Writer // nil discards
 	Quiet bool
 	mu    sync.Mutex
 }
 
 func (p *Plain) line(format string, args ...any) {
+	if p.W == nil {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	fmt.Fprintf(p.W, format+"\n", args...)

@@ -27,6 +27,15 @@ type Step interface {
 	Run(ctx context.Context, in *Input) ([]Artifact, error)
 }
 
+// SourceChecker is a step that compares what it reads of its sources with
+// in.SourceDigests itself, while reading them, and fails with
+// readcheck.ChangedError on a difference. The pipeline gives every other
+// step verified private copies of its sources (pipeline/readcheck).
+type SourceChecker interface {
+	Step
+	ChecksSources()
+}
+
 // Input is everything a step may read.
 type Input struct {
 	// Target is the target ID being built, for messages.
