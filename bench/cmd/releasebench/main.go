@@ -47,8 +47,8 @@ func main() {
 	out := flag.String("out", "docs/BENCHMARKS.md", "Markdown file to write")
 	work := flag.String("work", ".bench", "scratch directory (deleted and recreated)")
 	scale := flag.Float64("scale", 1.0, "size of the large package pair relative to ~1 GiB")
-	only := flag.String("only", "", `"addons", "binary", "incremental", "k2s", "signing" or "wine" runs only that section (for development; the report then holds only it)`)
-	baseline := flag.String("baseline", "", "release binary of the landed tree, the baseline of the incremental section (\"\": none)")
+	only := flag.String("only", "", `"addons", "binary", "incremental", "k2s", "readcheck", "signing" or "wine" runs only that section (for development; the report then holds only it)`)
+	baseline := flag.String("baseline", "", "release binary of the landed tree, the baseline of the incremental and read-check sections (\"\": none)")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -78,6 +78,15 @@ func main() {
 	}
 	if *only == "k2s" {
 		check(writeReport(*out, []section{k2sDeltas(bin, w)}, 0, 0, 0))
+		return
+	}
+	if *only == "readcheck" {
+		base := ""
+		if *baseline != "" {
+			base, err = filepath.Abs(*baseline)
+			check(err)
+		}
+		check(writeReport(*out, []section{readChecks(bin, base, w, *scale)}, 0, 0, 0))
 		return
 	}
 
@@ -123,6 +132,7 @@ func main() {
 	sections = append(sections, addonPush(bin, w, *scale))
 	sections = append(sections, wineApply(bin, w))
 	sections = append(sections, k2sDeltas(bin, w))
+	sections = append(sections, readChecks(bin, base, w, *scale))
 	check(writeReport(*out, sections, sizeA, countA, changed))
 	log.Printf("wrote %s", *out)
 }
@@ -460,53 +470,7 @@ func nodePackages(bin, w string, scale float64) section {
 			Note: fmt.Sprintf("%.0f%% of the full package's size", 100*float64(nd.size("node-delta/debian12/1.4.1..1.5.0"))/float64(full.size("node/debian12/1.5.0")))})
 
 	cfg := filepath.Join(w, "cfg-node")
-	debs, images := max(2, int(10*scale)), max(2, int(4*scale))
-	const payload = 24 << 20
-	var rel [2]strings.Builder
-	for v := range 2 {
-		for i := 0; i < debs; i++ {
-			pv := "1.0.0"
-			if v == 1 && i < 2 { // two packages change
-				pv = "1.1.0"
-			}
-			dir := filepath.Join(cfg, "debs", fmt.Sprintf("pkg%02d", i), pv)
-			if _, err := os.Stat(dir); err != nil {
-				check(gen.Write(dir, "", []gen.File{{Path: "bin/tool", Size: payload, Seed: uint64(1000*i) + uint64(len(pv)*7+v)}}))
-			}
-			fmt.Fprintf(&rel[v], "\t\t{build: {name: \"pkg%02d\", version: \"%s-1\", arch: \"amd64\", maintainer: \"Bench <bench@example.com>\", description: \"generated bench package\\n Payload for the node delta benchmark.\", license: \"MIT\", contents: [{src: %q, dst: \"/usr/lib/bench/pkg%02d\"}]}},\n", i, pv, "debs/"+fmt.Sprintf("pkg%02d/%s", i, pv), i)
-		}
-		rel[v].WriteString("\t]\n\timages: [\n")
-		for i := 0; i < images; i++ {
-			iv := "1.0.0"
-			if v == 1 && i == 0 { // one image changes
-				iv = "1.1.0"
-			}
-			dir := filepath.Join(cfg, "images", fmt.Sprintf("img%02d", i), iv)
-			if _, err := os.Stat(dir); err != nil {
-				check(gen.Write(dir, "", []gen.File{{Path: "app/data.bin", Size: payload, Seed: uint64(5000+100*i) + uint64(v)}}))
-			}
-			fmt.Fprintf(&rel[v], "\t\t{ref: \"example.com/bench/img%02d:%s\", layers: [{dir: %q, dest: \"/\"}]},\n", i, iv, fmt.Sprintf("images/img%02d/%s", i, iv))
-		}
-	}
-	check(os.WriteFile(filepath.Join(cfg, "release.cue"), []byte(fmt.Sprintf(`package release
-product: name: "bench"
-build: date: "2025-01-01T00:00:00Z"
-releases: "1.0.0": inputs: [{dir: "tree"}]
-releases: "1.1.0": inputs: [{dir: "tree"}]
-deltas: paths: [{from: "1.0.0", to: "1.1.0"}]
-os: debian12: distro: "debian"
-os: debian12: codename: "bookworm"
-os: debian12: releases: {
-"1.0.0": {
-	debs: bench: [
-%s}
-"1.1.0": {
-	debs: bench: [
-%s}
-}
-`, rel[0].String()+"\t]\n", rel[1].String()+"\t]\n")), 0o644))
-	check(os.MkdirAll(filepath.Join(cfg, "tree"), 0o755))
-	check(os.WriteFile(filepath.Join(cfg, "tree", "README"), []byte("bench\n"), 0o644))
+	debs, images, payload := nodeBenchConfig(cfg, scale)
 	cache, dist = filepath.Join(w, "cache-node"), filepath.Join(w, "dist-node")
 	log.Printf("  building %d debs and %d images of %s each", debs+2, images+1, human(payload))
 	buildJSON(bin, cfg, cache, dist, "deb/*", "image/*")
@@ -589,4 +553,58 @@ func check(err error) {
 	if err != nil {
 		log.Fatal(err)
 	}
+}
+
+// nodeBenchConfig writes, in cfg, a product whose two releases have debs
+// node packages and images images of payload bytes each (two debs and one
+// image change between them).
+func nodeBenchConfig(cfg string, scale float64) (debs, images int, payload int64) {
+	debs, images = max(2, int(10*scale)), max(2, int(4*scale))
+	payload = 24 << 20
+	var rel [2]strings.Builder
+	for v := range 2 {
+		for i := 0; i < debs; i++ {
+			pv := "1.0.0"
+			if v == 1 && i < 2 { // two packages change
+				pv = "1.1.0"
+			}
+			dir := filepath.Join(cfg, "debs", fmt.Sprintf("pkg%02d", i), pv)
+			if _, err := os.Stat(dir); err != nil {
+				check(gen.Write(dir, "", []gen.File{{Path: "bin/tool", Size: payload, Seed: uint64(1000*i) + uint64(len(pv)*7+v)}}))
+			}
+			fmt.Fprintf(&rel[v], "\t\t{build: {name: \"pkg%02d\", version: \"%s-1\", arch: \"amd64\", maintainer: \"Bench <bench@example.com>\", description: \"generated bench package\\n Payload for the node delta benchmark.\", license: \"MIT\", contents: [{src: %q, dst: \"/usr/lib/bench/pkg%02d\"}]}},\n", i, pv, "debs/"+fmt.Sprintf("pkg%02d/%s", i, pv), i)
+		}
+		rel[v].WriteString("\t]\n\timages: [\n")
+		for i := 0; i < images; i++ {
+			iv := "1.0.0"
+			if v == 1 && i == 0 { // one image changes
+				iv = "1.1.0"
+			}
+			dir := filepath.Join(cfg, "images", fmt.Sprintf("img%02d", i), iv)
+			if _, err := os.Stat(dir); err != nil {
+				check(gen.Write(dir, "", []gen.File{{Path: "app/data.bin", Size: payload, Seed: uint64(5000+100*i) + uint64(v)}}))
+			}
+			fmt.Fprintf(&rel[v], "\t\t{ref: \"example.com/bench/img%02d:%s\", layers: [{dir: %q, dest: \"/\"}]},\n", i, iv, fmt.Sprintf("images/img%02d/%s", i, iv))
+		}
+	}
+	check(os.WriteFile(filepath.Join(cfg, "release.cue"), []byte(fmt.Sprintf(`package release
+product: name: "bench"
+build: date: "2025-01-01T00:00:00Z"
+releases: "1.0.0": inputs: [{dir: "tree"}]
+releases: "1.1.0": inputs: [{dir: "tree"}]
+deltas: paths: [{from: "1.0.0", to: "1.1.0"}]
+os: debian12: distro: "debian"
+os: debian12: codename: "bookworm"
+os: debian12: releases: {
+"1.0.0": {
+	debs: bench: [
+%s}
+"1.1.0": {
+	debs: bench: [
+%s}
+}
+`, rel[0].String()+"\t]\n", rel[1].String()+"\t]\n")), 0o644))
+	check(os.MkdirAll(filepath.Join(cfg, "tree"), 0o755))
+	check(os.WriteFile(filepath.Join(cfg, "tree", "README"), []byte("bench\n"), 0o644))
+	return debs, images, payload
 }
