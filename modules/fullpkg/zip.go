@@ -19,7 +19,9 @@ func useZip(ctx context.Context, in *step.Input, spec *Spec, out string) error {
 	if err != nil {
 		return err
 	}
-	r, err := pkgzip.Open(src)
+	// Errors name the zip as the configuration does (position, URL or
+	// path), not as the cache blob a URL was downloaded to.
+	r, err := pkgzip.OpenAs(src, in.SourceLabel(spec.Zip))
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ import (
 // headers that contradict the central directory and entries that share
 // bytes (see package layout).
 type Reader struct {
+	// Path names the zip in errors: its path, or what OpenAs was given.
 	Path string
 	// Entries are the regular files, sorted by Name.
 	Entries []*Entry
@@ -37,12 +38,20 @@ type Reader struct {
 }
 
 // Open opens and validates the package zip at path.
-func Open(path string) (*Reader, error) {
+func Open(path string) (*Reader, error) { return OpenAs(path, path) }
+
+// OpenAs opens and validates the package zip at path, naming it name in
+// errors: where the zip came from, when path is a copy (a downloaded
+// input in the cache) that would tell the reader nothing.
+func OpenAs(path, name string) (*Reader, error) {
 	f, err := os.Open(path)
 	if err != nil {
+		if name != path {
+			return nil, fmt.Errorf("%s: open package: %w", name, err)
+		}
 		return nil, fmt.Errorf("open package: %w", err)
 	}
-	r, err := newReader(path, f)
+	r, err := newReader(name, f)
 	if err != nil {
 		f.Close()
 		return nil, err
