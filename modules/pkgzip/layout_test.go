@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
@@ -104,6 +105,21 @@ func TestOpenRefusesLocalHeaderMismatch(t *testing.T) {
 }
 
 func quote(s string) string { return `"` + s + `"` }
+
+// TestOpenRefusesMismatchAmongMany: headers read a window at a time are
+// checked one by one all the same.
+func TestOpenRefusesMismatchAmongMany(t *testing.T) {
+	ents := []ziptest.Entry{{Name: "VERSION", Data: []byte("1.0.0")}}
+	for i := range 500 {
+		e := ziptest.Entry{Name: fmt.Sprintf("bin/f%03d.txt", i), Data: []byte(strings.Repeat("x", i))}
+		if i == 300 {
+			e.Local = func(h *ziptest.Header) { h.Name = "bin/f999.txt" }
+		}
+		ents = append(ents, e)
+	}
+	p, err := openErr(t, ziptest.Build(ents...))
+	wantRefused(t, p, err, `entry "bin/f300.txt": its local header names it "bin/f999.txt"`)
+}
 
 // TestOpenRefusesOverlappingEntries is review D7: records that share
 // bytes, the zip-bomb layout Info-ZIP refuses as "overlapped components".
@@ -277,6 +293,11 @@ func TestOpenAcceptsWellFormedLayouts(t *testing.T) {
 		"zip64":                         ziptest.Build(entry(ziptest.Entry{Deflate: true, Zip64: true})...),
 		"zip64 descriptor":              ziptest.Build(entry(ziptest.Entry{Deflate: true, Zip64: true, Flags: ziptest.FlagDescriptor})...),
 		"zip64 descriptor, local zeros": ziptest.Build(entry(ziptest.Entry{Deflate: true, Zip64: true, Flags: ziptest.FlagDescriptor, Local: bigShape})...),
+		// Read past the window of neighbouring headers: a long extra
+		// field before the zip64 one, in the last entry.
+		"zip64 after a long extra": ziptest.Build(entry(ziptest.Entry{Zip64: true, Local: func(h *ziptest.Header) {
+			h.Extra = append(append([]byte{0xfe, 0xca, 200, 0}, make([]byte, 200)...), h.Extra...)
+		}})...),
 		"zip64, one local size": ziptest.Build(entry(ziptest.Entry{Zip64: true, Local: func(h *ziptest.Header) {
 			h.UncompressedSize = uint32(len(text))
 			h.Extra = ziptest.Zip64Extra(uint64(len(text)))
