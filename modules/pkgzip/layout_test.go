@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -89,6 +90,9 @@ func TestOpenRefusesLocalHeaderMismatch(t *testing.T) {
 		// Zeros stand for the values only with a data descriptor.
 		{"zeros without descriptor", ziptest.Entry{Local: func(h *ziptest.Header) { h.CRC32, h.CompressedSize, h.UncompressedSize = 0, 0, 0 }}, "CRC-32 00000000"},
 		{"zip64 size", ziptest.Entry{Zip64: true, Local: func(h *ziptest.Header) { h.Extra = ziptest.Zip64Extra(1000, 100) }}, "has size 1000, the central directory 100"},
+		{"zip64 compressed size", ziptest.Entry{Zip64: true, Deflate: true, Local: func(h *ziptest.Header) {
+			h.Extra = ziptest.Zip64Extra(100, binary.LittleEndian.Uint64(h.Extra[12:])+1)
+		}}, "compressed size"},
 		{"descriptor with a wrong size", ziptest.Entry{Flags: ziptest.FlagDescriptor, Local: func(h *ziptest.Header) { h.UncompressedSize = 99 }}, "has size 99"},
 	}
 	for _, c := range cases {
@@ -295,12 +299,16 @@ func TestOpenAcceptsWellFormedLayouts(t *testing.T) {
 		"zip64 descriptor, local zeros": ziptest.Build(entry(ziptest.Entry{Deflate: true, Zip64: true, Flags: ziptest.FlagDescriptor, Local: bigShape})...),
 		// Read past the window of neighbouring headers: a long extra
 		// field before the zip64 one, in the last entry.
-		"zip64 after a long extra": ziptest.Build(entry(ziptest.Entry{Zip64: true, Local: func(h *ziptest.Header) {
+		"zip64 after a long extra": ziptest.Build(entry(ziptest.Entry{Zip64: true, Deflate: true, Local: func(h *ziptest.Header) {
 			h.Extra = append(append([]byte{0xfe, 0xca, 200, 0}, make([]byte, 200)...), h.Extra...)
 		}})...),
-		"zip64, one local size": ziptest.Build(entry(ziptest.Entry{Zip64: true, Local: func(h *ziptest.Header) {
-			h.UncompressedSize = uint32(len(text))
-			h.Extra = ziptest.Zip64Extra(uint64(len(text)))
+		// The format's local zip64 field holds both sizes, whichever is
+		// saturated.
+		"zip64, both sizes, compressed saturated": ziptest.Build(entry(ziptest.Entry{Zip64: true, Deflate: true, Local: func(h *ziptest.Header) { h.UncompressedSize = uint32(len(text)) }})...),
+		"zip64, one local size": ziptest.Build(entry(ziptest.Entry{Zip64: true, Deflate: true, Local: func(h *ziptest.Header) {
+			// Only the compressed size, the one saturated.
+			csize := binary.LittleEndian.Uint64(h.Extra[12:])
+			h.UncompressedSize, h.Extra = uint32(len(text)), ziptest.Zip64Extra(csize)
 		}})...),
 		"utf-8 name":                       ziptest.Build(version, ziptest.Entry{Name: "docs/ü.txt", Data: text, Flags: 0x800}),
 		"utf-8 flag only centrally, ascii": ziptest.Build(version, ziptest.Entry{Name: "docs/u.txt", Data: text, Flags: 0x800, Local: func(h *ziptest.Header) { h.Flags = 0 }}),

@@ -3,8 +3,9 @@
 // alone, so it accepts a zip whose local headers say something else (tools
 // that stream local headers then extract other names or other bytes) and
 // one whose records share data (the zip-bomb layout, where one stream is
-// counted many times). Check refuses both, as Info-ZIP and Python's
-// zipfile do, before anything is read from the zip.
+// counted many times). Check refuses both before any entry is read, as
+// Python's zipfile refuses a local name that differs and Info-ZIP's unzip
+// "overlapped components".
 package layout
 
 import (
@@ -57,8 +58,9 @@ func Check(ra io.ReaderAt, size int64, files []*zip.File) error {
 	if err != nil {
 		return err
 	}
-	// Headers are visited in file order, so that those close together
-	// (small entries) are read a window at a time rather than one by one.
+	// Headers are visited in the order they lie in the file, so that those
+	// close together (small entries) are read a window at a time rather
+	// than one by one; a large entry's header is one small read.
 	order := make([]int, len(files))
 	for i := range order {
 		order[i] = i
@@ -285,32 +287,31 @@ func (s localSize) String() string {
 	return fmt.Sprint(s.v)
 }
 
-// localSizes resolves a local header's sizes through its zip64 field. The
-// format says that field holds both sizes, uncompressed first; some
-// writers put in only the saturated ones, which a field of 8 bytes tells.
+// localSizes resolves a local header's saturated sizes through its zip64
+// field. The format says that field holds both sizes, uncompressed first;
+// some writers put in only the saturated ones, which a field of 8 bytes
+// tells.
 func localSizes(usize, csize uint32, z64 []byte) (u, c localSize) {
 	u, c = localSize{v: uint64(usize)}, localSize{v: uint64(csize)}
-	take := func() (uint64, bool) {
-		if len(z64) < 8 {
+	both := len(z64) >= 16
+	at := func(i int) (uint64, bool) {
+		if len(z64) < 8*(i+1) {
 			return 0, false
 		}
-		v := binary.LittleEndian.Uint64(z64)
-		z64 = z64[8:]
-		return v, true
+		return binary.LittleEndian.Uint64(z64[8*i:]), true
 	}
-	if len(z64) >= 16 {
-		u.v, _ = take()
-		c.v, _ = take()
-		u.saturated, c.saturated = false, false
-		return u, c
-	}
+	var ok bool
 	if usize == max32 {
-		u.v, u.saturated = take()
-		u.saturated = !u.saturated
+		u.v, ok = at(0)
+		u.saturated = !ok
 	}
 	if csize == max32 {
-		c.v, c.saturated = take()
-		c.saturated = !c.saturated
+		i := 0
+		if both || usize == max32 {
+			i = 1
+		}
+		c.v, ok = at(i)
+		c.saturated = !ok
 	}
 	return u, c
 }
