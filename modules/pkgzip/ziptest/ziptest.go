@@ -54,8 +54,8 @@ type Entry struct {
 	// writers do for large entries, and ends the zip with zip64 records.
 	Zip64 bool
 	// NoDescriptorSignature writes the data descriptor without its
-	// optional signature.
-	NoDescriptorSignature bool
+	// optional signature; NoDescriptor writes none despite the flag.
+	NoDescriptorSignature, NoDescriptor bool
 	// SameAs, when > 0, makes this entry's central record point at the
 	// local header of entry SameAs-1 instead of writing one of its own:
 	// the overlapping layout of zip bombs.
@@ -136,7 +136,7 @@ func BuildWith(opts Options, entries ...Entry) []byte {
 		}
 		writeLocal(&out, l)
 		out.Write(raw)
-		if e.Flags&FlagDescriptor != 0 {
+		if e.Flags&FlagDescriptor != 0 && !e.NoDescriptor {
 			if !e.NoDescriptorSignature {
 				le32(&out, sigDescriptor)
 			}

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 )
 
 const (
@@ -222,7 +223,9 @@ func checkLocal(win *window, size int64, f *zip.File, off int64, dir *directory)
 	}
 	descriptor := f.Flags&flagDescriptor != 0
 	sp := span{start: off, end: dataStart + int64(f.CompressedSize64), name: f.Name}
-	if descriptor {
+	// archive/zip never reads a directory's data or descriptor, and some
+	// writers set the flag on directories without writing one.
+	if descriptor && !strings.HasSuffix(f.Name, "/") {
 		sp.end += descriptorMin
 	}
 	if string(name) != f.Name {
