@@ -89,7 +89,7 @@ func collectTree(in *step.Input, spec *Spec) ([]treeFile, error) {
 		if err != nil {
 			return nil, err
 		}
-		layerFiles, err := walkLayer(l, li, root)
+		layerFiles, err := walkLayer(l, li, root, in.SourceLabel(l.Source))
 		if err != nil {
 			return nil, err
 		}
@@ -127,8 +127,9 @@ func hasFile(files []treeFile, name string) bool {
 }
 
 // walkLayer lists the regular files of one layer: a directory tree or a
-// single file.
-func walkLayer(l Layer, li int, root string) ([]treeFile, error) {
+// single file. A single file is named by label (its config position and
+// origin): its path may be a download's blob in the cache.
+func walkLayer(l Layer, li int, root, label string) ([]treeFile, error) {
 	st, err := os.Stat(root)
 	if err != nil {
 		return nil, fmt.Errorf("input %s: %w", l.Source, err)
@@ -138,7 +139,7 @@ func walkLayer(l Layer, li int, root string) ([]treeFile, error) {
 		if l.Dest == "" {
 			return nil, fmt.Errorf("input %s: %s is a file, and a file input needs dest, its path in the package", l.Source, root)
 		}
-		return []treeFile{{name: l.Dest, src: root, mode: layerMode(l, st.Mode()), size: st.Size(), owner: owner(root), layer: li}}, nil
+		return []treeFile{{name: l.Dest, src: root, mode: layerMode(l, st.Mode()), size: st.Size(), owner: label, layer: li}}, nil
 	}
 	if !st.IsDir() {
 		return nil, fmt.Errorf("input %s: %s is a %s; inputs are directories or regular files", l.Source, root, typeName(st.Mode()))

@@ -566,7 +566,7 @@ func TestRunRefusesNamesWindowsCannotHold(t *testing.T) {
 			spec.Zip = "zip"
 			zipped := writeZip(t, map[string]string{"VERSION": "1.5.0", c.path: "x"})
 			_, _, err = run(t, spec, map[string]string{"zip": zipped}, 2)
-			if err == nil || !strings.Contains(err.Error(), zipped+": package path "+strconv.Quote(c.path)) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), `build: paths: "posix"`) {
+			if err == nil || !strings.Contains(err.Error(), "input zip ("+zipped+"): package path "+strconv.Quote(c.path)) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), `build: paths: "posix"`) {
 				t.Fatalf("existing zip: error %v\nwant one naming the zip and saying %q", err, c.want)
 			}
 			// A product never installed on Windows may hold it.

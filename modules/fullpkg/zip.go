@@ -24,27 +24,30 @@ func useZip(ctx context.Context, in *step.Input, spec *Spec, out string) error {
 	}
 	// Copy first, hashing the copy, and check only the copy: what ships
 	// is then exactly the bytes compared with the plan's pin and
-	// validated, whatever happens to src meanwhile.
+	// validated, whatever happens to src meanwhile. Errors name the zip as
+	// the configuration does (position, URL or path), not as the cache
+	// blob a URL was downloaded to, nor as the copy.
+	label := in.SourceLabel(spec.Zip)
 	f, st, err := readcheck.OpenRegular(src)
 	if err != nil {
-		return fmt.Errorf("input %s: %w", spec.Zip, err)
+		return fmt.Errorf("%s: %w", label, err)
 	}
 	in.Progress.SetTotal(st.Size())
 	sum, err := copyFile(ctx, f, out, in.Progress)
 	f.Close()
 	if err != nil {
-		return fmt.Errorf("input %s: copying %s: %w", spec.Zip, src, err)
+		return fmt.Errorf("%s: copying: %w", label, err)
 	}
-	if err := readcheck.Compare(src, in.SourceDigests[spec.Zip], readcheck.FileDigest(sum)); err != nil {
+	if err := readcheck.Compare(label, in.SourceDigests[spec.Zip], readcheck.FileDigest(sum)); err != nil {
 		return err
 	}
-	return readcheck.Renamed(validateZip(ctx, in, spec, out, st.Size()), out, src)
+	return validateZip(ctx, in, spec, out, label, st.Size())
 }
 
 // validateZip checks the copied package: its version, paths, manifest and
 // every entry's CRC.
-func validateZip(ctx context.Context, in *step.Input, spec *Spec, zipPath string, size int64) error {
-	r, err := pkgzip.Open(zipPath)
+func validateZip(ctx context.Context, in *step.Input, spec *Spec, zipPath, label string, size int64) error {
+	r, err := pkgzip.OpenAs(zipPath, label)
 	if err != nil {
 		return err
 	}

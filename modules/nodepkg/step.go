@@ -38,14 +38,16 @@ func (Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error) {
 		Progress: in.Progress.Add,
 		Log:      in.Log,
 	}
-	for i, d := range s.Debs {
+	for _, d := range s.Debs {
 		var p, origin string
 		if d.Target != "" {
 			p, err = in.DepArtifact(d.Target, deb.ArtifactKind)
 			origin = d.Target
 		} else {
 			p, err = sourcePath(in, d.Source)
-			origin = fmt.Sprintf("%s deb %d (existing file)", in.Target, i+1)
+			// Its configuration position and URL or path: p may be a
+			// download's blob in the cache.
+			origin = in.SourceLabel(d.Source)
 		}
 		if err != nil {
 			return nil, err

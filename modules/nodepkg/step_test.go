@@ -245,3 +245,23 @@ func TestParseSpecIsStrict(t *testing.T) {
 		})
 	}
 }
+
+// An existing .deb is named in errors by its configuration position and
+// URL (review D12): the step reads a download's blob in the cache, whose
+// path tells nothing.
+func TestStepNamesExistingDebByItsLabel(t *testing.T) {
+	blob := filepath.Join(t.TempDir(), "4f2a9c")
+	if err := os.WriteFile(blob, []byte("not a deb"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := nodepkg.Spec{Product: "k2s", OS: "debian12", OSDir: "debian12", Version: "1.4.0", Output: "nodes/k2s-node-debian12-1.4.0.zip",
+		Date: "2026-03-01T12:00:00Z", Level: 6, Debs: []nodepkg.SpecDeb{{Group: "kubernetes", Source: "deb0"}}}
+	const label = "node.cue:12:9: input deb0 (https://example.com/pool/kubelet.deb)"
+	in := &step.Input{Target: "node/debian12/1.4.0", Sources: map[string]string{"deb0": blob}, SourceLabels: map[string]string{"deb0": label},
+		Deps: map[string]step.Result{}, OutDir: t.TempDir(), Workers: 1, Progress: &countProgress{}, Log: io.Discard}
+	in.Spec, _ = json.Marshal(spec)
+	_, err := nodepkg.Step{}.Run(context.Background(), in)
+	if err == nil || !strings.Contains(err.Error(), label) {
+		t.Fatalf("error %v\nwant one naming %q", err, label)
+	}
+}

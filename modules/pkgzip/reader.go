@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc32"
 	"io"
 	"math"
 	"os"
@@ -17,12 +19,16 @@ import (
 	"github.com/klauspost/compress/flate"
 
 	"github.com/relcue/release/internal/parallel"
+	"github.com/relcue/release/modules/pkgzip/internal/layout"
 )
 
 // Reader is an open package zip. Open rejects, with an error that names the
 // zip and the entry: unreadable/truncated zips, entries with "..", absolute
-// paths or drive letters, and duplicate names (also case-insensitively).
+// paths or drive letters, duplicate names (also case-insensitively), local
+// headers that contradict the central directory and entries that share
+// bytes (see package layout).
 type Reader struct {
+	// Path names the zip in errors: its path, or what OpenAs was given.
 	Path string
 	// Entries are the regular files, sorted by Name.
 	Entries []*Entry
@@ -32,12 +38,20 @@ type Reader struct {
 }
 
 // Open opens and validates the package zip at path.
-func Open(path string) (*Reader, error) {
+func Open(path string) (*Reader, error) { return OpenAs(path, path) }
+
+// OpenAs opens and validates the package zip at path, naming it name in
+// errors: where the zip came from, when path is a copy (a downloaded
+// input in the cache) that would tell the reader nothing.
+func OpenAs(path, name string) (*Reader, error) {
 	f, err := os.Open(path)
 	if err != nil {
+		if name != path {
+			return nil, fmt.Errorf("%s: open package: %w", name, err)
+		}
 		return nil, fmt.Errorf("open package: %w", err)
 	}
-	r, err := newReader(path, f)
+	r, err := newReader(name, f)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -67,8 +81,14 @@ func newReaderAt(path string, ra io.ReaderAt, size int64, closeFn func() error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := layout.Check(ra, size, zr.File); err != nil {
+		return nil, fmt.Errorf("%s: %w (%s)", path, err, layoutHint)
+	}
 	return &Reader{Path: path, Entries: entries, close: closeFn}, nil
 }
+
+// layoutHint is what to do about a zip that layout.Check refuses.
+const layoutHint = "the zip is malformed, or made to show other zip readers other content; re-create it with a standard zip tool"
 
 // OpenZip opens the zip that entry e holds as a package zip of its own,
 // named "<zip>!<entry>" in errors. A stored entry (release stores what
@@ -227,7 +247,16 @@ func (e *Entry) Open() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, e.wrap(err)
 	}
-	return &entryReader{rc: rc, e: e}, nil
+	r := &entryReader{rc: rc, e: e}
+	// archive/zip takes a CRC-32 of 0 for "not recorded" and checks
+	// nothing then (unless a data descriptor follows). A zip must record
+	// it, and 0 is the CRC-32 of the empty entry, so a non-empty entry's
+	// 0 is checked here like any other value.
+	f := e.File
+	if f.CRC32 == 0 && f.Flags&flagDataDesc == 0 && f.UncompressedSize64 > 0 {
+		r.crc = crc32.NewIEEE()
+	}
+	return r, nil
 }
 
 func (e *Entry) wrap(err error) error {
@@ -244,10 +273,23 @@ func (e *Entry) wrap(err error) error {
 type entryReader struct {
 	rc io.ReadCloser
 	e  *Entry
+	// crc, when set, sums what is read to check against a recorded 0.
+	crc hash.Hash32
+	err error // sticky, once the sum failed
 }
 
 func (r *entryReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
 	n, err := r.rc.Read(p)
+	if r.crc != nil {
+		r.crc.Write(p[:n])
+		if err == io.EOF && r.crc.Sum32() != 0 {
+			r.err = r.e.wrap(fmt.Errorf("%w: the recorded CRC-32 is 00000000, the data's is %08x", zip.ErrChecksum, r.crc.Sum32()))
+			return n, r.err
+		}
+	}
 	if err != nil && err != io.EOF {
 		err = r.e.wrap(err)
 	}

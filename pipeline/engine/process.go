@@ -43,7 +43,7 @@ func (p *Process) Run(ctx context.Context, kind string, in *step.Input) ([]step.
 	if p.InProcess[kind] {
 		return p.local.Run(ctx, kind, in)
 	}
-	req := Request{Target: in.Target, Kind: kind, Spec: in.Spec, Sources: in.Sources, SourceDigests: in.SourceDigests, Workers: in.Workers, Deps: map[string]Dep{}}
+	req := Request{Target: in.Target, Kind: kind, Spec: in.Spec, Sources: in.Sources, SourceDigests: in.SourceDigests, SourceLabels: in.SourceLabels, Workers: in.Workers, Deps: map[string]Dep{}}
 	for id, d := range in.Deps {
 		req.Deps[id] = Dep{Dir: d.Dir, Artifacts: d.Artifacts}
 	}

@@ -27,6 +27,7 @@ type Request struct {
 	Spec          json.RawMessage   `json:"spec"`
 	Sources       map[string]string `json:"sources"`
 	SourceDigests map[string]string `json:"sourceDigests,omitempty"`
+	SourceLabels  map[string]string `json:"sourceLabels,omitempty"`
 	Deps          map[string]Dep    `json:"deps"`
 	Workers       int               `json:"workers"`
 }
@@ -66,7 +67,7 @@ func RunRequest(ctx context.Context, steps map[string]step.Step, req *Request, o
 		deps[id] = step.Result{Dir: d.Dir, Artifacts: d.Artifacts}
 	}
 	in := &step.Input{
-		Target: req.Target, Spec: req.Spec, Sources: req.Sources, SourceDigests: req.SourceDigests, Deps: deps, OutDir: outDir,
+		Target: req.Target, Spec: req.Spec, Sources: req.Sources, SourceDigests: req.SourceDigests, SourceLabels: req.SourceLabels, Deps: deps, OutDir: outDir,
 		Workers: max(req.Workers, 1), Progress: &lineProgress{w: stderr}, Log: stderr,
 	}
 	arts, err := s.Run(ctx, in)

@@ -284,6 +284,12 @@ func (w snapshotting) Run(ctx context.Context, in *step.Input) ([]step.Artifact,
 			return nil, fmt.Errorf("%s: source %s has no planned digest (planner bug)", in.Target, name)
 		}
 		snap, err := Snapshot(ctx, p, want, dir)
+		var ce *ChangedError
+		if errors.As(err, &ce) {
+			// Named as the configuration names it: a download's path is
+			// a cache blob the user never wrote.
+			ce.Path = in.SourceLabel(name)
+		}
 		if err != nil {
 			return nil, err // names the path the user wrote
 		}

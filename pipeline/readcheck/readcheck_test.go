@@ -229,7 +229,7 @@ func TestWrap(t *testing.T) {
 	r.got = nil
 	write(t, filepath.Join(src, "f"), "edited!", 0o644)
 	_, err = Wrap(r).Run(context.Background(), in)
-	if err == nil || !strings.Contains(err.Error(), "changed during the build: "+src) || r.got != nil {
+	if err == nil || !strings.Contains(err.Error(), "changed during the build: input s ("+src+")") || r.got != nil {
 		t.Errorf("error %v (read %v), want the change refused before the step runs", err, r.got)
 	}
 }

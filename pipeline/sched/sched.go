@@ -357,14 +357,16 @@ func runStep(ctx context.Context, n *plan.Node, deps map[string]step.Result, opt
 		sources[s.Name] = p
 	}
 	digests := make(map[string]string, len(n.Sources))
+	labels := make(map[string]string, len(n.Sources))
 	for _, s := range n.Sources {
 		digests[s.Name] = s.Digest
+		labels[s.Name] = s.Label()
 	}
 	if opts.BeforeStep != nil {
 		opts.BeforeStep(n.ID)
 	}
 	in := &step.Input{
-		Target: n.ID, Spec: n.Spec, Sources: sources, SourceDigests: digests, Deps: deps, OutDir: outDir,
+		Target: n.ID, Spec: n.Spec, Sources: sources, SourceDigests: digests, SourceLabels: labels, Deps: deps, OutDir: outDir,
 		Workers: max(opts.Jobs, 1), Progress: t, Log: t.Log(),
 	}
 	return opts.Engine.Run(ctx, n.Kind, in)

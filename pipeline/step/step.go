@@ -49,6 +49,9 @@ type Input struct {
 	// ("sha256:<hex>" of a file, "tree:<hex>" of a directory), for steps
 	// that record what they were made from.
 	SourceDigests map[string]string
+	// SourceLabels maps source names to how messages name them
+	// (Source.Label); see SourceLabel.
+	SourceLabels map[string]string
 	// Deps maps dependency target IDs to their results.
 	Deps map[string]Result
 	// OutDir is an empty directory owned by this run. Artifact paths are
@@ -123,4 +126,13 @@ func (in *Input) DepArtifact(id, kind string) (string, error) {
 		return "", fmt.Errorf("%s: dependency %s has no %q artifact", in.Target, id, kind)
 	}
 	return filepath.Join(r.Dir, filepath.FromSlash(a.Path)), nil
+}
+
+// SourceLabel is how messages should name source name: its label when the
+// pipeline gave one, else its name and local path.
+func (in *Input) SourceLabel(name string) string {
+	if l := in.SourceLabels[name]; l != "" {
+		return l
+	}
+	return Source{Name: name, Path: in.Sources[name]}.Label()
 }

@@ -32,3 +32,19 @@ type Source struct {
 	Dir    bool   // Path is a directory tree
 	Pos    string // config position for messages
 }
+
+// Label is how messages name the source: its config position, name and
+// origin, e.g. `release.cue:4:20: input zip (https://host/k2s.zip)`. The
+// path a step reads (for a URL, a blob in the cache) means nothing to
+// whoever wrote the configuration.
+func (s Source) Label() string {
+	origin := s.URL
+	if origin == "" {
+		origin = s.Path
+	}
+	l := "input " + s.Name + " (" + origin + ")"
+	if s.Pos != "" {
+		l = s.Pos + ": " + l
+	}
+	return l
+}

@@ -40,7 +40,7 @@ type StepPlan struct {
 // same input gives the same container, which Dagger's cache recognises.
 func PlanStep(kind string, in *step.Input, root string) (*StepPlan, error) {
 	p := &StepPlan{Request: engine.Request{
-		Target: in.Target, Kind: kind, Spec: in.Spec, Workers: in.Workers, SourceDigests: in.SourceDigests,
+		Target: in.Target, Kind: kind, Spec: in.Spec, Workers: in.Workers, SourceDigests: in.SourceDigests, SourceLabels: in.SourceLabels,
 		Sources: map[string]string{}, Deps: map[string]engine.Dep{},
 	}}
 	at := func(parts ...string) string { return path.Join(append([]string{root}, parts...)...) }
