@@ -96,6 +96,16 @@ func TestLoadDeepLabelChain(t *testing.T) {
 	}
 }
 
+// A sum of a million terms crashed the runtime as the label chain did.
+func TestLoadLongOperatorChain(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"release.cue": limitsBase, "sum.cue": "_x: 1" + strings.Repeat(" + 1", 1000000) + "\n"})
+	_, err := Load(dir, LoadOptions{Env: noEnv})
+	msg := problemsOf(t, err)
+	if !strings.Contains(msg, "sum.cue:2:") || !strings.Contains(msg, fmt.Sprintf("chains more than %d operators", DefaultMaxDepth*chainFactor)) {
+		t.Fatalf("message:\n%s", msg)
+	}
+}
+
 func TestCheckDepth(t *testing.T) {
 	for _, tc := range []struct {
 		src  string
@@ -120,6 +130,15 @@ func TestCheckDepth(t *testing.T) {
 		{"a: #\"\\#(b): c: d:\"#\n", 2, 0},
 		// Comments are not code.
 		{"// a: b: c: d: e:\nx: 1\n", 1, 0},
+		// Operators and selectors chain within one expression, at ten times
+		// the depth.
+		{"a: 1" + strings.Repeat(" + 1", 30) + "\nb: x" + strings.Repeat(".y", 30) + "\n", 3, 0},
+		{"a: 1" + strings.Repeat(" | 1", 30) + "\nb: [1" + strings.Repeat(" & 1", 31) + "]\n", 3, 2},
+		{"a: (1" + strings.Repeat(" + 1", 30) + ")" + strings.Repeat(" + 1", 30) + "\n", 3, 0},
+		// Brackets are bounded as bytes too, loosely, before CUE's scanner
+		// recurses into an attribute's.
+		{"a: 1 @x(" + strings.Repeat("(", 300) + strings.Repeat(")", 301) + "\n", 4, 0},
+		{"a: 1\nb: 1 @x(" + strings.Repeat("(", 300) + strings.Repeat(")", 301) + "\n", 3, 2},
 	} {
 		err := checkDepth("t.cue", []byte(tc.src), tc.max)
 		var de *depthError
@@ -218,4 +237,22 @@ func TestCountPolicy(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzCheckDepth scans arbitrary text: it must never panic, whatever the
+// brackets, strings and interpolations.
+func FuzzCheckDepth(f *testing.F) {
+	for _, s := range []string{
+		"a: b: c: 1\n", `a: "\(b) \(c)"`, `a: #"\#(b)"#`, `a: "\(`, `a: "\(b]`, `a: "\(b)) "\(c)"`,
+		"a: \"\"\"\n\t\\(x)\n\t\"\"\"\n", `@attr("\(x)") a: 1`, `a: [ (( {`, `) ] } a: 1`, `a: '\(b)'`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		err := checkDepth("f.cue", []byte(src), 3)
+		var de *depthError
+		if err != nil && !errors.As(err, &de) {
+			t.Fatalf("error %T %v", err, err)
+		}
+	})
 }
