@@ -47,6 +47,8 @@ type Options struct {
 	// Workers bounds parallelism; 0 means the number of CPUs.
 	Workers int
 	Env     func(string) string
+	// Limits bound loading the configuration (zero fields: defaults).
+	Limits config.Limits
 	// Adjust, when set, changes the loaded model before targets are
 	// planned (command-line overrides such as --registry); its errors are
 	// configuration errors.
@@ -68,7 +70,7 @@ func Open(ctx context.Context, mods []step.Module, opts Options) (*Session, erro
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
-	m, err := config.Load(opts.Dir, config.LoadOptions{Env: opts.Env, Sections: step.Sections(mods)})
+	m, err := config.Load(opts.Dir, config.LoadOptions{Env: opts.Env, Sections: step.Sections(mods), Limits: opts.Limits})
 	if err != nil {
 		return nil, &ConfigError{err}
 	}

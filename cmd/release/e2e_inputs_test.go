@@ -99,10 +99,11 @@ func TestBadInputsFailCleanly(t *testing.T) {
 	writeForeignZip(t, zp, "1.3.0", map[string]string{"bin/kube/kubelet.exe": "old"})
 	cache := filepath.Join(t.TempDir(), "cache")
 
-	// A checksum that does not match the file.
+	// A checksum that does not match the file: a configuration error,
+	// found when planning.
 	configWithZip(t, dir, "old.zip", strings.Repeat("0", 64))
 	r := releaseCmd(t, nil, "build", "-C", dir, "--cache", cache)
-	if r.code != 1 || !strings.Contains(r.stderr, "sha256 mismatch for "+zp) || !strings.Contains(r.stderr, "update its sha256") {
+	if r.code != 2 || !strings.Contains(r.stderr, "sha256 mismatch for "+zp) || !strings.Contains(r.stderr, "update its sha256") {
 		t.Fatalf("wrong sha256: exit %d\n%s", r.code, r.stderr)
 	}
 	assertNoDist(t, dir)
@@ -206,15 +207,16 @@ releases: "1.0.0": inputs: [{dir: "payload"}]
 	}
 }
 
-// An existing .deb whose checksum does not match: the node package fails,
-// naming the place in the config, and nothing reaches dist/.
+// An existing .deb whose checksum does not match: a configuration error
+// found when planning (exit 2), naming the place in the config, and
+// nothing reaches dist/.
 func TestExistingDebChecksumMismatch(t *testing.T) {
 	dir := copySample(t)
 	cfg := filepath.Join(dir, "node.cue")
 	src := strings.Replace(string(readFile(t, cfg)), "ff84f77c552fd72bd650361d67bce7fce231db7dbfb7161209a7a657586a5ee8", strings.Repeat("0", 64), 1)
 	os.WriteFile(cfg, []byte(src), 0o644)
 	r := releaseCmd(t, nil, "build", "-C", dir, "--cache", filepath.Join(t.TempDir(), "cache"), "--target", "node/debian12/1.5.0")
-	if r.code != 1 || !strings.Contains(r.stderr, "node.cue:") || !strings.Contains(r.stderr, "sha256 mismatch for "+filepath.Join(dir, "node", "k2s-node-tools_1.0.0_all.deb")) {
+	if r.code != 2 || !strings.Contains(r.stderr, "node.cue:") || !strings.Contains(r.stderr, "sha256 mismatch for "+filepath.Join(dir, "node", "k2s-node-tools_1.0.0_all.deb")) {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 	assertNoDist(t, dir)

@@ -12,8 +12,9 @@ import (
 	"testing"
 )
 
-// A name Windows cannot hold fails the build, naming the input file and
-// both ways out, and leaves no package; build.paths: "posix" builds it,
+// A name Windows cannot hold is a configuration error found when planning
+// (exit 2), naming the input as the configuration does and both ways out,
+// and leaves no package; build.paths: "posix" builds it,
 // and then apply refuses the delta unless told the installation is not on
 // Windows. The standalone delta command says how to opt out with its flag.
 func TestWindowsNamesThroughCLI(t *testing.T) {
@@ -25,10 +26,11 @@ func TestWindowsNamesThroughCLI(t *testing.T) {
 	}
 	cache := filepath.Join(t.TempDir(), "cache")
 	r := releaseCmd(t, nil, "build", "-C", dir, "--cache", cache)
-	for _, want := range []string{"package/1.5.0: input layer1: " + bad + `: package path "lib/CON.psm1" has "CON.psm1", which Windows opens as the device CON`,
+	for _, want := range []string{"target package/1.5.0: inputs[1] at " + filepath.Join(dir, "release.cue") + ":",
+		bad + `: package path "lib/CON.psm1" has "CON.psm1", which Windows opens as the device CON`,
 		`a Windows installation cannot hold it: rename it, or set build: paths: "posix" if the product is never installed on Windows`} {
-		if r.code != 1 || !strings.Contains(r.stderr, want) {
-			t.Fatalf("build: exit %d, want 1 and stderr containing %q\n%s", r.code, want, r.stderr)
+		if r.code != 2 || !strings.Contains(r.stderr, want) {
+			t.Fatalf("build: exit %d, want 2 and stderr containing %q\n%s", r.code, want, r.stderr)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "dist", "packages", "k2s-1.5.0.zip")); !os.IsNotExist(err) {

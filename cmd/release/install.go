@@ -47,8 +47,12 @@ not at all; 'release apply' then takes it from version to version.`,
 				if cmd.Flags().Changed("profile") {
 					return usageError{fmt.Errorf("give -C or --profile, not both: the configuration names its profile")}
 				}
+				limits, err := c.limits()
+				if err != nil {
+					return err
+				}
 				// Only the core model is needed: no inputs are read.
-				m, err := config.Load(c.dir, config.LoadOptions{})
+				m, err := config.Load(c.dir, config.LoadOptions{Limits: limits})
 				if err != nil {
 					return &pipeline.ConfigError{Err: err}
 				}
@@ -84,6 +88,7 @@ not at all; 'release apply' then takes it from version to version.`,
 	f.StringVar(&dir, "install-dir", "", "the new installation (must not exist, or be empty)")
 	f.StringVar(&profile, "profile", config.ProfileGeneric, "generic: the package's files only; k2s: also bin/WindowsNodeArtifacts.zip unpacked as K2s's installer does")
 	f.StringVarP(&c.dir, "dir", "C", ".", "take the archives to unpack from this configuration's deltas.nested")
+	c.limitFlags.bind(cmd)
 	f.IntVarP(&o.Workers, "jobs", "j", 0, "parallel writers (default: number of CPUs)")
 	f.StringVar((*string)(&o.Paths), "paths", string(pkgzip.PathsWindows), pathsHelp)
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")

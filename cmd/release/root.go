@@ -90,6 +90,7 @@ type common struct {
 	// dist overrides build.dist (--dist), so that planning already
 	// refuses a dist/ inside an input.
 	dist string
+	limitFlags
 }
 
 // bindSigning adds --unsigned.
@@ -158,6 +159,7 @@ func (c *common) bind(cmd *cobra.Command, formats ...string) {
 	cmd.Flags().StringVarP(&c.dir, "dir", "C", ".", "directory holding the release configuration (*.cue, package release)")
 	cmd.Flags().StringVar(&c.cacheDir, "cache", "", "cache directory (default: $RELEASE_CACHE or the user cache dir)")
 	cmd.Flags().IntVarP(&c.jobs, "jobs", "j", 0, "parallel steps and hashing workers (default: number of CPUs)")
+	c.limitFlags.bind(cmd)
 	addFormat(cmd, &c.format, formats...)
 }
 
@@ -184,11 +186,15 @@ func (c *common) open(ctx context.Context) (*pipeline.Session, error) {
 	if c.jobs < 0 {
 		return nil, usageError{fmt.Errorf("--jobs must be positive")}
 	}
+	limits, err := c.limits()
+	if err != nil {
+		return nil, err
+	}
 	keys, err := c.keys()
 	if err != nil {
 		return nil, err
 	}
-	return pipeline.Open(ctx, all.Modules(keys), pipeline.Options{Dir: c.dir, CacheDir: c.cacheDir, Workers: c.jobs, Adjust: c.adjust})
+	return pipeline.Open(ctx, all.Modules(keys), pipeline.Options{Dir: c.dir, CacheDir: c.cacheDir, Workers: c.jobs, Adjust: c.adjust, Limits: limits})
 }
 
 // reporter picks live bars or plain lines for stderr.

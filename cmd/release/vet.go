@@ -14,7 +14,19 @@ func newVet() *cobra.Command {
 		Short: "Validate the configuration and its inputs without building",
 		Long: `vet loads the CUE configuration against the embedded schema, checks every
 semantic rule (declared versions, forward delta paths, safe paths), and plans
-the graph, which hashes every local input. Errors name file:line:col.`,
+the graph, which hashes every local input: a local file's declared sha256 must
+match, inputs must be regular files or directories (not pipes or devices), and
+the files of a release's inputs must make one installation tree (no path given
+by two inputs, no name the package cannot hold). Errors name file:line:col and
+exit 2, as build's do for the same mistakes.
+
+Downloads (url:) are not fetched: their sha256 is checked when build downloads
+them, and what a step finds only in a file's content (a corrupt zip, a VERSION
+that names another release) is found by build.
+
+Loading is bounded: --cue-timeout, --max-config-bytes and --max-delta-paths
+(or RELEASE_CUE_TIMEOUT, RELEASE_MAX_CONFIG_BYTES, RELEASE_MAX_DELTA_PATHS)
+refuse a configuration that would evaluate for too long or expand too far.`,
 		Example: `  release vet -C fixtures/sample
   release vet -C fixtures/sample --format json`,
 		Args: cobra.NoArgs,

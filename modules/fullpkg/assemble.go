@@ -77,6 +77,24 @@ func checkVersionFile(f treeFile, version string) error {
 // collectTree lists every file the layers provide, rejecting unsafe names
 // and paths provided twice (also by letter case alone, as Windows sees it).
 func collectTree(in *step.Input, spec *Spec) ([]treeFile, error) {
+	layers := make([][]treeFile, len(spec.Layers))
+	for i, l := range spec.Layers {
+		root, err := source(in, l.Source)
+		if err != nil {
+			return nil, err
+		}
+		if layers[i], err = walkLayer(l, i, root, in.SourceLabel(l.Source)); err != nil {
+			return nil, err
+		}
+	}
+	return checkTree(spec, layers)
+}
+
+// checkTree checks the files of every layer, in order, as one installation
+// tree: names that are unsafe, reserved or outside the path policy, and
+// paths provided twice. The planner runs it too (CheckPlan) on the files it
+// listed, so vet finds what build would refuse.
+func checkTree(spec *Spec, layers [][]treeFile) ([]treeFile, error) {
 	var names pkgzip.NameSet
 	// Reserve the generated names so that a layer colliding with them by
 	// case alone is caught too.
@@ -84,15 +102,7 @@ func collectTree(in *step.Input, spec *Spec) ([]treeFile, error) {
 		return nil, err
 	}
 	var files []treeFile
-	for li, l := range spec.Layers {
-		root, err := source(in, l.Source)
-		if err != nil {
-			return nil, err
-		}
-		layerFiles, err := walkLayer(l, li, root, in.SourceLabel(l.Source))
-		if err != nil {
-			return nil, err
-		}
+	for _, layerFiles := range layers {
 		for _, f := range layerFiles {
 			if strings.EqualFold(f.name, pkgmanifest.Name) {
 				return nil, fmt.Errorf("%s: %s is written by release from the package content; remove it from the input", f.owner, f.name)
@@ -139,7 +149,7 @@ func walkLayer(l Layer, li int, root, label string) ([]treeFile, error) {
 		if l.Dest == "" {
 			return nil, fmt.Errorf("input %s: %s is a file, and a file input needs dest, its path in the package", l.Source, root)
 		}
-		return []treeFile{{name: l.Dest, src: root, mode: layerMode(l, st.Mode()), size: st.Size(), owner: label, layer: li}}, nil
+		return []treeFile{{name: layerPath(l, ""), src: root, mode: layerMode(l, st.Mode()), size: st.Size(), owner: label, layer: li}}, nil
 	}
 	if !st.IsDir() {
 		return nil, fmt.Errorf("input %s: %s is a %s; inputs are directories or regular files", l.Source, root, typeName(st.Mode()))
@@ -163,15 +173,19 @@ func walkLayer(l Layer, li int, root, label string) ([]treeFile, error) {
 		if err != nil {
 			return err
 		}
-		name := path.Join(l.Dest, filepath.ToSlash(rel))
 		files = append(files, treeFile{
-			name: name, src: p, mode: layerMode(l, info.Mode()), size: info.Size(), owner: owner(p),
+			name: layerPath(l, filepath.ToSlash(rel)), src: p, mode: layerMode(l, info.Mode()), size: info.Size(), owner: owner(p),
 			layer: li, rel: filepath.ToSlash(rel), exec: info.Mode().Perm()&0o111 != 0,
 		})
 		return nil
 	})
 	return files, err
 }
+
+// layerPath is the package path of a layer's file: rel, forward-slash and
+// relative to a directory layer's root, below Dest; "" for the file of a
+// single-file layer, which Dest names.
+func layerPath(l Layer, rel string) string { return path.Join(l.Dest, rel) }
 
 func layerMode(l Layer, fileMode fs.FileMode) fs.FileMode {
 	if l.Mode != 0 {

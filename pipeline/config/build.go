@@ -23,6 +23,8 @@ type builder struct {
 	ps  *problems
 	dir string
 	env func(string) string
+	// limits bound what the configuration may expand to.
+	limits Limits
 	// model is the core model once built, for the sections.
 	model *Model
 }

@@ -90,8 +90,25 @@ func (b *builder) deltas(raw *rawDeltas, profile string, rs map[string]*Release,
 	if len(b.ps.list) > 0 {
 		return nil, DeltaLayout{}
 	}
+	// Every delta path becomes targets to plan and build, so a policy that
+	// would make too many is refused from its count, before it expands.
+	limit := b.limits.MaxDeltaPaths
+	if len(out) > limit {
+		b.ps.at(at("deltas", "paths"), "lists %d delta paths, more than the limit of %d (%s); list fewer", len(out), limit, deltaLimitHint)
+		return nil, DeltaLayout{}
+	}
+	pvs := rules.policyVersions(versions)
 	for i, p := range policies {
-		for _, d := range expand(rules.policyVersions(versions), p.from, p.to) {
+		if n := countPolicy(pvs, p.from, p.to, rules.sameMajor()); n > limit {
+			b.ps.at(at("deltas", "policies", i), "from %q to %q over %d releases makes %d delta paths, more than the limit of %d (%s); "+
+				"choose a narrower policy (such as from \"previous-minor-latest\"), or raise the limit", p.from, p.to, len(pvs), n, limit, deltaLimitHint)
+		}
+	}
+	if len(b.ps.list) > 0 {
+		return nil, DeltaLayout{}
+	}
+	for i, p := range policies {
+		for _, d := range expand(pvs, p.from, p.to) {
 			if _, dup := index[d]; dup {
 				continue // an explicit path or an earlier policy wins
 			}
@@ -100,6 +117,12 @@ func (b *builder) deltas(raw *rawDeltas, profile string, rs map[string]*Release,
 			}
 			index[d] = len(out)
 			out = append(out, newDelta(d[0], d[1], p.opts, "policy "+strconv.Itoa(i), p.pos))
+		}
+		// Each policy is under the limit alone; together they may not be.
+		if len(out) > limit {
+			b.ps.at(at("deltas", "policies", i), "from %q to %q brings the delta paths to %d with the paths and policies before it, more than the limit of %d (%s); "+
+				"choose narrower policies, or raise the limit", p.from, p.to, len(out), limit, deltaLimitHint)
+			return nil, DeltaLayout{}
 		}
 	}
 	slices.SortFunc(out, func(a, b DeltaPath) int {
@@ -126,6 +149,13 @@ func (r deltaRules) policyVersions(versions []string) []string {
 	}
 	return out
 }
+
+// sameMajor reports whether the profile refuses deltas across majors, so
+// that policies never make them.
+func (r deltaRules) sameMajor() bool { return r.profile == ProfileK2s }
+
+// deltaLimitHint says how to raise Limits.MaxDeltaPaths.
+const deltaLimitHint = "--max-delta-paths, or RELEASE_MAX_DELTA_PATHS"
 
 // k2sVersionRE is the pattern K2s's apply requires of both versions
 // (update.module.psm1, Test-DeltaUpgradeVersionIsValid).
@@ -319,6 +349,67 @@ func bases(earlier []string, target, from string) []string {
 		}
 	}
 	return out
+}
+
+// countPolicy is how many pairs expand(versions, from, to) gives, less
+// those across majors when sameMajor is set, computed without making them:
+// all-earlier to newest-per-minor over n releases makes about n²/2 pairs.
+// Versions are sorted, so the releases of one minor, and of one major,
+// are contiguous.
+func countPolicy(versions []string, from, to string, sameMajor bool) int {
+	n := len(versions)
+	minorStart := make([]int, n) // index of the first release of i's minor
+	majorStart := make([]int, n)
+	for i, v := range versions {
+		switch {
+		case i > 0 && minor(v) == minor(versions[i-1]):
+			minorStart[i], majorStart[i] = minorStart[i-1], majorStart[i-1]
+		case i > 0 && semver.Major("v"+v) == semver.Major("v"+versions[i-1]):
+			minorStart[i], majorStart[i] = i, majorStart[i-1]
+		default:
+			minorStart[i], majorStart[i] = i, i
+		}
+	}
+	var targets []int
+	switch to {
+	case ToNewest:
+		if n > 0 {
+			targets = []int{n - 1}
+		}
+	case ToNewestPerMinor:
+		for i := range versions {
+			if i == n-1 || minorStart[i+1] != minorStart[i] {
+				targets = append(targets, i)
+			}
+		}
+	}
+	count := 0
+	for _, t := range targets {
+		first := 0 // the first release a base may be
+		if sameMajor {
+			first = majorStart[t]
+		}
+		prevEnd := minorStart[t] // the previous minor's releases end here
+		prevStart := -1
+		if prevEnd > 0 {
+			prevStart = minorStart[prevEnd-1]
+		}
+		switch from {
+		case FromAllEarlier:
+			count += t - first
+		case FromSameMinor:
+			count += t - minorStart[t]
+		case FromPreviousMinor:
+			if prevStart >= first {
+				count += prevEnd - prevStart
+			}
+		case FromPreviousMinorLatest:
+			if prevStart >= first {
+				count++
+			}
+		}
+	}
+	return count
 }
 
 func filterMinor(vs []string, m string) []string {

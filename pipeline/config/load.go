@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/cuecontext"
@@ -28,6 +29,8 @@ type LoadOptions struct {
 	// Sections are the modules' parts of the configuration, decoded after
 	// the core (see Section).
 	Sections []Section
+	// Limits bound the work of loading (zero fields: their defaults).
+	Limits Limits
 }
 
 // Load reads the configuration in dir: every .cue file of package release
@@ -40,7 +43,49 @@ type LoadOptions struct {
 // unreadable files (syntax, package clauses, conflicts between the user's
 // own values), then schema violations, then the checks that need decoded
 // values, since each stage is meaningless while the previous one fails.
+//
+// Loading that takes longer than opts.Limits.Timeout returns an *Error
+// saying so. CUE's evaluation cannot be interrupted, so it goes on in an
+// abandoned goroutine until it ends or the process exits, which every
+// command does soon after such an error.
 func Load(dir string, opts LoadOptions) (*Model, error) {
+	opts.Limits = opts.Limits.withDefaults()
+	type result struct {
+		m   *Model
+		err error
+	}
+	done := make(chan result, 1) // buffered: an abandoned load still ends
+	go func() {
+		m, err := loadModel(dir, opts)
+		done <- result{m, err}
+	}()
+	timer := time.NewTimer(opts.Limits.Timeout)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		return r.m, r.err
+	case <-timer.C:
+		return nil, timeoutError(dir, opts.Limits.Timeout)
+	}
+}
+
+// timeoutError explains a load that ran out of time.
+func timeoutError(dir string, d time.Duration) error {
+	ps := &problems{}
+	if cwd, err := os.Getwd(); err == nil {
+		ps.cwd = cwd
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	ps.add(Problem{Pos: Pos{File: ps.file(dir)}, Message: fmt.Sprintf(
+		"evaluating the configuration took longer than %s, the limit (--cue-timeout, or %s); "+
+			"CUE's time grows with the square of a list's or comprehension's length, so look for a large one "+
+			"(a list of 100,000 numbers takes about a minute), make it smaller, or raise the limit", d, "RELEASE_CUE_TIMEOUT")})
+	return ps.err()
+}
+
+func loadModel(dir string, opts LoadOptions) (*Model, error) {
 	env := opts.Env
 	if env == nil {
 		env = os.Getenv
@@ -53,7 +98,7 @@ func Load(dir string, opts LoadOptions) (*Model, error) {
 	ps := &problems{cwd: cwd}
 
 	ctx := cuecontext.New()
-	user, ok := ps.loadUser(ctx, abs)
+	user, ok := ps.loadUser(ctx, abs, opts.Limits)
 	if !ok {
 		return nil, ps.err()
 	}
@@ -81,7 +126,7 @@ func Load(dir string, opts LoadOptions) (*Model, error) {
 		ps.fromCUE(err, schema, reported)
 		return nil, ps.err()
 	}
-	b := &builder{ps: ps, dir: abs, env: env}
+	b := &builder{ps: ps, dir: abs, env: env, limits: opts.Limits}
 	m := b.buildModel(&raw)
 	b.decodeSections(v, m, opts.Sections)
 	if err := ps.err(); err != nil {
@@ -93,7 +138,7 @@ func Load(dir string, opts LoadOptions) (*Model, error) {
 // loadUser loads and builds the user's package on its own, so that its
 // positions are the user's and errors within it (a conflict between two of
 // the user's files, a syntax error) are reported before schema errors.
-func (ps *problems) loadUser(ctx *cue.Context, dir string) (cue.Value, bool) {
+func (ps *problems) loadUser(ctx *cue.Context, dir string, limits Limits) (cue.Value, bool) {
 	dirPos := Pos{File: ps.file(dir)}
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -114,17 +159,30 @@ func (ps *problems) loadUser(ctx *cue.Context, dir string) (cue.Value, bool) {
 		return cue.Value{}, false
 	}
 	var files []string
+	var size int64
 	for _, e := range ents {
 		if !e.IsDir() && strings.HasSuffix(e.Name(), ".cue") {
 			files = append(files, filepath.Join(dir, e.Name()))
+			if info, err := e.Info(); err == nil {
+				size += info.Size()
+			}
 		}
 	}
 	if len(files) == 0 {
 		ps.add(Problem{Pos: dirPos, Message: "no .cue files; a release configuration is a directory of .cue files in package " + Package})
 		return cue.Value{}, false
 	}
-
-	insts := load.Instances([]string{"."}, &load.Config{Dir: dir, Package: Package})
+	// The files are sized before any is read; the budget also counts what
+	// CUE reads from elsewhere (parent directories of a CUE module).
+	if size > limits.MaxBytes {
+		ps.add(Problem{Pos: dirPos, Message: tooLarge(size, limits.MaxBytes)})
+		return cue.Value{}, false
+	}
+	b := &budget{limits: limits, ps: ps}
+	insts := load.Instances([]string{"."}, &load.Config{Dir: dir, Package: Package, ParseFile: b.parseFile})
+	if b.report() {
+		return cue.Value{}, false
+	}
 	if len(insts) != 1 {
 		ps.add(Problem{Pos: dirPos, Message: fmt.Sprintf("loading found %d CUE instances, want 1", len(insts))})
 		return cue.Value{}, false

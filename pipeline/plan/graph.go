@@ -127,6 +127,9 @@ func Build(ctx context.Context, targets []step.Target, opts Options) (*Graph, er
 	if err := digestSources(ctx, targets, g, dg, opts.Workers); err != nil {
 		return nil, err
 	}
+	if err := checkPlans(targets, g, opts.Steps, dg); err != nil {
+		return nil, err
+	}
 	for _, id := range g.Order {
 		g.Nodes[id].Key = key(g, g.Nodes[id])
 	}

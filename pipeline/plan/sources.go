@@ -5,17 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync"
 
 	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/pipeline/digest"
+	"github.com/relcue/release/pipeline/fetch"
 	"github.com/relcue/release/pipeline/step"
 )
 
-// LocalDigester hashes local files and trees; URL sources (and local files
-// with a declared checksum) use their declared SHA-256, which the build
-// verifies before a step may read them. Results are memoized because many
-// targets share inputs.
+// LocalDigester hashes local files and trees. URL sources use their
+// declared SHA-256, which the build verifies when it downloads them: a plan
+// fetches nothing. A local file with a declared SHA-256 is hashed like any
+// other and must match, so that vet and plan refuse a wrong pin that build
+// would. Results are memoized because many targets share inputs.
 type LocalDigester struct {
 	Workers int
 	// Index, when set, serves digests of unchanged files from earlier
@@ -28,47 +31,89 @@ type LocalDigester struct {
 type memoEntry struct {
 	once   sync.Once
 	digest string
+	files  []string // of a directory, for Files
 	err    error
 }
 
+func memoKey(s step.Source) string { return fmt.Sprintf("%t|%s", s.Dir, s.Path) }
+
 func (d *LocalDigester) Digest(ctx context.Context, s step.Source) (string, error) {
-	switch {
-	case s.SHA256 != "":
+	if s.URL != "" {
+		if s.SHA256 == "" {
+			return "", fmt.Errorf("source %s: %s has no sha256; declare it so the download can be verified", s.Name, s.URL)
+		}
 		return "sha256:" + s.SHA256, nil
-	case s.URL != "":
-		return "", fmt.Errorf("source %s: %s has no sha256; declare it so the download can be verified", s.Name, s.URL)
 	}
-	memoKey := fmt.Sprintf("%t|%s", s.Dir, s.Path)
 	d.mu.Lock()
 	if d.memo == nil {
 		d.memo = map[string]*memoEntry{}
 	}
-	e, ok := d.memo[memoKey]
+	e, ok := d.memo[memoKey(s)]
 	if !ok {
 		e = &memoEntry{}
-		d.memo[memoKey] = e
+		d.memo[memoKey(s)] = e
 	}
 	d.mu.Unlock()
-	e.once.Do(func() {
-		if s.Dir {
-			var sum string
-			if d.Index != nil {
-				sum, _, e.err = d.Index.Tree(ctx, s.Path, d.Workers)
-			} else {
-				sum, _, e.err = digest.Tree(ctx, s.Path, d.Workers)
-			}
-			e.digest = "tree:" + sum
-			return
-		}
+	e.once.Do(func() { e.digest, e.files, e.err = d.local(ctx, s) })
+	if e.err != nil {
+		return "", e.err
+	}
+	if s.SHA256 != "" && !s.Dir && e.digest != "sha256:"+s.SHA256 {
+		return "", &fetch.ChecksumError{What: s.Path, Got: strings.TrimPrefix(e.digest, "sha256:"), Want: s.SHA256}
+	}
+	return e.digest, nil
+}
+
+// local digests a local file or tree.
+func (d *LocalDigester) local(ctx context.Context, s step.Source) (string, []string, error) {
+	if s.Dir {
 		var sum string
+		var files []digest.TreeFile
+		var err error
 		if d.Index != nil {
-			sum, _, e.err = d.Index.File(s.Path)
+			sum, files, err = d.Index.Tree(ctx, s.Path, d.Workers)
 		} else {
-			sum, _, e.err = digest.File(s.Path)
+			sum, files, err = digest.Tree(ctx, s.Path, d.Workers)
 		}
-		e.digest = "sha256:" + sum
-	})
-	return e.digest, e.err
+		if err != nil {
+			return "", nil, err
+		}
+		names := make([]string, len(files))
+		for i, f := range files {
+			names[i] = f.Path
+		}
+		return "tree:" + sum, names, nil
+	}
+	// Checked before anything opens the path: opening a FIFO for reading
+	// blocks until a writer comes, and a device never ends.
+	if err := checkRegular(s.Path); err != nil {
+		return "", nil, err
+	}
+	var sum string
+	var err error
+	if d.Index != nil {
+		sum, _, err = d.Index.File(s.Path)
+	} else {
+		sum, _, err = digest.File(s.Path)
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	return "sha256:" + sum, nil, nil
+}
+
+// Files returns the files of a directory source digested earlier, or nil.
+func (d *LocalDigester) Files(s step.Source) []string {
+	if !s.Dir || s.URL != "" {
+		return nil
+	}
+	d.mu.Lock()
+	e := d.memo[memoKey(s)]
+	d.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	return e.files
 }
 
 // sourceJob is one source of one target to digest into its node.
