@@ -124,8 +124,13 @@ func hashFile(ctx context.Context, p string, progress func(int64)) (pkgzip.Diges
 		return pkgzip.Digest{}, err
 	}
 	defer f.Close()
+	return digestOf(ctx, f, progress)
+}
+
+// digestOf streams r through SHA-256.
+func digestOf(ctx context.Context, r io.Reader, progress func(int64)) (pkgzip.Digest, error) {
 	h := sha256.New()
-	n, err := copyCtx(ctx, h, f, progress)
+	n, err := copyCtx(ctx, h, r, progress)
 	if err != nil {
 		return pkgzip.Digest{}, err
 	}
