@@ -248,7 +248,7 @@ release's own state (.release-apply*, the record).`,
 	f := cmd.Flags()
 	f.IntVarP(&jobs, "jobs", "j", 0, "parallel hashing workers (default: number of CPUs)")
 	f.StringVar(&installDir, "install-dir", "", "check this installation (against the packages and deltas given, else its record)")
-	lf.bind(cmd, "with --install-dir and a full package: how it was installed (generic: its files only; k2s: bin/WindowsNodeArtifacts.zip unpacked as K2s's installer does)",
+	lf.bind(cmd, "", "with --install-dir and a full package: how it was installed (generic: its files only; k2s: bin/WindowsNodeArtifacts.zip unpacked as K2s's installer does; default: as the installation's record says, else generic)",
 		"with --install-dir and a full package: take the archives it was installed with from this configuration's deltas.nested")
 	sf.bind(cmd, "fail unless every signable file carries a valid Authenticode signature by --trusted-cert")
 	addFormat(cmd, &format)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/relcue/release/modules/apply"
 	"github.com/relcue/release/modules/pkgzip"
+	"github.com/relcue/release/pipeline/config"
 )
 
 func newInstall() *cobra.Command {
@@ -71,7 +72,7 @@ updates and 'release verify --install-dir DIR' checks it against.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&dir, "install-dir", "", "the new installation (must not exist, or be empty)")
-	lf.bind(cmd, "generic: the package's files only; k2s: also bin/WindowsNodeArtifacts.zip unpacked as K2s's installer does",
+	lf.bind(cmd, config.ProfileGeneric, "generic: the package's files only; k2s: also bin/WindowsNodeArtifacts.zip unpacked as K2s's installer does",
 		"take the archives to unpack from this configuration's deltas.nested")
 	f.IntVarP(&o.Workers, "jobs", "j", 0, "parallel writers (default: number of CPUs)")
 	f.StringVar((*string)(&o.Paths), "paths", string(pkgzip.PathsWindows), pathsHelp)

@@ -18,9 +18,9 @@ type layoutFlags struct {
 	dir     string
 }
 
-func (l *layoutFlags) bind(cmd *cobra.Command, profileHelp, dirHelp string) {
+func (l *layoutFlags) bind(cmd *cobra.Command, profileDefault, profileHelp, dirHelp string) {
 	f := cmd.Flags()
-	f.StringVar(&l.profile, "profile", config.ProfileGeneric, profileHelp)
+	f.StringVar(&l.profile, "profile", profileDefault, profileHelp)
 	f.StringVarP(&l.dir, "dir", "C", ".", dirHelp)
 }
 
