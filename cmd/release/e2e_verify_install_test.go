@@ -98,6 +98,10 @@ func TestVerifyInstallDirThroughCLI(t *testing.T) {
 		}
 	}
 
+	// A directory given as a package points to --install-dir.
+	if r := releaseCmd(t, nil, "verify", install); r.code != 1 || !strings.Contains(r.stderr, "it is a directory, not a package; to check an installation, run release verify --install-dir "+install) {
+		t.Errorf("verify DIR: exit %d\n%s", r.code, r.stderr)
+	}
 	// Usage: --install-dir takes no signature flags; --profile needs it.
 	if r := releaseCmd(t, nil, "verify", "--install-dir", install, "--require-signed"); r.code != 2 {
 		t.Errorf("--install-dir --require-signed: exit %d\n%s", r.code, r.stderr)

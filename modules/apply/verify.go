@@ -181,6 +181,10 @@ func copyCtx(ctx context.Context, dst io.Writer, src io.Reader, progress func(in
 // it) is present, it must describe this zip (its SHA-256) and list exactly
 // its entries with their hashes.
 func VerifySigned(ctx context.Context, zipPath string, workers int, sig *Signatures) (*Report, error) {
+	if fi, err := os.Stat(zipPath); err == nil && fi.IsDir() {
+		// Most likely an installation (FIRST-USE: "release verify /opt/k2s").
+		return nil, fmt.Errorf("verify %s: it is a directory, not a package; to check an installation, run release verify --install-dir %s", zipPath, zipPath)
+	}
 	rep, err := verifyWithSBOM(ctx, zipPath, workers, sig)
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", zipPath, err)
