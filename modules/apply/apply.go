@@ -9,6 +9,10 @@
 // one moved into place. The journal's switch to "committing" is the commit
 // point: an apply interrupted before it leaves the installation untouched,
 // one interrupted after it is finished by the next Apply or Recover.
+//
+// Install and every Apply keep a record of what the installation should
+// hold (Record, at delta.InstallRecord); VerifyInstallation checks an
+// installation against it, or against the package and deltas it came from.
 package apply
 
 import (
@@ -381,7 +385,7 @@ func (a *applyRun) acceptChanges(m *delta.Manifest, changes *changeSet) error {
 		return nil
 	}
 	if !a.opts.Force {
-		return fmt.Errorf("the installation does not match what the delta expects: %s; restore those files from %s's full package %s, or install %s into a new directory, and apply again. --force would write the delta's files over them anyway, which is dangerous: the files the delta does not ship stay as they are",
+		return fmt.Errorf("the installation does not match what the delta expects: %s; restore those files from %s's full package %s and apply again, or install the full package %s into a new directory instead. --force would write the delta's files over them anyway, which is dangerous: the files the delta does not ship stay as they are",
 			summarize(changes.problems), m.BaseVersion, m.BasePackage, m.TargetPackage)
 	}
 	for _, pr := range changes.problems {
