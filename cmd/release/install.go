@@ -7,17 +7,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/relcue/release/modules/apply"
-	"github.com/relcue/release/modules/delta"
 	"github.com/relcue/release/modules/pkgzip"
-	"github.com/relcue/release/pipeline"
 	"github.com/relcue/release/pipeline/config"
 )
 
 func newInstall() *cobra.Command {
 	var o apply.InstallOptions
-	var dir, format, profile string
+	var dir, format string
 	var quiet bool
-	var c common
+	var lf layoutFlags
 	cmd := &cobra.Command{
 		Use:   "install PACKAGE.zip --install-dir DIR",
 		Short: "Lay out a full package as the product's installer does, to apply deltas to",
@@ -28,7 +26,11 @@ installer unpacks (K2s: bin/WindowsNodeArtifacts.zip into bin/kube, bin/cni,
 ...) unpacked where it puts them, since deltas update those files in place.
 The archives come from --profile (k2s: K2s's own mapping), or from the
 configuration's deltas.nested with -C. The installation appears complete or
-not at all; 'release apply' then takes it from version to version.`,
+not at all; 'release apply' then takes it from version to version.
+
+The installation keeps a record of every file written (.release-installed.json
+at its root, with the profile's skip rules), which every 'release apply'
+updates and 'release verify --install-dir DIR' checks it against.`,
 		Example: `  release install dist/packages/k2s-1.4.0.zip --install-dir /tmp/k2s --profile k2s
   release install dist/packages/k2s-1.4.0.zip --install-dir /tmp/k2s -C fixtures/sample
   release install k2s-1.4.0.zip --install-dir /tmp/k2s --format json`,
@@ -43,27 +45,11 @@ not at all; 'release apply' then takes it from version to version.`,
 			if _, err := pkgzip.ParsePathPolicy(string(o.Paths)); err != nil {
 				return usageError{fmt.Errorf("--paths: %w", err)}
 			}
-			if cmd.Flags().Changed("dir") {
-				if cmd.Flags().Changed("profile") {
-					return usageError{fmt.Errorf("give -C or --profile, not both: the configuration names its profile")}
-				}
-				limits, err := c.limits()
-				if err != nil {
-					return err
-				}
-				// Only the core model is needed: no inputs are read.
-				m, err := config.Load(c.dir, config.LoadOptions{Limits: limits})
-				if err != nil {
-					return &pipeline.ConfigError{Err: err}
-				}
-				o.Nested = delta.NestedOf(m.DeltaLayout.Nested)
-			} else {
-				pd, err := config.DefaultsOf(profile)
-				if err != nil {
-					return usageError{fmt.Errorf("--profile: %w", err)}
-				}
-				o.Nested = delta.NestedOf(pd.Nested)
+			layout, err := lf.load(cmd)
+			if err != nil {
+				return err
 			}
+			o.Nested, o.Skip, o.SkipNames = layout.Nested, layout.Skip, layout.SkipNames
 			if o.Workers <= 0 {
 				o.Workers = runtime.NumCPU()
 			}
@@ -86,9 +72,8 @@ not at all; 'release apply' then takes it from version to version.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&dir, "install-dir", "", "the new installation (must not exist, or be empty)")
-	f.StringVar(&profile, "profile", config.ProfileGeneric, "generic: the package's files only; k2s: also bin/WindowsNodeArtifacts.zip unpacked as K2s's installer does")
-	f.StringVarP(&c.dir, "dir", "C", ".", "take the archives to unpack from this configuration's deltas.nested")
-	c.limitFlags.bind(cmd)
+	lf.bind(cmd, config.ProfileGeneric, "generic: the package's files only; k2s: also bin/WindowsNodeArtifacts.zip unpacked as K2s's installer does",
+		"take the archives to unpack from this configuration's deltas.nested")
 	f.IntVarP(&o.Workers, "jobs", "j", 0, "parallel writers (default: number of CPUs)")
 	f.StringVar((*string)(&o.Paths), "paths", string(pkgzip.PathsWindows), pathsHelp)
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")

@@ -9,6 +9,10 @@
 // one moved into place. The journal's switch to "committing" is the commit
 // point: an apply interrupted before it leaves the installation untouched,
 // one interrupted after it is finished by the next Apply or Recover.
+//
+// Install and every Apply keep a record of what the installation should
+// hold (Record, at delta.InstallRecord); VerifyInstallation checks an
+// installation against it, or against the package and deltas it came from.
 package apply
 
 import (
@@ -20,6 +24,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -55,6 +60,10 @@ type Options struct {
 	// Paths is the policy for the paths the delta installs; "" is
 	// pkgzip.PathsWindows. On Windows only that policy is possible.
 	Paths pkgzip.PathPolicy
+	// Notice receives, before anything is written, what a forced apply
+	// that overrides a check does not guarantee; may be nil. It is also
+	// in Report.NotGuaranteed.
+	Notice func(string)
 }
 
 // Report says what Apply, Recover or Verify did.
@@ -70,8 +79,11 @@ type Report struct {
 	// package's version is TargetVersion.
 	BaseVersion   string `json:"baseVersion,omitempty"`
 	TargetVersion string `json:"targetVersion,omitempty"`
-	DryRun        bool   `json:"dryRun"`
-	Forced        bool   `json:"forced"`
+	// InstalledVersion is the VERSION apply found ("" for none); it is
+	// BaseVersion unless --force let a mismatch through.
+	InstalledVersion string `json:"installedVersion,omitempty"`
+	DryRun           bool   `json:"dryRun"`
+	Forced           bool   `json:"forced"`
 	// AlreadyApplied is true when the installation was at TargetVersion
 	// already (and verified as such); nothing was changed.
 	AlreadyApplied bool `json:"alreadyApplied"`
@@ -92,6 +104,12 @@ type Report struct {
 	BytesVerified int64 `json:"bytesVerified,omitempty"`
 	// Warnings are the mismatches --force let through.
 	Warnings []string `json:"warnings,omitempty"`
+	// NotGuaranteed says, for a forced apply that overrode a check, what
+	// it does not guarantee.
+	NotGuaranteed string `json:"notGuaranteed,omitempty"`
+	// Result is the check of a forced apply's result against the
+	// target, when one ran.
+	Result *InstallCheck `json:"result,omitempty"`
 	// Signatures is what the Authenticode checks found, when they ran.
 	Signatures *SignatureReport `json:"signatures,omitempty"`
 	// SBOM is set when verify checked the package's SBOM.
@@ -235,10 +253,16 @@ func (a *applyRun) run(ctx context.Context) error {
 	if err := a.acceptChanges(m, changes); err != nil {
 		return err
 	}
+	// Only what --force let through, not a cleanup warning of the commit.
+	overridden := len(a.rep.Warnings) > 0
+	if overridden {
+		a.notice(m, targetPM, changes)
+	}
 	if a.opts.DryRun {
 		a.logf("dry run: would write %d files (%d bytes) and remove %d", changes.writes, changes.bytes, changes.removes)
 		return nil
 	}
+	rec := a.nextRecord(m, targetPM)
 	t := newTxn(a.dir, &journal{
 		Version:       journalVersion,
 		Delta:         filepath.Base(a.deltaZip),
@@ -247,31 +271,48 @@ func (a *applyRun) run(ctx context.Context) error {
 		Ops:           changes.ops,
 		Created:       changes.created,
 	})
-	if err := a.prepare(ctx, t, r, m); err != nil {
+	if err := a.prepare(ctx, t, r, m, rec); err != nil {
 		return a.discard(t, err)
 	}
-	return a.commit(ctx, t, changes)
+	if err := a.commit(ctx, t, changes); err != nil {
+		return err
+	}
+	if overridden {
+		return a.checkResult(ctx, m, rec)
+	}
+	return nil
 }
 
 // readDelta reads the delta's manifest and, if it ships one, the target's
 // package manifest, which must be for the version the delta goes to.
 func (a *applyRun) readDelta(r *pkgzip.Reader) (*delta.Manifest, *pkgmanifest.Manifest, error) {
-	m, err := delta.ReadManifest(r)
+	m, targetPM, err := readDeltaManifests(r)
 	if err != nil {
 		return nil, nil, err
 	}
 	a.rep.BaseVersion, a.rep.TargetVersion = m.BaseVersion, m.TargetVersion
 	a.rep.Added, a.rep.Changed, a.rep.Removed = m.AddedCount, m.ChangedCount, m.RemovedCount
+	return m, targetPM, nil
+}
+
+// readDeltaManifests reads a delta's manifest and, if it ships one, the
+// target's package manifest, which must be for the version the delta
+// goes to.
+func readDeltaManifests(r *pkgzip.Reader) (*delta.Manifest, *pkgmanifest.Manifest, error) {
+	m, err := delta.ReadManifest(r)
+	if err != nil {
+		return nil, nil, err
+	}
 	e := r.Lookup(delta.PackageManifestName)
 	if e == nil {
 		return m, nil, nil
 	}
 	targetPM, err := readPackageManifest(e)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", a.deltaZip, err)
+		return nil, nil, fmt.Errorf("%s: %w", r.Path, err)
 	}
 	if targetPM.Version != m.TargetVersion {
-		return nil, nil, fmt.Errorf("%s: the shipped %s is for %s but the delta goes to %s; the delta is inconsistent, rebuild it", a.deltaZip, pkgmanifest.Name, targetPM.Version, m.TargetVersion)
+		return nil, nil, fmt.Errorf("%s: the shipped %s is for %s but the delta goes to %s; the delta is inconsistent, rebuild it", r.Path, pkgmanifest.Name, targetPM.Version, m.TargetVersion)
 	}
 	return m, targetPM, nil
 }
@@ -284,6 +325,7 @@ func (a *applyRun) checkInstalledVersion(ctx context.Context, m *delta.Manifest)
 	if err != nil {
 		return false, err
 	}
+	a.rep.InstalledVersion = installed
 	if installed == m.TargetVersion {
 		if err := verifyAt(ctx, a.dir, m, a.workers, a.opts.Progress); err != nil {
 			return false, err
@@ -299,11 +341,40 @@ func (a *applyRun) checkInstalledVersion(ctx context.Context, m *delta.Manifest)
 		}
 		msg := fmt.Sprintf("installation is %s but the delta is for %s", shown, m.BaseVersion)
 		if !a.opts.Force {
-			return false, errors.New(msg + "; use the matching delta or --force")
+			return false, errors.New(msg + "; " + versionHint(a.deltaZip, m, installed))
 		}
 		a.warn(msg)
 	}
 	return false, nil
+}
+
+// versionHint says what to use instead of a delta made for another base:
+// the delta made for the installed version, by the name release gives it
+// (delta.OutputPath), or the full package; and why --force is no way out.
+func versionHint(deltaZip string, m *delta.Manifest, installed string) string {
+	full := "the full package " + m.TargetPackage + " into a new directory (release install)"
+	if installed == "" {
+		return "install " + full + " instead. --force would apply this delta anyway, which is dangerous: it writes only the files the delta ships, so the installation gets none of the others"
+	}
+	use := "a delta from " + installed + " to " + m.TargetVersion
+	if name, ok := matchingDelta(deltaZip, m, installed); ok {
+		use = name + " (the delta from " + installed + ")"
+	}
+	return fmt.Sprintf("use %s or install %s. --force would apply this delta anyway, which is dangerous: it writes only the files the delta ships, so every other file stays %s's",
+		use, full, installed)
+}
+
+// matchingDelta is the file name release gives the delta from installed
+// to m's target (delta.OutputPath), for the product m's packages are of,
+// or failing that the delta's own name with the installed version as base.
+func matchingDelta(deltaZip string, m *delta.Manifest, installed string) (string, bool) {
+	if product, ok := strings.CutSuffix(m.TargetPackage, "-"+m.TargetVersion+".zip"); ok && product != "" {
+		return path.Base(delta.OutputPath(product, installed, m.TargetVersion)), true
+	}
+	if before, after, ok := strings.Cut(filepath.Base(deltaZip), "-"+m.BaseVersion+"-to-"); ok {
+		return before + "-" + installed + "-to-" + after, true
+	}
+	return "", false
 }
 
 // acceptChanges reports what the changes write and remove, and refuses
@@ -314,7 +385,8 @@ func (a *applyRun) acceptChanges(m *delta.Manifest, changes *changeSet) error {
 		return nil
 	}
 	if !a.opts.Force {
-		return fmt.Errorf("the installation does not match what the delta expects: %s; restore those files from the %s package, or use --force", summarize(changes.problems), m.BaseVersion)
+		return fmt.Errorf("the installation does not match what the delta expects: %s; restore those files from %s's full package %s and apply again, or install the full package %s into a new directory instead. --force would write the delta's files over them anyway, which is dangerous: the files the delta does not ship stay as they are",
+			summarize(changes.problems), m.BaseVersion, m.BasePackage, m.TargetPackage)
 	}
 	for _, pr := range changes.problems {
 		a.warn(pr.msg)
@@ -325,8 +397,12 @@ func (a *applyRun) acceptChanges(m *delta.Manifest, changes *changeSet) error {
 // prepare stages the new files, checks their signatures if required and
 // takes the journal to the commit point. The installation is untouched
 // until it returns nil.
-func (a *applyRun) prepare(ctx context.Context, t *txn, r *pkgzip.Reader, m *delta.Manifest) error {
+func (a *applyRun) prepare(ctx context.Context, t *txn, r *pkgzip.Reader, m *delta.Manifest, rec *Record) error {
 	if err := stageFiles(ctx, t, r, m.Patches, a.workers, a.opts.Progress); err != nil {
+		return err
+	}
+	// The record is committed and rolled back with the files it describes.
+	if err := stageRecord(t, rec); err != nil {
 		return err
 	}
 	if err := a.checkStagedSignatures(ctx, t); err != nil {

@@ -130,7 +130,10 @@ func readPM(t *testing.T, zipPath string) *pkgmanifest.Manifest {
 // apply state, no lock file and no directory without files left behind.
 func assertTree(t *testing.T, dir string, want deltatest.Tree) {
 	t.Helper()
+	// The record of what the installation should hold is apply's own
+	// (TestRecord* check it); want is the files.
 	got := deltatest.ReadTree(t, dir)
+	delete(got, delta.InstallRecord)
 	if d := deltatest.Diff(want, got); d != "" {
 		t.Fatalf("installation differs:\n%s", d)
 	}
@@ -418,9 +421,10 @@ func TestApplyRefusesBadInput(t *testing.T) {
 			return e
 		}), want: []string{"entry " + big, "but delta-manifest.json says " + f.m.Files.Target[big].SHA256, "the delta is corrupt"}},
 		{name: "wrong version", zip: f.deltaZip, prepare: func(t *testing.T) { write(t, f.install, "VERSION", "1.4.1\n") },
-			want: []string{"installation is 1.4.1 but the delta is for " + f.baseVer + "; use the matching delta or --force"}},
+			want: []string{"installation is 1.4.1 but the delta is for " + f.baseVer + "; use a delta from 1.4.1 to " + f.targetVer + " or install the full package k2s-target.zip",
+				"--force would apply this delta anyway, which is dangerous"}},
 		{name: "tampered changed file", zip: f.deltaZip, prepare: func(t *testing.T) { write(t, f.install, changed, "tampered") },
-			want: []string{changed + " has sha256 " + sha("tampered"), f.m.Files.Base[changed].SHA256, "or use --force"}},
+			want: []string{changed + " has sha256 " + sha("tampered"), f.m.Files.Base[changed].SHA256, "restore those files from " + f.baseVer + "'s full package k2s-base.zip", "--force would write the delta's files over them anyway, which is dangerous"}},
 		{name: "tampered unchanged file", zip: f.deltaZip, prepare: func(t *testing.T) { write(t, f.install, unchanged, "tampered") },
 			want: []string{unchanged + " has sha256 " + sha("tampered"), "unchanged file of " + f.baseVer}},
 		{name: "removed file missing", zip: f.deltaZip, prepare: func(t *testing.T) {
@@ -869,7 +873,7 @@ func TestReportString(t *testing.T) {
 		{Report{Operation: "verify", Path: "k.zip", Kind: "package", TargetVersion: "1.5.0", FilesVerified: 2, BytesVerified: 2048},
 			"k.zip: package 1.5.0 OK: 2 files, 2.0 KiB verified"},
 		{Report{Operation: "recover", InstallDir: "/opt/k2s"}, "/opt/k2s: nothing to recover"},
-		{Report{Operation: "apply", InstallDir: "/opt/k2s", Forced: true, BaseVersion: "1.4.0", TargetVersion: "1.5.0", Warnings: []string{"a", "b"}},
+		{Report{Operation: "apply", InstallDir: "/opt/k2s", Forced: true, BaseVersion: "1.4.0", InstalledVersion: "1.4.0", TargetVersion: "1.5.0", Warnings: []string{"a", "b"}},
 			"/opt/k2s: 1.4.0 -> 1.5.0: wrote 0 files (0 B), removed 0 (delta: 0 added, 0 changed, 0 removed); 2 warning(s) overridden by --force"},
 		{Report{Operation: "apply", InstallDir: "/opt/k2s", BaseVersion: "1.4.0", TargetVersion: "1.5.0", Warnings: []string{"remove /opt/k2s/.release-apply: denied"}},
 			"/opt/k2s: 1.4.0 -> 1.5.0: wrote 0 files (0 B), removed 0 (delta: 0 added, 0 changed, 0 removed); warning: remove /opt/k2s/.release-apply: denied"},

@@ -35,6 +35,11 @@ type InstallOptions struct {
 	// Paths is the policy for the paths installed; "" is
 	// pkgzip.PathsWindows.
 	Paths pkgzip.PathPolicy
+	// Skip and SkipNames are the product's skip rules (Layout), kept in
+	// the installation's record: the files they name belong to the
+	// cluster or change by other means, and verify leaves them alone.
+	Skip      []string
+	SkipNames []string
 }
 
 // installFile is one file Install writes.
@@ -51,7 +56,9 @@ type installFile struct {
 // package's package-manifest.json (when it has one) as it is written, and
 // the members of its nested archives where the installer puts them. dir
 // must not exist or be empty: the installation is assembled beside it and
-// renamed into place, so it appears complete or not at all.
+// renamed into place, so it appears complete or not at all. The
+// installation's record (delta.InstallRecord) lists every file written,
+// for release apply to keep up to date and release verify to check.
 func Install(ctx context.Context, zipPath, dir string, opts InstallOptions) (*Report, error) {
 	rep, err := install(ctx, zipPath, dir, opts)
 	if err != nil {
@@ -99,12 +106,15 @@ func install(ctx context.Context, zipPath, dir string, opts InstallOptions) (*Re
 	}()
 	var written atomic.Int64
 	progress := serialize(opts.Progress)
-	err = parallel.For(ctx, max(opts.Workers, 1), files, func(ctx context.Context, _ int, f installFile) error {
-		n, err := writeInstalled(ctx, tmp, f, progress)
-		written.Add(n)
-		return err
+	digests, err := parallel.Map(ctx, max(opts.Workers, 1), files, func(ctx context.Context, _ int, f installFile) (pkgzip.Digest, error) {
+		d, err := writeInstalled(ctx, tmp, f, progress)
+		written.Add(d.Size)
+		return d, err
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := writeInstallRecord(tmp, zipPath, version, files, digests, opts); err != nil {
 		return nil, err
 	}
 	// An empty directory that was there is replaced; Rename cannot
@@ -224,16 +234,41 @@ func packageVersion(r *pkgzip.Reader) (string, error) {
 	return v, nil
 }
 
+// writeInstallRecord writes the record of a new installation at root:
+// every file written, with the digest it was written with.
+func writeInstallRecord(root, zipPath, version string, files []installFile, digests []pkgzip.Digest, opts InstallOptions) error {
+	rec := &Record{
+		RecordVersion: recordVersion,
+		Version:       version,
+		Sources:       []string{filepath.Base(zipPath)},
+		SkipRules:     opts.Skip,
+		SkipNames:     opts.SkipNames,
+		Nested:        opts.Nested,
+		Files:         make(map[string]pkgzip.Digest, len(files)),
+	}
+	for i, f := range files {
+		rec.Files[f.path] = digests[i]
+	}
+	data, err := rec.marshal()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, delta.InstallRecord), data, 0o644); err != nil {
+		return fmt.Errorf("write the installation record: %w", err)
+	}
+	return nil
+}
+
 // writeInstalled writes one file below root, hashing it on the way, and
 // refuses content that is not what the package manifest says.
-func writeInstalled(ctx context.Context, root string, f installFile, progress func(int64)) (int64, error) {
+func writeInstalled(ctx context.Context, root string, f installFile, progress func(int64)) (pkgzip.Digest, error) {
 	dst := filepath.Join(root, filepath.FromSlash(f.path))
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return 0, err
+		return pkgzip.Digest{}, err
 	}
 	rc, err := f.entry.Open()
 	if err != nil {
-		return 0, err
+		return pkgzip.Digest{}, err
 	}
 	defer rc.Close()
 	mode := os.FileMode(0o644)
@@ -242,19 +277,20 @@ func writeInstalled(ctx context.Context, root string, f installFile, progress fu
 	}
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
-		return 0, err
+		return pkgzip.Digest{}, err
 	}
 	h := sha256.New()
 	n, err := copyCtx(ctx, io.MultiWriter(out, h), rc, progress)
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
+	got := pkgzip.Digest{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}
 	if err != nil {
-		return n, fmt.Errorf("%s: %w", f.path, err)
+		return got, fmt.Errorf("%s: %w", f.path, err)
 	}
-	if got := (pkgzip.Digest{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}); f.want != nil && got != *f.want {
-		return n, fmt.Errorf("%s has sha256 %s (%d bytes) but %s says %s (%d bytes); the package is corrupt, obtain it again",
+	if f.want != nil && got != *f.want {
+		return got, fmt.Errorf("%s has sha256 %s (%d bytes) but %s says %s (%d bytes); the package is corrupt, obtain it again",
 			f.path, got.SHA256, got.Size, pkgmanifest.Name, f.want.SHA256, f.want.Size)
 	}
-	return n, nil
+	return got, nil
 }

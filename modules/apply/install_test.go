@@ -36,6 +36,7 @@ func TestInstall(t *testing.T) {
 	want := tree.Clone()
 	want["package-manifest.json"] = deltatest.ReadTree(t, got)["package-manifest.json"]
 	want["bin/kube/kubelet.exe"] = deltatest.File{Data: []byte("kubelet")}
+	want[delta.InstallRecord] = deltatest.ReadTree(t, got)[delta.InstallRecord] // TestRecord* check it
 	if d := deltatest.Diff(want, deltatest.ReadTree(t, got)); d != "" {
 		t.Errorf("installed:\n%s", d)
 	}

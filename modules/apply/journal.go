@@ -146,7 +146,8 @@ func (j *journal) validate() error {
 		return fmt.Errorf("unknown state %q", j.State)
 	}
 	for i, o := range j.Ops {
-		if err := delta.CheckPath(o.Path); err != nil {
+		// The installation record is reserved for apply's own op.
+		if err := delta.CheckPath(o.Path); err != nil && o.Path != delta.InstallRecord {
 			return err
 		}
 		if i > 0 && j.Ops[i-1].Path >= o.Path {

@@ -2,8 +2,9 @@ package apply
 
 import (
 	"fmt"
-	"github.com/relcue/release/internal/units"
 	"strings"
+
+	"github.com/relcue/release/internal/units"
 )
 
 // String is the one-line human summary the CLI prints.
@@ -48,8 +49,17 @@ func (r *Report) String() string {
 			if r.DryRun {
 				verb, wrote, removed = "dry run: ", "would write", "would remove"
 			}
-			fmt.Fprintf(&b, "%s%s: %s -> %s: %s %d files (%s), %s %d (delta: %d added, %d changed, %d removed)",
-				verb, r.InstallDir, r.BaseVersion, r.TargetVersion, wrote, r.FilesWritten, units.Bytes(r.BytesWritten), removed, r.FilesRemoved,
+			// A forced apply names the version it found: the delta's base
+			// is not what the installation was.
+			from, forced := r.BaseVersion, ""
+			if r.Forced && r.InstalledVersion != r.BaseVersion {
+				from, forced = r.InstalledVersion, fmt.Sprintf(" (forced; the delta is %s -> %s)", r.BaseVersion, r.TargetVersion)
+				if from == "" {
+					from = "unversioned"
+				}
+			}
+			fmt.Fprintf(&b, "%s%s: %s -> %s%s: %s %d files (%s), %s %d (delta: %d added, %d changed, %d removed)",
+				verb, r.InstallDir, from, r.TargetVersion, forced, wrote, r.FilesWritten, units.Bytes(r.BytesWritten), removed, r.FilesRemoved,
 				r.Added, r.Changed, r.Removed)
 		}
 	}
@@ -60,6 +70,52 @@ func (r *Report) String() string {
 		// Not a mismatch --force let through: the apply succeeded but
 		// could not clean up after itself.
 		fmt.Fprintf(&b, "; warning: %s", strings.Join(r.Warnings, "; "))
+	}
+	switch c := r.Result; {
+	case c == nil:
+	case c.OK:
+		fmt.Fprintf(&b, "; the result matches %s (%d files checked)", c.Version, c.FilesChecked)
+	default:
+		fmt.Fprintf(&b, "; the result is NOT %s: %d missing, %d extra, %d changed", c.Version, c.Missing, c.Extra, c.Changed)
+	}
+	return b.String()
+}
+
+// String is the human report of an installation check: one summary line,
+// then one line per difference.
+func (c *InstallCheck) String() string {
+	var b strings.Builder
+	against := strings.Join(c.Against, ", ")
+	if c.Basis == "record" {
+		against = "its record: " + against
+	}
+	if c.OK {
+		fmt.Fprintf(&b, "%s: matches %s (%s): %d files (%s) checked", c.InstallDir, c.Version, against, c.FilesChecked, units.Bytes(c.BytesChecked))
+	} else {
+		fmt.Fprintf(&b, "%s: does not match %s (%s): %d missing, %d extra, %d changed; %d files (%s) checked",
+			c.InstallDir, c.Version, against, c.Missing, c.Extra, c.Changed, c.FilesChecked, units.Bytes(c.BytesChecked))
+	}
+	if c.Ignored > 0 {
+		fmt.Fprintf(&b, ", %d left to the product by its skip rules", c.Ignored)
+	}
+	if c.Unlisted > 0 {
+		fmt.Fprintf(&b, ", %d not listed by what it was checked against (members of nested archives)", c.Unlisted)
+	}
+	for _, d := range c.Differences {
+		fmt.Fprintf(&b, "\n  %-8s %s", d.Problem, d.Path)
+		var parts []string
+		if d.Detail != "" {
+			parts = append(parts, d.Detail)
+		}
+		if d.ActualSHA256 != "" {
+			parts = append(parts, fmt.Sprintf("sha256 %s (%d bytes)", d.ActualSHA256, *d.ActualSize))
+		}
+		if d.ExpectedSHA256 != "" {
+			parts = append(parts, fmt.Sprintf("expected sha256 %s (%d bytes)", d.ExpectedSHA256, *d.ExpectedSize))
+		}
+		if len(parts) > 0 {
+			b.WriteString(": " + strings.Join(parts, ", "))
+		}
 	}
 	return b.String()
 }

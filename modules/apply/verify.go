@@ -124,8 +124,13 @@ func hashFile(ctx context.Context, p string, progress func(int64)) (pkgzip.Diges
 		return pkgzip.Digest{}, err
 	}
 	defer f.Close()
+	return digestOf(ctx, f, progress)
+}
+
+// digestOf streams r through SHA-256.
+func digestOf(ctx context.Context, r io.Reader, progress func(int64)) (pkgzip.Digest, error) {
 	h := sha256.New()
-	n, err := copyCtx(ctx, h, f, progress)
+	n, err := copyCtx(ctx, h, r, progress)
 	if err != nil {
 		return pkgzip.Digest{}, err
 	}
@@ -176,6 +181,10 @@ func copyCtx(ctx context.Context, dst io.Writer, src io.Reader, progress func(in
 // it) is present, it must describe this zip (its SHA-256) and list exactly
 // its entries with their hashes.
 func VerifySigned(ctx context.Context, zipPath string, workers int, sig *Signatures) (*Report, error) {
+	if fi, err := os.Stat(zipPath); err == nil && fi.IsDir() {
+		// Most likely an installation (FIRST-USE: "release verify /opt/k2s").
+		return nil, fmt.Errorf("verify %s: it is a directory, not a package; to check an installation, run release verify --install-dir %s", zipPath, zipPath)
+	}
 	rep, err := verifyWithSBOM(ctx, zipPath, workers, sig)
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", zipPath, err)

@@ -522,8 +522,8 @@ func readPackage(ctx context.Context, role string, r *pkgzip.Reader, workers int
 	info := &pkgInfo{files: map[string]fileInfo{}}
 	for _, e := range r.Entries {
 		if Reserved(e.Name) || e.Name == ManifestName {
-			return nil, fmt.Errorf("%s package %s: entry %s is reserved (%s, %s, %s); a full package must not contain it",
-				role, r.Path, e.Name, ManifestName, ApplyStateDir, ApplyLockFile)
+			return nil, fmt.Errorf("%s package %s: entry %s is reserved (%s, %s, %s, %s); a full package must not contain it",
+				role, r.Path, e.Name, ManifestName, ApplyStateDir, ApplyLockFile, InstallRecord)
 		}
 	}
 	v := r.Lookup(VersionFile)

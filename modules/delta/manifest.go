@@ -68,6 +68,12 @@ const (
 	// ParseManifest refuse them.
 	ApplyStateDir = ".release-apply"
 	ApplyLockFile = ".release-apply.lock"
+	// InstallRecord is reserved at the root of an installation for the
+	// record modules/apply keeps of what the installation should hold
+	// (written by release install, updated by every release apply), which
+	// release verify --install-dir checks it against. A package shipping
+	// the name would overwrite that record.
+	InstallRecord = ".release-installed.json"
 )
 
 // maxManifestSize bounds how much of delta-manifest.json is read. A delta of
@@ -719,7 +725,7 @@ func CheckPath(p string) error {
 		}
 	}
 	if Reserved(p) {
-		return fmt.Errorf("path %q is reserved for release (%s, %s, %s)", p, ApplyStateDir, ApplyLockFile, PatchDir)
+		return fmt.Errorf("path %q is reserved for release (%s, %s, %s, %s)", p, ApplyStateDir, ApplyLockFile, InstallRecord, PatchDir)
 	}
 	return nil
 }
@@ -729,7 +735,12 @@ func CheckPath(p string) error {
 // case-insensitive file systems too.
 func Reserved(p string) bool {
 	first, _, _ := strings.Cut(p, "/")
-	return strings.EqualFold(first, ApplyStateDir) || strings.EqualFold(first, ApplyLockFile) || strings.EqualFold(first, PatchDir)
+	for _, r := range []string{ApplyStateDir, ApplyLockFile, InstallRecord, PatchDir} {
+		if strings.EqualFold(first, r) {
+			return true
+		}
+	}
+	return false
 }
 
 func checkPathList(name string, paths []string) error {
