@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/relcue/release/internal/filelock"
 	"github.com/relcue/release/modules/delta"
 )
 
@@ -71,3 +72,15 @@ func (l *installLock) close(err error) {
 // abandon drops the lock the way the OS does for a killed process: the file
 // stays behind, unlocked.
 func (l *installLock) abandon() { l.f.Close() }
+
+// tryLock takes an exclusive, non-blocking lock; the system drops it when
+// the process dies, so a killed apply never leaves the installation locked.
+func tryLock(f *os.File) error {
+	ok, err := filelock.Lock(f, true, false)
+	if err == nil && !ok {
+		return errLocked
+	}
+	return err
+}
+
+func unlock(f *os.File) error { return filelock.Unlock(f) }

@@ -17,8 +17,12 @@ import (
 )
 
 // KeyVersion is mixed into every cache key; bump it when the key recipe
-// itself changes.
-const KeyVersion = "release-cache-key/v1"
+// itself changes, or when entries stored by earlier releases can no longer
+// be trusted to hold what their keys stand for. v2: before it, a step
+// stored what it read even when an input had changed since planning
+// (reliability review D1), and zips whose local headers contradicted the
+// central directory were packaged as they were (D6-D8).
+const KeyVersion = "release-cache-key/v2"
 
 // Node is a planned target.
 type Node struct {
