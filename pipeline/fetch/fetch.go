@@ -74,13 +74,16 @@ func (r *Resolver) Resolve(ctx context.Context, s step.Source) (string, error) {
 			res.path, res.err = r.download(ctx, s.URL, s.SHA256)
 			return
 		}
-		res.path, res.err = s.Path, checkLocal(s.Path, s.SHA256)
+		res.path, res.err = s.Path, checkLocal(ctx, s.Path, s.SHA256)
 	})
 	return res.path, res.err
 }
 
-func checkLocal(p, want string) error {
-	got, _, err := digest.File(p)
+// checkLocal hashes a local file against its declaration. Only a regular
+// file is read (a FIFO or device named as an input would block or never
+// end), and the hash stops when ctx does.
+func checkLocal(ctx context.Context, p, want string) error {
+	got, _, err := digest.FileContext(ctx, p)
 	if err != nil {
 		return err
 	}

@@ -10,9 +10,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/relcue/release/pipeline/step"
 )
@@ -98,5 +101,79 @@ func TestLocalFileChecksum(t *testing.T) {
 	_, err := r.Resolve(context.Background(), step.Source{Path: p, SHA256: sum("other")})
 	if err == nil || !strings.Contains(err.Error(), "sha256 mismatch for "+p) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// D4: a FIFO or a device declared as a file with a sha256 is refused by
+// its type at once, neither waited on nor read.
+func TestLocalFileThatIsNotRegular(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("FIFOs and /dev/zero are Unix")
+	}
+	fifo := filepath.Join(t.TempDir(), "pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{fifo, "/dev/zero"} {
+		r := resolver(t)
+		start := time.Now()
+		err := within(t, 10*time.Second, func() error {
+			_, err := r.Resolve(context.Background(), step.Source{Path: p, SHA256: sum("x")})
+			return err
+		})
+		if err == nil || !strings.Contains(err.Error(), p+": not a regular file (") {
+			t.Fatalf("%s: err = %v", p, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s: refused after %s", p, d)
+		}
+		assertEmpty(t, r.TempDir, r.BlobDir)
+	}
+}
+
+// Hashing a large local file stops when the build is cancelled.
+func TestLocalFileCancelled(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(p, make([]byte, 8<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := resolver(t).Resolve(ctx, step.Source{Path: p, SHA256: sum("x")}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+// within runs fn and fails the test if it has not returned after limit:
+// the bugs these tests guard against are calls that never return.
+func within[T any](t *testing.T, limit time.Duration, fn func() T) T {
+	t.Helper()
+	done := make(chan T, 1)
+	go func() { done <- fn() }()
+	select {
+	case v := <-done:
+		return v
+	case <-time.After(limit):
+		t.Fatalf("still running after %s", limit)
+		panic("unreachable")
+	}
+}
+
+// assertEmpty fails if any of dirs holds a file: a failed or cancelled
+// fetch leaves no temp file and no blob behind.
+func assertEmpty(t *testing.T, dirs ...string) {
+	t.Helper()
+	for _, d := range dirs {
+		ents, err := os.ReadDir(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ents) != 0 {
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			t.Errorf("%s holds %v", d, names)
+		}
 	}
 }
