@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/relcue/release/internal/netx"
 	"github.com/relcue/release/pipeline/cache"
 	"github.com/relcue/release/pipeline/config"
 	"github.com/relcue/release/pipeline/digest"
@@ -150,6 +151,8 @@ type BuildOptions struct {
 	EngineLog io.Writer
 	// Remote is a cache shared through a registry (nil: none).
 	Remote sched.RemoteCache
+	// Net bounds the downloads of URL inputs in time (zero: defaults).
+	Net netx.Config
 }
 
 // BuildReport is the result of a build.
@@ -201,7 +204,7 @@ func (s *Session) Build(ctx context.Context, opts BuildOptions) (*BuildReport, e
 	if rep == nil {
 		rep = &progress.Plain{Quiet: true}
 	}
-	resolver := &fetch.Resolver{BlobDir: s.Cache.BlobDir(), TempDir: s.Cache.TempDir(), Attempts: 3}
+	resolver := &fetch.Resolver{BlobDir: s.Cache.BlobDir(), TempDir: s.Cache.TempDir(), Net: opts.Net}
 	res, runErr := sched.Run(ctx, s.Graph, ids, sched.Options{
 		Jobs: s.Workers, KeepGoing: opts.KeepGoing, Engine: eng, Cache: s.Cache,
 		Resolve: resolver.Resolve, Progress: rep, Remote: opts.Remote,

@@ -5,18 +5,22 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/relcue/release/internal/netx"
+	"github.com/relcue/release/internal/netx/netxtest"
 	"github.com/relcue/release/pipeline/step"
 )
 
@@ -29,8 +33,12 @@ func resolver(t *testing.T) *Resolver {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "blobs"), 0o755)
 	os.MkdirAll(filepath.Join(dir, "tmp"), 0o755)
-	return &Resolver{BlobDir: filepath.Join(dir, "blobs"), TempDir: filepath.Join(dir, "tmp"), Attempts: 3}
+	return &Resolver{BlobDir: filepath.Join(dir, "blobs"), TempDir: filepath.Join(dir, "tmp"), Net: tiny}
 }
+
+// tiny are limits that make every test here run in well under a second;
+// the bounds asserted are loose multiples of them, never tight timings.
+var tiny = netx.Config{Connect: 100 * time.Millisecond, Timeout: 100 * time.Millisecond, LowSpeed: 4096, Attempts: 3, Backoff: 10 * time.Millisecond}
 
 func TestDownloadVerifiedAndRetried(t *testing.T) {
 	var hits atomic.Int64
@@ -51,7 +59,7 @@ func TestDownloadVerifiedAndRetried(t *testing.T) {
 		t.Fatalf("got %q after %d requests", data, hits.Load())
 	}
 	// A second resolver with the same blob dir does not download again.
-	r2 := &Resolver{BlobDir: r.BlobDir, TempDir: r.TempDir}
+	r2 := &Resolver{BlobDir: r.BlobDir, TempDir: r.TempDir, Net: tiny}
 	if _, err := r2.Resolve(context.Background(), step.Source{URL: srv.URL + "/f", SHA256: sum("payload")}); err != nil || hits.Load() != 2 {
 		t.Fatalf("re-resolve: %v, %d requests", err, hits.Load())
 	}
@@ -79,7 +87,7 @@ func TestServerDownAndNotFound(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	r := resolver(t)
-	r.Attempts = 2
+	r.Net.Attempts = 2
 	if _, err := r.Resolve(context.Background(), step.Source{URL: "http://" + addr + "/x", SHA256: sum("x")}); err == nil || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("down: %v", err)
 	}
@@ -175,5 +183,103 @@ func assertEmpty(t *testing.T, dirs ...string) {
 			}
 			t.Errorf("%s holds %v", d, names)
 		}
+	}
+}
+
+// payload is what the misbehaving servers below would serve.
+var payload = strings.Repeat("payload ", 64<<10) // 512 KiB
+
+func serve(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Length", strconv.Itoa(len(payload)))
+	io.WriteString(w, payload)
+}
+
+// peer is a misbehaving server: its URL, and a channel told of every
+// request (or connection) it starts holding.
+type peer struct {
+	name, url string
+	held      <-chan struct{}
+	want      string // what the error must say
+}
+
+func peers(t *testing.T) []peer {
+	silentAddr, accepted := netxtest.Silent(t)
+	stall, trickle := make(chan struct{}, 64), make(chan struct{}, 64)
+	return []peer{
+		// D2: accepts the connection, never answers.
+		{"silent", "http://" + silentAddr + "/f", accepted, "no response header within 100ms (--net-timeout or $RELEASE_NET_TIMEOUT)"},
+		// Sends the header and a little of the body, then nothing.
+		{"stall", netxtest.Start(t, netxtest.StallBody(http.HandlerFunc(serve), nil, 4096, stall)).URL + "/f", stall,
+			"no data for 100ms while receiving the response (--net-timeout or $RELEASE_NET_TIMEOUT)"},
+		// Keeps sending, one byte every 5 ms: far below 4 KiB/s.
+		{"trickle", netxtest.Start(t, netxtest.Trickle(http.HandlerFunc(serve), nil, 5*time.Millisecond, trickle)).URL + "/f", trickle,
+			"below 4096 bytes/s (--net-low-speed or $RELEASE_NET_LOW_SPEED; --net-timeout or $RELEASE_NET_TIMEOUT)"},
+	}
+}
+
+// D2: a server that never answers, stalls or trickles fails the download
+// after the configured attempts, in bounded time, saying which limit ran
+// out and how to raise it; nothing is left in the temp or blob dir.
+func TestDownloadDeadlines(t *testing.T) {
+	for _, p := range peers(t) {
+		t.Run(p.name, func(t *testing.T) {
+			r := resolver(t)
+			r.Net.Attempts = 2
+			start := time.Now()
+			err := within(t, 10*time.Second, func() error {
+				_, err := r.Resolve(context.Background(), step.Source{URL: p.url, SHA256: sum(payload)})
+				return err
+			})
+			if err == nil || !strings.HasPrefix(err.Error(), "fetch "+p.url+": ") || !strings.Contains(err.Error(), p.want) ||
+				!strings.HasSuffix(err.Error(), "; gave up after 2 attempts (--net-attempts or $RELEASE_NET_ATTEMPTS)") {
+				t.Fatalf("err = %v, want it to name the URL and say %q", err, p.want)
+			}
+			var de *netx.DeadlineError
+			if !errors.As(err, &de) {
+				t.Errorf("%v is no *netx.DeadlineError", err)
+			}
+			// Two attempts of about one or two windows each, plus a backoff.
+			if d := time.Since(start); d > 4*time.Second {
+				t.Errorf("gave up after %s", d)
+			}
+			if n := len(p.held); n != 2 {
+				t.Errorf("the server saw %d attempts, want 2", n)
+			}
+			for len(p.held) > 0 {
+				<-p.held
+			}
+			assertEmpty(t, r.TempDir, r.BlobDir)
+		})
+	}
+}
+
+// D4 (network side): cancelling the build (Ctrl-C) while a download waits
+// on a silent, stalled or trickling server ends it at once, with nothing
+// left behind.
+func TestDownloadCancelled(t *testing.T) {
+	for _, p := range peers(t) {
+		t.Run(p.name, func(t *testing.T) {
+			r := resolver(t)
+			r.Net.Timeout = time.Hour // only the cancellation can end it
+			r.Net.LowSpeed = 1
+			ctx, cancel := context.WithCancel(context.Background())
+			cancelled := make(chan time.Time, 1)
+			go func() {
+				<-p.held
+				cancelled <- time.Now()
+				cancel()
+			}()
+			err := within(t, 10*time.Second, func() error {
+				_, err := r.Resolve(ctx, step.Source{URL: p.url, SHA256: sum(payload)})
+				return err
+			})
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("err = %v, want context.Canceled", err)
+			}
+			if d := time.Since(<-cancelled); d > time.Second {
+				t.Errorf("returned %s after the cancel", d)
+			}
+			assertEmpty(t, r.TempDir, r.BlobDir)
+		})
 	}
 }
