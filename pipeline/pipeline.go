@@ -204,7 +204,7 @@ func (s *Session) Build(ctx context.Context, opts BuildOptions) (*BuildReport, e
 	if rep == nil {
 		rep = &progress.Plain{Quiet: true}
 	}
-	resolver := &fetch.Resolver{BlobDir: s.Cache.BlobDir(), TempDir: s.Cache.TempDir(), Net: opts.Net}
+	resolver := &fetch.Resolver{BlobDir: s.Cache.BlobDir(), TempDir: s.Cache.TempDir(), CreateTemp: s.Cache.CreateTemp, Net: opts.Net}
 	res, runErr := sched.Run(ctx, s.Graph, ids, sched.Options{
 		Jobs: s.Workers, KeepGoing: opts.KeepGoing, Engine: eng, Cache: s.Cache,
 		Resolve: resolver.Resolve, Progress: rep, Remote: opts.Remote,

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/relcue/release/internal/netx"
 	"github.com/relcue/release/internal/netx/netxtest"
+	"github.com/relcue/release/pipeline/cache"
 	"github.com/relcue/release/pipeline/step"
 )
 
@@ -282,4 +284,61 @@ func TestDownloadCancelled(t *testing.T) {
 			assertEmpty(t, r.TempDir, r.BlobDir)
 		})
 	}
+}
+
+// D3: `release cache gc` while a download is in flight leaves its temp
+// file alone, and the download completes. Deterministic: the server holds
+// the rest of the body until gc has run.
+func TestGCDuringDownload(t *testing.T) {
+	dir := t.TempDir()
+	store, err := cache.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, release := make(chan struct{}), make(chan struct{})
+	srv := netxtest.Start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(payload)))
+		io.WriteString(w, payload[:len(payload)/2])
+		http.NewResponseController(w).Flush()
+		<-release
+		io.WriteString(w, payload[len(payload)/2:])
+	}))
+	slow := tiny
+	slow.Timeout = time.Hour // the pause is the test's, not a stall
+	var once sync.Once
+	r := &Resolver{BlobDir: store.BlobDir(), TempDir: store.TempDir(), CreateTemp: store.CreateTemp, Net: slow,
+		// Bytes reach the temp file only once it exists.
+		Progress: func(int64) { once.Do(func() { close(started) }) }}
+	done := make(chan error, 1)
+	var path string
+	go func() {
+		var err error
+		path, err = r.Resolve(context.Background(), step.Source{URL: srv.URL + "/f", SHA256: sum(payload)})
+		done <- err
+	}()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("download ended early: %v", err)
+	}
+	temps, _ := os.ReadDir(store.TempDir())
+	if len(temps) != 1 {
+		t.Fatalf("temps during the download: %v", temps)
+	}
+	other, _ := cache.Open(dir) // `release cache gc`, another process
+	rep, err := other.GC(cache.GCOptions{All: true})
+	if err != nil || rep.TempRemoved != 0 {
+		t.Fatalf("gc: %+v %v", rep, err)
+	}
+	if _, err := os.Stat(filepath.Join(store.TempDir(), temps[0].Name())); err != nil {
+		t.Fatalf("gc removed the in-flight download: %v", err)
+	}
+	close(release)
+	if err := within(t, 10*time.Second, func() error { return <-done }); err != nil {
+		t.Fatalf("download after gc: %v", err)
+	}
+	if data, err := os.ReadFile(path); err != nil || string(data) != payload {
+		t.Fatalf("blob: %d bytes, %v", len(data), err)
+	}
+	assertEmpty(t, store.TempDir())
 }
