@@ -195,3 +195,34 @@ func TestPullCancelled(t *testing.T) {
 	}
 	assertNothingLeft(t, s)
 }
+
+// D4 (network side): cancelling the build while a push waits on the
+// registry ends it at once, without a warning.
+func TestPushCancelled(t *testing.T) {
+	addr, accepted := netxtest.Silent(t)
+	slow := tiny
+	slow.Timeout = time.Hour
+	var w warnings
+	r, _ := New(Ref{Host: addr, Repository: "release/cache"}, Options{PlainHTTP: true, Push: true, Warn: w.add, Net: slow})
+	_, e := localEntry(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancelled := make(chan time.Time, 1)
+	go func() {
+		<-accepted
+		cancelled <- time.Now()
+		cancel()
+	}()
+	done := make(chan struct{})
+	go func() { r.Push(ctx, e); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("push still running")
+	}
+	if d := time.Since(<-cancelled); d > time.Second {
+		t.Errorf("returned %s after the cancel", d)
+	}
+	if w.String() != "" || r.Stats().Pushed != 0 {
+		t.Errorf("stats %+v, warnings:\n%s", r.Stats(), w.String())
+	}
+}
