@@ -11,12 +11,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -111,33 +109,6 @@ func TestLocalFileChecksum(t *testing.T) {
 	_, err := r.Resolve(context.Background(), step.Source{Path: p, SHA256: sum("other")})
 	if err == nil || !strings.Contains(err.Error(), "sha256 mismatch for "+p) {
 		t.Fatalf("err = %v", err)
-	}
-}
-
-// D4: a FIFO or a device declared as a file with a sha256 is refused by
-// its type at once, neither waited on nor read.
-func TestLocalFileThatIsNotRegular(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("FIFOs and /dev/zero are Unix")
-	}
-	fifo := filepath.Join(t.TempDir(), "pipe")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{fifo, "/dev/zero"} {
-		r := resolver(t)
-		start := time.Now()
-		err := within(t, 10*time.Second, func() error {
-			_, err := r.Resolve(context.Background(), step.Source{Path: p, SHA256: sum("x")})
-			return err
-		})
-		if err == nil || !strings.Contains(err.Error(), p+": not a regular file (") {
-			t.Fatalf("%s: err = %v", p, err)
-		}
-		if d := time.Since(start); d > 5*time.Second {
-			t.Errorf("%s: refused after %s", p, d)
-		}
-		assertEmpty(t, r.TempDir, r.BlobDir)
 	}
 }
 
