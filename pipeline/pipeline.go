@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/relcue/release/internal/netx"
 	"github.com/relcue/release/pipeline/cache"
 	"github.com/relcue/release/pipeline/config"
 	"github.com/relcue/release/pipeline/digest"
@@ -166,6 +167,8 @@ type BuildOptions struct {
 	// are resolved (downloads fetched, pins checked) and just before its
 	// step reads them: the tests change inputs at that exact moment.
 	BeforeStep func(target string)
+	// Net bounds the downloads of URL inputs in time (zero: defaults).
+	Net netx.Config
 }
 
 // BuildReport is the result of a build.
@@ -235,7 +238,7 @@ func (s *Session) Build(ctx context.Context, opts BuildOptions) (*BuildReport, e
 	if rep == nil {
 		rep = &progress.Plain{Quiet: true}
 	}
-	resolver := &fetch.Resolver{BlobDir: s.Cache.BlobDir(), TempDir: s.Cache.TempDir(), Attempts: 3}
+	resolver := &fetch.Resolver{BlobDir: s.Cache.BlobDir(), TempDir: s.Cache.TempDir(), CreateTemp: s.Cache.CreateTemp, Net: opts.Net}
 	res, runErr := sched.Run(ctx, s.Graph, ids, sched.Options{
 		Jobs: s.Workers, KeepGoing: opts.KeepGoing, Engine: eng, Cache: s.Cache,
 		Resolve: resolver.Resolve, Progress: rep, Remote: opts.Remote, BeforeStep: opts.BeforeStep,

@@ -35,8 +35,19 @@ from the docker config file (~/.docker/config.json or $DOCKER_CONFIG).
 --remote-cache oci://host/repo (or --cache-from / --cache-to) shares results
 through a registry: a target missing from the local cache is pulled from it
 (every file verified against its digest, then hashed again) before it is
-built, and what is built is pushed. A registry that cannot be reached only
-costs a warning: the build goes on locally.`
+built, and what is built is pushed. A registry that cannot be reached, or
+that stops answering, only costs a warning: the build goes on locally.
+
+Every network operation (URL inputs, pushes, the remote cache) is bounded
+in time: a connection must open within --net-connect-timeout (30s, and as
+long again for its TLS handshake), a server must start answering within
+--net-timeout (60s), and a transfer must move at least --net-low-speed
+(1KiB per second) over every --net-timeout window. A request that runs
+out of time, whose connection breaks, or that gets 5xx or 429 is tried
+--net-attempts times in all (3) with growing pauses; then the download or
+push fails with an error that names the URL or registry, the limit that
+expired and the flag (or RELEASE_NET_* variable) that raises it. Ctrl-C
+ends any of them at once.`
 
 const buildExamples = `  release build -C fixtures/sample
   release build -C fixtures/sample --target package/1.5.0 -j 4
@@ -46,13 +57,16 @@ const buildExamples = `  release build -C fixtures/sample
   release build -C fixtures/sample --push --registry 127.0.0.1:5000 --plain-http
   release build -C fixtures/sample --push --target 'push/addon/metrics/*'
   _EXPERIMENTAL_DAGGER_RUNNER_HOST=tcp://dagger.ci:1234 release build -C fixtures/sample --engine dagger
-  release build -C fixtures/sample --target 'delta/*' --remote-cache oci://ghcr.io/acme/release-cache`
+  release build -C fixtures/sample --target 'delta/*' --remote-cache oci://ghcr.io/acme/release-cache
+  release build -C fixtures/sample --net-timeout 5m --net-attempts 5          # a slow mirror
+  RELEASE_NET_CONNECT_TIMEOUT=5s release build -C fixtures/sample --remote-cache oci://cache.internal/release`
 
 func newBuild() *cobra.Command {
 	var c common
 	var o pipeline.BuildOptions
 	var quiet bool
 	var rc remoteFlags
+	var nf netFlags
 	cmd := &cobra.Command{
 		Use:     "build",
 		Short:   "Build the planned targets and publish their artifacts into dist/",
@@ -66,6 +80,11 @@ func newBuild() *cobra.Command {
 			if o.StepBinary != "" && o.Engine != "dagger" && o.Engine != "process" {
 				return usageError{fmt.Errorf("--step-binary is the binary the dagger and process engines run steps with; add --engine dagger")}
 			}
+			net, err := nf.config(cmd)
+			if err != nil {
+				return err
+			}
+			c.net, o.Net, rc.net = net, net, net
 			return buildAndReport(cmd, &c, o, quiet, &rc)
 		},
 	}
@@ -74,6 +93,7 @@ func newBuild() *cobra.Command {
 	c.bindSigning(cmd)
 	bindBuildFlags(cmd, &o, &quiet)
 	rc.bind(cmd)
+	nf.bind(cmd)
 	return cmd
 }
 

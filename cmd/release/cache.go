@@ -87,8 +87,12 @@ func printCacheList(w io.Writer, list []cache.EntryInfo, root string) {
 
 const cacheGCHelp = `gc removes entries not used for --max-age, then the least recently used
 ones until the cache fits in --max-size, plus leftovers of interrupted builds.
-Entries that a running build holds are never removed. With no rule given it
-removes only corrupt entries and leftovers.`
+With no rule given it removes only corrupt entries and leftovers.
+
+gc is safe to run while builds run: entries that a running build holds are
+never removed, nor is anything a running build is writing (its scratch
+directories and in-flight downloads in v1/tmp, each held under the build's
+lease lock). What a build that was killed left behind goes at the next gc.`
 
 func newCacheGC(open openStore) *cobra.Command {
 	var o cache.GCOptions
@@ -99,7 +103,8 @@ func newCacheGC(open openStore) *cobra.Command {
 		Long:  cacheGCHelp,
 		Example: `  release cache gc --max-age 720h
   release cache gc --max-size 20GiB --dry-run
-  release cache gc --all`,
+  release cache gc --all
+  release cache gc --cache /var/cache/release --max-age 168h   # from cron, beside running builds`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkFormat(format); err != nil {

@@ -83,14 +83,19 @@ func TestFlagMistakesAreUsageErrors(t *testing.T) {
 	for _, c := range []struct {
 		args []string
 		want string
+		env  []string
 	}{
-		{[]string{"delta", "--from", "a.zip", "--to", "b.zip", "-o", "d.zip", "--mode", "binary", "--patch-threshold", "-1"}, "cannot be negative"},
-		{[]string{"delta", "--from", "a.zip", "--to", "b.zip", "-o", "d.zip", "--mode", "bsdiff"}, `--mode "bsdiff"`},
-		{[]string{"build", "-C", dir, "--step-binary", "/bin/release"}, "--step-binary"},
-		{[]string{"build", "-C", dir, "--remote-cache", "https://example.com/cache"}, "use oci://host[:port]/repository"},
-		{[]string{"build", "-C", dir, "--remote-cache-plain-http"}, "need --remote-cache"},
+		{[]string{"delta", "--from", "a.zip", "--to", "b.zip", "-o", "d.zip", "--mode", "binary", "--patch-threshold", "-1"}, "cannot be negative", nil},
+		{[]string{"delta", "--from", "a.zip", "--to", "b.zip", "-o", "d.zip", "--mode", "bsdiff"}, `--mode "bsdiff"`, nil},
+		{[]string{"build", "-C", dir, "--step-binary", "/bin/release"}, "--step-binary", nil},
+		{[]string{"build", "-C", dir, "--remote-cache", "https://example.com/cache"}, "use oci://host[:port]/repository", nil},
+		{[]string{"build", "-C", dir, "--remote-cache-plain-http"}, "need --remote-cache", nil},
+		{[]string{"build", "-C", dir, "--net-timeout", "0s"}, "--net-timeout must be positive", nil},
+		{[]string{"build", "-C", dir, "--net-low-speed", "fast"}, `--net-low-speed: "fast" is not a rate`, nil},
+		{[]string{"build", "-C", dir, "--net-attempts", "0"}, "--net-attempts must be at least 1", nil},
+		{[]string{"build", "-C", dir}, `$RELEASE_NET_TIMEOUT="60": want a positive duration`, []string{"RELEASE_NET_TIMEOUT=60"}},
 	} {
-		r := releaseCmd(t, nil, c.args...)
+		r := releaseCmd(t, c.env, c.args...)
 		if r.code != 2 || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("release %v: exit %d, %s", c.args, r.code, r.stderr)
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/relcue/release/internal/netx"
 	"github.com/relcue/release/pipeline/cache"
 	"github.com/relcue/release/pipeline/remotecache"
 	"github.com/relcue/release/pipeline/step"
@@ -15,6 +16,8 @@ import (
 type remoteFlags struct {
 	both, from, to      string
 	plainHTTP, insecure bool
+	// net bounds the requests to the registry (from the --net-* flags).
+	net netx.Config
 }
 
 func (f *remoteFlags) bind(cmd *cobra.Command) {
@@ -80,7 +83,7 @@ func (f *remoteFlags) open(warn func(string, ...any)) (*remotes, error) {
 		if err != nil {
 			return nil, usageError{err}
 		}
-		return remotecache.New(ref, remotecache.Options{PlainHTTP: f.plainHTTP, Insecure: f.insecure, Pull: pull, Push: push, Warn: warn})
+		return remotecache.New(ref, remotecache.Options{PlainHTTP: f.plainHTTP, Insecure: f.insecure, Pull: pull, Push: push, Warn: warn, Net: f.net})
 	}
 	r := &remotes{}
 	var err error

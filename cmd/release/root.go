@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/relcue/release/internal/netx"
 	"github.com/relcue/release/modules/addon"
 	"github.com/relcue/release/modules/addonsign"
 	"github.com/relcue/release/modules/all"
@@ -91,6 +92,8 @@ type common struct {
 	// refuses a dist/ inside an input.
 	dist string
 	limitFlags
+	// net bounds the network operations of the steps (pushes).
+	net netx.Config
 }
 
 // bindSigning adds --unsigned.
@@ -102,7 +105,7 @@ func (c *common) bindSigning(cmd *cobra.Command) {
 // that is set but unusable fails here, whether or not this build signs.
 func (c *common) keys() (all.Keys, error) {
 	if c.unsigned {
-		return all.Keys{}, nil
+		return all.Keys{Net: c.net}, nil
 	}
 	ac, err := codesign.FromEnv(os.Getenv, time.Now())
 	if err != nil {
@@ -112,7 +115,7 @@ func (c *common) keys() (all.Keys, error) {
 	if err != nil {
 		return all.Keys{}, &pipeline.ConfigError{Err: err}
 	}
-	return all.Keys{Authenticode: ac, Cosign: ck}, nil
+	return all.Keys{Authenticode: ac, Cosign: ck, Net: c.net}, nil
 }
 
 // bindRegistry adds the flags that say where addons are pushed.

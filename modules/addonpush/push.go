@@ -1,9 +1,10 @@
 // Package addonpush pushes exported addon artifacts to an OCI registry
 // with oras-go: each implementation's manifest to
 // <registry>/<prefix>/<export name>:v<version>. Blobs the registry already
-// has are not uploaded again, transient failures are retried with backoff,
-// and the tag is written last, so it never points at an incomplete
-// artifact.
+// has are not uploaded again, every request is bounded in time
+// (internal/netx) and transient failures are retried a bounded number of
+// times with backoff, and the tag is written last, so it never points at
+// an incomplete artifact.
 package addonpush
 
 import (
@@ -21,6 +22,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/relcue/release/internal/netx"
 	"github.com/relcue/release/modules/addonsign"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content/oci"
@@ -28,7 +30,6 @@ import (
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
 	"oras.land/oras-go/v2/registry/remote/errcode"
-	"oras.land/oras-go/v2/registry/remote/retry"
 )
 
 // Registry says where and how to push.
@@ -74,8 +75,12 @@ type Options struct {
 	Progress func(n int64)
 	// Credentials overrides the docker config credential store (tests).
 	Credentials auth.CredentialFunc
-	// Transport overrides the HTTP transport below the retries (tests).
+	// Transport overrides the HTTP transport below the limits and retries
+	// (tests).
 	Transport http.RoundTripper
+	// Net bounds every request in time and says how often a transient
+	// failure is tried (zero: the defaults).
+	Net netx.Config
 	// Signer, when set, pushes a cosign signature of every artifact.
 	Signer *addonsign.Key
 }
@@ -168,14 +173,6 @@ func pushManifest(ctx context.Context, src oras.ReadOnlyTarget, client *auth.Cli
 }
 
 func newClient(opts Options) (*auth.Client, error) {
-	base := opts.Transport
-	if base == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		if opts.Registry.Insecure {
-			t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for with registry.insecure
-		}
-		base = t
-	}
 	cred := opts.Credentials
 	if cred == nil {
 		store, err := credentials.NewStoreFromDocker(credentials.StoreOptions{})
@@ -185,7 +182,7 @@ func newClient(opts Options) (*auth.Client, error) {
 		cred = credentials.Credential(store)
 	}
 	return &auth.Client{
-		Client:     &http.Client{Transport: retry.NewTransport(base)},
+		Client:     opts.Net.RegistryClient(opts.Transport, opts.Registry.Insecure),
 		Cache:      auth.NewCache(),
 		Credential: cred,
 		Header:     http.Header{"User-Agent": {"relcue-release"}},
@@ -196,9 +193,12 @@ func newClient(opts Options) (*auth.Client, error) {
 func explain(ref string, r Registry, err error) error {
 	var errResp *errcode.ErrorResponse
 	var opErr *net.OpError
+	var deadline *netx.DeadlineError
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
+	case errors.As(err, &deadline):
+		return fmt.Errorf("push %s: registry %s stopped answering: %w", ref, r.Host, err)
 	case errors.Is(err, syscall.ECONNREFUSED), errors.As(err, &opErr) && opErr.Op == "dial":
 		return fmt.Errorf("push %s: registry %s is unreachable: %w; check that it runs and that --registry or registry.host names it", ref, r.Host, err)
 	case errors.Is(err, auth.ErrBasicCredentialNotFound):

@@ -10,6 +10,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/relcue/release/internal/netx"
 	"github.com/relcue/release/internal/strictjson"
 	"github.com/relcue/release/modules/addon"
 	"github.com/relcue/release/modules/addonsign"
@@ -90,6 +91,8 @@ type Step struct {
 	Transport http.RoundTripper
 	// Cosign signs the pushes whose spec asks for it.
 	Cosign *addonsign.Key
+	// Net bounds the registry requests in time (zero: the defaults).
+	Net netx.Config
 }
 
 var _ step.Step = Step{}
@@ -132,6 +135,7 @@ func (st Step) Run(ctx context.Context, in *step.Input) ([]step.Artifact, error)
 		Concurrency: in.Workers,
 		Progress:    in.Progress.Add,
 		Transport:   st.Transport,
+		Net:         st.Net,
 	})
 	if err != nil {
 		return nil, err

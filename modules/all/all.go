@@ -3,6 +3,7 @@
 package all
 
 import (
+	"github.com/relcue/release/internal/netx"
 	"github.com/relcue/release/modules/addon"
 	"github.com/relcue/release/modules/addonpush"
 	"github.com/relcue/release/modules/addonsign"
@@ -18,11 +19,14 @@ import (
 	"github.com/relcue/release/pipeline/step"
 )
 
-// Keys are the signing credentials the CLI loaded from the environment;
-// nil ones sign nothing (and a configuration that asks for them fails).
+// Keys are what the CLI hands the modules: the signing credentials it
+// loaded from the environment (nil ones sign nothing, and a configuration
+// that asks for them fails), and the time limits of the steps that talk
+// to a registry (zero: the defaults).
 type Keys struct {
 	Authenticode *codesign.Key
 	Cosign       *addonsign.Key
+	Net          netx.Config
 }
 
 // Modules returns every module, in the order their targets are planned.
@@ -35,7 +39,7 @@ func Modules(keys Keys) []step.Module {
 		attest.Attested(nodepkg.Module, attest.Subject{Kind: nodepkg.Kind, ArtifactKind: nodepkg.ArtifactKind, Format: attest.NodePackage}),
 		nodedelta.Module,
 		attest.Attested(addon.Module, attest.Subject{Kind: addon.Kind, ArtifactKind: addon.ArchiveKind, Format: attest.Addon}),
-		addonpush.Module(keys.Cosign),
+		addonpush.Module(keys.Cosign, keys.Net),
 		plans.Module,
 		attest.Module,
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/relcue/release/modules/pkgmanifest"
 	"github.com/relcue/release/modules/pkgzip"
+	"github.com/relcue/release/pipeline/digest"
 	"github.com/relcue/release/pipeline/readcheck"
 	"github.com/relcue/release/pipeline/step"
 )
@@ -28,7 +29,7 @@ func useZip(ctx context.Context, in *step.Input, spec *Spec, out string) error {
 	// the configuration does (position, URL or path), not as the cache
 	// blob a URL was downloaded to, nor as the copy.
 	label := in.SourceLabel(spec.Zip)
-	f, st, err := readcheck.OpenRegular(src)
+	f, st, err := digest.OpenRegular(src)
 	if err != nil {
 		return fmt.Errorf("%s: %w", label, err)
 	}

@@ -69,6 +69,9 @@ type Store struct {
 	// verifies what it copies) and reports.
 	held   atomic.Int64
 	budget int64
+
+	// lease covers every temp this Store makes (lease.go).
+	lease lease
 }
 
 // Stats counts the entry files a Store has read in full to verify them
@@ -226,7 +229,7 @@ func (s *Store) hold(e *Entry, lk *os.File, must bool) {
 // outputs live in a temp dir until Release. It is for steps with effects
 // outside the cache (a registry push), whose record must be made afresh on
 // every run. Holding the key's lock serialises two processes doing the same
-// effect and keeps gc away from the temp dir.
+// effect; the Store's lease keeps gc away from the temp dir.
 func (s *Store) Ephemeral(ctx context.Context, key string, info Info, workers int, fn BuildFunc) (*Entry, error) {
 	if err := validKey(key); err != nil {
 		return nil, err
@@ -235,7 +238,7 @@ func (s *Store) Ephemeral(ctx context.Context, key string, info Info, workers in
 	if err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp(s.TempDir(), key[:16]+"-")
+	tmp, err := s.MkdirTemp(key[:16] + "-")
 	ok := false
 	defer func() {
 		if !ok {
@@ -550,7 +553,7 @@ func (s *Store) lockToBuild(ctx context.Context, key string, workers int) (*os.F
 // wrote, and moves the directory into place as key's entry. The caller
 // holds key's exclusive lock.
 func (s *Store) buildEntry(ctx context.Context, key string, info Info, workers int, fn BuildFunc) (Meta, map[string]fingerprint.FP, error) {
-	tmp, err := os.MkdirTemp(s.TempDir(), key[:16]+"-")
+	tmp, err := s.MkdirTemp(key[:16] + "-")
 	if err != nil {
 		return Meta{}, nil, err
 	}

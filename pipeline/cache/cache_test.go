@@ -146,12 +146,119 @@ func TestGCAgeSizeAndInUse(t *testing.T) {
 	}
 }
 
-func TestGCRemovesStaleTemp(t *testing.T) {
+// Temps from a release without leases are removed once nobody has
+// touched them for a day, never sooner.
+func TestGCRemovesStaleLegacyTemp(t *testing.T) {
 	s, _ := Open(t.TempDir())
-	os.MkdirAll(filepath.Join(s.TempDir(), key('c')[:16]+"-123", "out"), 0o755)
+	old := filepath.Join(s.TempDir(), key('c')[:16]+"-123")
+	fresh := filepath.Join(s.TempDir(), "fetch-456")
+	os.MkdirAll(filepath.Join(old, "out"), 0o755)
+	os.WriteFile(fresh, []byte("x"), 0o644)
+	long := time.Now().Add(-2 * legacyTempAge)
+	os.Chtimes(old, long, long)
 	rep, err := s.GC(GCOptions{})
 	if err != nil || rep.TempRemoved != 1 {
 		t.Fatalf("rep %+v err %v", rep, err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Fatalf("a fresh temp was removed: %v", err)
+	}
+}
+
+// D3: gc never removes a temp a running build made, whatever its name or
+// age, and removes it once that build is gone (with the lease file).
+func TestGCKeepsTempsOfRunningBuilds(t *testing.T) {
+	dir := t.TempDir()
+	build, _ := Open(dir)
+	gc, _ := Open(dir) // another process, as far as the locks go
+	scratch, err := build.MkdirTemp(key('d')[:16] + "-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	download, err := build.CreateTemp("fetch-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	download.Close()
+	long := time.Now().Add(-10 * legacyTempAge)
+	os.Chtimes(scratch, long, long)
+	for _, now := range []time.Time{{}, time.Now().Add(10 * legacyTempAge)} {
+		rep, err := gc.GC(GCOptions{All: true, Now: now})
+		if err != nil || rep.TempRemoved != 0 {
+			t.Fatalf("gc while the build runs: %+v %v", rep, err)
+		}
+		for _, p := range []string{scratch, download.Name()} {
+			if _, err := os.Stat(p); err != nil {
+				t.Fatalf("gc removed %s of a running build", filepath.Base(p))
+			}
+		}
+	}
+	build.releaseLease() // the build process ends without cleaning up
+	rep, err := gc.GC(GCOptions{})
+	if err != nil || rep.TempRemoved != 2 {
+		t.Fatalf("gc after the build: %+v %v", rep, err)
+	}
+	if leases, _ := filepath.Glob(filepath.Join(gc.Root(), "locks", "lease-*")); len(leases) != 0 {
+		t.Fatalf("lease files left: %v", leases)
+	}
+	// A process that ended cleanly leaves only its lease file; gc removes it.
+	clean, _ := Open(dir)
+	tmp, _ := clean.CreateTemp("x-*")
+	tmp.Close()
+	os.Remove(tmp.Name())
+	clean.releaseLease()
+	if _, err := gc.GC(GCOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if leases, _ := filepath.Glob(filepath.Join(gc.Root(), "locks", "lease-*")); len(leases) != 0 {
+		t.Fatalf("lease files left: %v", leases)
+	}
+}
+
+// A gc that finds a lease file between its creation and its lock takes
+// it for abandoned. Whether the gc still holds it or already removed it,
+// the Store does not use that lease but takes another.
+func TestLeaseFoundByGCIsNotUsed(t *testing.T) {
+	for _, removed := range []bool{false, true} {
+		dir := t.TempDir()
+		var gc *reaper
+		var first string
+		leaseCreated = func(p string) {
+			if gc != nil {
+				return
+			}
+			s, _ := Open(dir)
+			gc = s.newReaper()
+			first = strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), "lease-"), ".lock")
+			if !gc.abandoned(first) {
+				t.Fatal("gc could not lock the fresh lease file")
+			}
+			if removed {
+				gc.finish()
+			}
+		}
+		s, _ := Open(dir)
+		id, err := s.leaseID()
+		leaseCreated = nil
+		if err != nil || id == first || first == "" {
+			t.Fatalf("removed=%v: took %q (%v), the gc had %q", removed, id, err, first)
+		}
+		if !removed {
+			gc.finish()
+		}
+		if _, err := os.Stat(s.leasePath(first)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("removed=%v: the abandoned lease file is still there (%v)", removed, err)
+		}
+		// The lease taken is held: a gc leaves its temps alone.
+		tmp, err := s.CreateTemp("fetch-*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmp.Close()
+		other, _ := Open(dir)
+		if rep, _ := other.GC(GCOptions{}); rep.TempRemoved != 0 {
+			t.Errorf("removed=%v: gc removed a temp under the new lease", removed)
+		}
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -92,8 +91,8 @@ type GCReport struct {
 }
 
 // GC removes entries by age and size. Entries in use by a running build
-// (locked) are skipped, never removed from under it. Leftover temp
-// directories of builds that no longer run are removed too.
+// (locked) are skipped, never removed from under it. Temps of builds that
+// no longer run are removed too; a running build's are not (cleanTemp).
 func (s *Store) GC(opts GCOptions) (*GCReport, error) {
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
@@ -135,7 +134,7 @@ func (s *Store) GC(opts GCOptions) (*GCReport, error) {
 		rep.FreedBytes += e.Size
 	}
 	if !opts.DryRun {
-		n, err := s.cleanTemp()
+		n, err := s.cleanTemp(opts.Now)
 		rep.TempRemoved = n
 		if err != nil {
 			return rep, err
@@ -170,45 +169,36 @@ func (s *Store) remove(key string) (bool, error) {
 	return true, nil
 }
 
-// cleanTemp removes temp dirs whose builder is gone (its key lock is free).
-func (s *Store) cleanTemp() (int, error) {
+// legacyTempAge is how long gc leaves a temp that carries no lease (made
+// by a release from before leases) alone: its maker cannot be asked, so
+// only a temp nobody has touched for this long is taken to be abandoned.
+const legacyTempAge = 24 * time.Hour
+
+// cleanTemp removes the temps (v1/tmp) of builds that no longer run: those
+// whose lease nobody holds (lease.go). A running build's scratch dirs and
+// in-flight downloads are never removed, however old.
+func (s *Store) cleanTemp(now time.Time) (int, error) {
 	ents, err := os.ReadDir(s.TempDir())
 	if err != nil {
 		return 0, err
 	}
+	r := s.newReaper()
+	defer r.finish()
 	n := 0
 	for _, e := range ents {
-		prefix, _, ok := strings.Cut(e.Name(), "-")
+		p := filepath.Join(s.TempDir(), e.Name())
+		id, ok := leaseOf(e.Name())
 		if !ok {
+			info, err := e.Info()
+			if err != nil || now.Sub(info.ModTime()) < legacyTempAge {
+				continue
+			}
+		} else if !r.abandoned(id) {
 			continue
 		}
-		unlock, ok := s.tryLockPrefix(prefix)
-		if !ok {
-			continue
-		}
-		if os.RemoveAll(filepath.Join(s.TempDir(), e.Name())) == nil {
+		if os.RemoveAll(p) == nil {
 			n++
 		}
-		unlock()
 	}
 	return n, nil
-}
-
-// tryLockPrefix locks the key whose lock file starts with prefix (temp dirs
-// carry the first 16 hex digits of their key). No lock file means no
-// builder, so there is nothing to lock.
-func (s *Store) tryLockPrefix(prefix string) (unlock func(), ok bool) {
-	matches, _ := filepath.Glob(filepath.Join(s.root, "locks", prefix+"*.lock"))
-	if len(matches) == 0 {
-		return func() {}, true
-	}
-	f, err := os.OpenFile(matches[0], os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, false
-	}
-	if got, err := lockFile(f, true, false); err != nil || !got {
-		f.Close()
-		return nil, false
-	}
-	return func() { unlockFile(f); f.Close() }, true
 }

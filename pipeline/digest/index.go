@@ -102,8 +102,8 @@ func trusted(rec recordFile, ok bool, fp fingerprint.FP) (string, bool) {
 // hash reads path whose fingerprint was before, stamped at; a file that
 // changes while it is read is an error rather than a digest of neither
 // version.
-func (x *Index) hash(path string, before fingerprint.FP, at time.Time) (recordFile, error) {
-	sum, n, err := File(path)
+func (x *Index) hash(ctx context.Context, path string, before fingerprint.FP, at time.Time) (recordFile, error) {
+	sum, n, err := FileContext(ctx, path)
 	if err != nil {
 		return recordFile{}, err
 	}
@@ -136,7 +136,7 @@ func (x *Index) File(path string) (string, int64, error) {
 	if sum, ok := trusted(rec, ok, fp); ok {
 		return sum, fp.Size, nil
 	}
-	rec, err = x.hash(abs, fp, at)
+	rec, err = x.hash(context.Background(), abs, fp, at)
 	if err != nil {
 		return "", 0, err
 	}
@@ -179,8 +179,8 @@ func (x *Index) Tree(ctx context.Context, root string, workers int) (string, []T
 		}
 		stale = append(stale, i)
 	}
-	hashed, err := parallel.Map(ctx, workers, stale, func(_ context.Context, _, i int) (recordFile, error) {
-		return x.hash(filepath.Join(abs, filepath.FromSlash(files[i].Path)), files[i].FP, at)
+	hashed, err := parallel.Map(ctx, workers, stale, func(ctx context.Context, _, i int) (recordFile, error) {
+		return x.hash(ctx, filepath.Join(abs, filepath.FromSlash(files[i].Path)), files[i].FP, at)
 	})
 	if err != nil {
 		return "", nil, err

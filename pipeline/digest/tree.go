@@ -18,21 +18,6 @@ import (
 	"github.com/relcue/release/pipeline/fingerprint"
 )
 
-// File returns the lower-case hex SHA-256 and size of the file at path.
-func File(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, fmt.Errorf("hash %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
 // TreeFile is one regular file of a tree.
 type TreeFile struct {
 	// Path is forward-slash and relative to the tree root.
@@ -107,8 +92,8 @@ func Tree(ctx context.Context, root string, workers int) (string, []TreeFile, er
 	if err != nil {
 		return "", nil, err
 	}
-	err = parallel.For(ctx, workers, files, func(_ context.Context, i int, f TreeFile) error {
-		sum, _, err := File(filepath.Join(root, filepath.FromSlash(f.Path)))
+	err = parallel.For(ctx, workers, files, func(ctx context.Context, i int, f TreeFile) error {
+		sum, _, err := FileContext(ctx, filepath.Join(root, filepath.FromSlash(f.Path)))
 		files[i].SHA256 = sum
 		return err
 	})

@@ -1,7 +1,10 @@
 // Package fetch resolves a target's external sources to verified local
 // paths: downloads (http, https, file URLs) land in a content-addressed blob
 // directory after their SHA-256 matched; local files with a declared
-// SHA-256 are checked before any step may read them.
+// SHA-256 are checked before any step may read them. Every download is
+// bounded in time by internal/netx: a server that does not answer, or a
+// body that stops moving, fails the attempt, and transient failures are
+// retried a bounded number of times.
 package fetch
 
 import (
@@ -16,8 +19,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
+	"github.com/relcue/release/internal/netx"
 	"github.com/relcue/release/pipeline/digest"
 	"github.com/relcue/release/pipeline/step"
 )
@@ -27,14 +30,21 @@ type Resolver struct {
 	// BlobDir keeps downloads by SHA-256; TempDir must be on the same
 	// filesystem.
 	BlobDir, TempDir string
-	Client           *http.Client
-	// Attempts per download (transient failures are retried with backoff).
-	Attempts int
+	// CreateTemp, when set, makes the download's temp file instead of
+	// os.CreateTemp in TempDir (the cache's, which gc must not remove
+	// while the download runs).
+	CreateTemp func(pattern string) (*os.File, error)
+	// Net bounds every request in time and says how often a download
+	// that failed transiently is tried in all (zero: the defaults).
+	Net netx.Config
+	// Client replaces the HTTP client made from Net (tests).
+	Client *http.Client
 	// Progress, if set, receives downloaded bytes.
 	Progress func(n int64)
 
-	mu   sync.Mutex
-	memo map[string]*result
+	mu     sync.Mutex
+	memo   map[string]*result
+	client *http.Client
 }
 
 type result struct {
@@ -74,13 +84,16 @@ func (r *Resolver) Resolve(ctx context.Context, s step.Source) (string, error) {
 			res.path, res.err = r.download(ctx, s.URL, s.SHA256)
 			return
 		}
-		res.path, res.err = s.Path, checkLocal(s.Path, s.SHA256)
+		res.path, res.err = s.Path, checkLocal(ctx, s.Path, s.SHA256)
 	})
 	return res.path, res.err
 }
 
-func checkLocal(p, want string) error {
-	got, _, err := digest.File(p)
+// checkLocal hashes a local file against its declaration. Only a regular
+// file is read (a FIFO or device named as an input would block or never
+// end), and the hash stops when ctx does.
+func checkLocal(ctx context.Context, p, want string) error {
+	got, _, err := digest.FileContext(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -100,32 +113,34 @@ func (r *Resolver) download(ctx context.Context, rawURL, want string) (string, e
 		return "", fmt.Errorf("%s: no sha256 declared; downloads must be pinned", rawURL)
 	}
 	dst := filepath.Join(r.BlobDir, want)
-	if got, _, err := digest.File(dst); err == nil {
+	if got, _, err := digest.FileContext(ctx, dst); err == nil {
 		if got == want {
 			return dst, nil
 		}
 		os.Remove(dst) // a damaged blob is fetched again, never served
 	}
-	attempts := max(r.Attempts, 1)
-	var err error
-	for i := 0; i < attempts; i++ {
+	lim := r.Net.WithDefaults()
+	for i := 0; ; i++ {
 		if i > 0 {
-			select {
-			case <-ctx.Done():
-				return "", ctx.Err()
-			case <-time.After(time.Duration(1<<i) * 250 * time.Millisecond):
+			if err := lim.Wait(ctx, i); err != nil {
+				return "", err
 			}
 		}
-		err = r.once(ctx, rawURL, want, dst)
-		if err == nil {
+		err := r.once(ctx, rawURL, want, dst)
+		switch {
+		case err == nil:
 			return dst, nil
-		}
-		var perm permanentError
-		if errors.As(err, &perm) || ctx.Err() != nil {
-			break
+		case ctx.Err() != nil:
+			return "", ctx.Err()
+		case errors.As(err, new(permanentError)):
+			return "", fmt.Errorf("fetch %s: %w", rawURL, err)
+		case i+1 == lim.Attempts:
+			if i > 0 {
+				err = fmt.Errorf("%w; gave up after %d attempts (%s)", err, lim.Attempts, netx.AttemptsSetting)
+			}
+			return "", fmt.Errorf("fetch %s: %w", rawURL, err)
 		}
 	}
-	return "", fmt.Errorf("fetch %s: %w", rawURL, err)
 }
 
 func (r *Resolver) once(ctx context.Context, rawURL, want, dst string) error {
@@ -134,7 +149,11 @@ func (r *Resolver) once(ctx context.Context, rawURL, want, dst string) error {
 		return err
 	}
 	defer body.Close()
-	tmp, err := os.CreateTemp(r.TempDir, "fetch-*")
+	create := r.CreateTemp
+	if create == nil {
+		create = func(pattern string) (*os.File, error) { return os.CreateTemp(r.TempDir, pattern) }
+	}
+	tmp, err := create("fetch-*")
 	if err != nil {
 		return permanentError{err}
 	}
@@ -167,11 +186,11 @@ func (r *Resolver) open(ctx context.Context, rawURL string) (io.ReadCloser, erro
 	}
 	switch u.Scheme {
 	case "file":
-		f, err := os.Open(u.Path)
+		f, _, err := digest.OpenRegular(u.Path)
 		if err != nil {
 			return nil, permanentError{err}
 		}
-		return f, nil
+		return ctxReader{ctx, f}, nil
 	case "http", "https":
 	default:
 		return nil, permanentError{fmt.Errorf("unsupported URL scheme %q (use https, http or file)", u.Scheme)}
@@ -180,12 +199,12 @@ func (r *Resolver) open(ctx context.Context, rawURL string) (io.ReadCloser, erro
 	if err != nil {
 		return nil, permanentError{err}
 	}
-	c := r.Client
-	if c == nil {
-		c = http.DefaultClient
-	}
-	resp, err := c.Do(req)
+	resp, err := r.httpClient().Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) && ue.URL == rawURL {
+			err = ue.Err // the caller names the URL
+		}
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -197,6 +216,32 @@ func (r *Resolver) open(ctx context.Context, rawURL string) (io.ReadCloser, erro
 		return nil, permanentError{err}
 	}
 	return resp.Body, nil
+}
+
+func (r *Resolver) httpClient() *http.Client {
+	if r.Client != nil {
+		return r.Client
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.client == nil {
+		r.client = &http.Client{Transport: r.Net.NewTransport(nil)}
+	}
+	return r.client
+}
+
+// ctxReader stops reading a local file when ctx is done (an HTTP body
+// stops by itself: its request carries ctx).
+type ctxReader struct {
+	ctx context.Context
+	*os.File
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.File.Read(p)
 }
 
 type progressWriter func(int64)

@@ -63,34 +63,6 @@ func FileDigest(sum string) string { return "sha256:" + sum }
 // TreeDigest is the digest string the planner gives a directory tree.
 func TreeDigest(files []digest.TreeFile) string { return "tree:" + digest.TreeDigest(files) }
 
-// OpenRegular opens path for reading only if it is a regular file. The
-// open never blocks (a FIFO opened for reading waits for a writer) and
-// the type is checked on the opened file, so a path swapped after a stat
-// cannot slip a device or a pipe in.
-func OpenRegular(path string) (*os.File, fs.FileInfo, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, nil, notRegular(path, st.Mode())
-	}
-	f, err := openNonblock(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	st, err = f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, nil, notRegular(path, st.Mode())
-	}
-	return f, st, nil
-}
-
 func notRegular(path string, m fs.FileMode) error {
 	return fmt.Errorf("%s: not a regular file (%s); inputs are regular files or directories of them", path, m.Type())
 }
@@ -217,7 +189,7 @@ func copyDirModes(src, dst string) error {
 // copyFile copies a regular file, returning the SHA-256 and length of the
 // bytes it copied (not of what the path holds later).
 func CopyFile(ctx context.Context, src, dst string) (string, int64, error) {
-	in, st, err := OpenRegular(src)
+	in, st, err := digest.OpenRegular(src)
 	if err != nil {
 		return "", 0, err
 	}

@@ -5,14 +5,14 @@
 // Nothing pulled is trusted: the manifest must describe the key asked for,
 // every blob is verified against its digest while it streams, and the
 // local cache hashes the files again before it stores them. A registry
-// that cannot be reached turns the remote cache off for the rest of the
-// build with a warning; the build itself goes on locally.
+// that cannot be reached, or stops answering within the limits of
+// internal/netx, turns the remote cache off for the rest of the build with
+// a warning; the build itself goes on locally.
 package remotecache
 
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,8 +33,8 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
-	"oras.land/oras-go/v2/registry/remote/retry"
 
+	"github.com/relcue/release/internal/netx"
 	"github.com/relcue/release/pipeline/cache"
 	"github.com/relcue/release/pipeline/step"
 )
@@ -87,8 +87,12 @@ type Options struct {
 	Pull, Push bool
 	// Warn receives one line per problem (nil: discarded).
 	Warn func(format string, args ...any)
-	// Transport replaces the HTTP transport (tests).
+	// Transport replaces the HTTP transport below the limits and retries
+	// (tests).
 	Transport http.RoundTripper
+	// Net bounds every request in time and says how often a transient
+	// failure is tried (zero: the defaults).
+	Net netx.Config
 }
 
 // Remote is one registry repository used as a cache.
@@ -112,20 +116,12 @@ func New(r Ref, opts Options) (*Remote, error) {
 		return nil, err
 	}
 	repo.PlainHTTP = opts.PlainHTTP
-	base := opts.Transport
-	if base == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		if opts.Insecure {
-			t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for with --remote-cache-insecure
-		}
-		base = t
-	}
 	var cred auth.CredentialFunc
 	if store, err := credentials.NewStoreFromDocker(credentials.StoreOptions{}); err == nil {
 		cred = credentials.Credential(store)
 	}
 	repo.Client = &auth.Client{
-		Client:     &http.Client{Transport: retry.NewTransport(base)},
+		Client:     opts.Net.RegistryClient(opts.Transport, opts.Insecure),
 		Cache:      auth.NewCache(),
 		Credential: cred,
 		Header:     http.Header{"User-Agent": {"relcue-release"}},
@@ -173,16 +169,24 @@ func (r *Remote) failed(what string, err error) {
 		r.down = err
 		r.mu.Unlock()
 		if first {
-			r.opts.Warn("warning: remote cache %s is unreachable (%v); building locally without it", r.ref, err)
+			how := "is unreachable"
+			if errors.As(err, new(*netx.DeadlineError)) {
+				how = "stopped answering"
+			}
+			r.opts.Warn("warning: remote cache %s %s (%v); building locally without it", r.ref, how, err)
 		}
 		return
 	}
 	r.opts.Warn("warning: remote cache %s: %s: %v", r.ref, what, err)
 }
 
+// unreachable reports whether err says the registry cannot be talked to:
+// a request that failed, or a transfer that ran out of time (a stalled
+// blob fails outside any request, as its body is read).
 func unreachable(err error) bool {
 	var ue *url.Error
-	return errors.As(err, &ue) && !errors.Is(err, context.Canceled)
+	var de *netx.DeadlineError
+	return (errors.As(err, &ue) || errors.As(err, &de)) && !errors.Is(err, context.Canceled)
 }
 
 // Fetch writes the entry of key into outDir (an empty directory) and
