@@ -525,15 +525,16 @@ func TestWineCaseOnlyRenameCRLF(t *testing.T) {
 	install := extracted(t, filepath.Join(dist, "packages/tiny-1.0.0.zip"), "tiny")
 
 	// A commit that fails after the new lib/bar.psd1 and lib/foo.psm1
-	// are in place (the staged package-manifest.json, placed last, is
-	// held open) is rolled back to exactly the old names and bytes.
+	// are in place (the staged installation record, .release-installed.json,
+	// placed last, is held open) is rolled back to exactly the old names
+	// and bytes.
 	a := w.start([]string{"RELEASE_TEST_CRASH=committing:0:pause"}, w.release, applyArgs(d, install)...)
 	a.waitFor(crashMarker + "committing:0")
 	staged := dirNames(t, filepath.Join(install, delta.ApplyStateDir, "stage"))
 	h := w.hold(filepath.Join(install, delta.ApplyStateDir, "stage", staged[len(staged)-1]))
 	// The held staged file cannot be removed either (Windows refuses to
 	// delete a file open without FILE_SHARE_DELETE): the journal stays.
-	if code, out := a.finish(); code != 1 || !strings.Contains(out, "move new package-manifest.json into place") ||
+	if code, out := a.finish(); code != 1 || !strings.Contains(out, "move new "+delta.InstallRecord+" into place") ||
 		!strings.Contains(out, "the installation was rolled back to 1.0.0 but remove") || !strings.Contains(out, "apply again or run apply --recover") {
 		t.Fatalf("apply whose last staged file was held: exit %d\n%s", code, out)
 	}
