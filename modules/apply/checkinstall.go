@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/relcue/release/internal/filekind"
 	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/modules/delta"
 	"github.com/relcue/release/modules/pkgzip"
@@ -244,7 +245,7 @@ func checkTree(ctx context.Context, dir string, rec *Record, workers int, progre
 			}
 			chk.add(d)
 		case !typ.IsRegular():
-			chk.add(Difference{Path: p, Problem: Changed, ExpectedSHA256: want.SHA256, ExpectedSize: &want.Size, Detail: "is " + kindOf(typ) + ", not a file"})
+			chk.add(Difference{Path: p, Problem: Changed, ExpectedSHA256: want.SHA256, ExpectedSize: &want.Size, Detail: "is " + "a " + filekind.Name(typ) + ", not a file"})
 		default:
 			jobs = append(jobs, job{p, &want})
 		}
@@ -259,7 +260,7 @@ func checkTree(ctx context.Context, dir string, rec *Record, workers int, progre
 		case rec.unlisted(p):
 			chk.Unlisted++
 		case !typ.IsRegular():
-			chk.add(Difference{Path: p, Problem: Extra, Detail: kindOf(typ)})
+			chk.add(Difference{Path: p, Problem: Extra, Detail: "a " + filekind.Name(typ)})
 		default:
 			jobs = append(jobs, job{p, nil})
 		}
@@ -366,17 +367,6 @@ func listInstalled(dir string) (map[string]fs.FileMode, error) {
 		return nil, fmt.Errorf("list the installation: %w", err)
 	}
 	return found, nil
-}
-
-func kindOf(typ fs.FileMode) string {
-	switch {
-	case typ&fs.ModeSymlink != 0:
-		return "a symbolic link"
-	case typ.IsDir():
-		return "a directory"
-	default:
-		return "a special file (" + typ.String() + ")"
-	}
 }
 
 func orUnversioned(v string) string {

@@ -16,6 +16,8 @@ import (
 	"github.com/goreleaser/nfpm/v2"
 	"github.com/goreleaser/nfpm/v2/deb"
 	"github.com/goreleaser/nfpm/v2/files"
+
+	"github.com/relcue/release/internal/filekind"
 )
 
 // Compression is nfpm's setting for data.tar. gzip is read by every dpkg
@@ -245,7 +247,7 @@ func collect(ctx context.Context, spec *Spec, sources map[string]string) ([]entr
 					return nil
 				}
 				if !d.Type().IsRegular() {
-					return fmt.Errorf("%s.src: %s is a %s; packages hold regular files from trees, so replace it with the file it stands for", l, p, typeName(d.Type()))
+					return fmt.Errorf("%s.src: %s is a %s; packages hold regular files from trees, so replace it with the file it stands for", l, p, filekind.Name(d.Type()))
 				}
 				fi, err := d.Info()
 				if err != nil {
@@ -263,7 +265,7 @@ func collect(ctx context.Context, spec *Spec, sources map[string]string) ([]entr
 				return nil, err
 			}
 		default:
-			return nil, fmt.Errorf("%s.src %s is a %s; use a regular file or a directory", l, src, typeName(st.Mode()))
+			return nil, fmt.Errorf("%s.src %s is a %s; use a regular file or a directory", l, src, filekind.Name(st.Mode()))
 		}
 	}
 	return out, nil
@@ -331,7 +333,7 @@ func checkScript(p string) error {
 		return err
 	}
 	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%s is a %s, not a regular file", p, typeName(st.Mode()))
+		return fmt.Errorf("%s is a %s, not a regular file", p, filekind.Name(st.Mode()))
 	}
 	head := make([]byte, 2)
 	if n, _ := f.Read(head); n < 2 || string(head) != "#!" {
@@ -373,18 +375,4 @@ func describe(spec *Spec, entries []entry) Info {
 		}
 	}
 	return in
-}
-
-func typeName(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeSymlink != 0:
-		return "symbolic link"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	}
-	return "special file (" + m.Type().String() + ")"
 }

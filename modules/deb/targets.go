@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relcue/release/internal/filekind"
 	"github.com/relcue/release/pipeline/config"
 	"github.com/relcue/release/pipeline/step"
 )
@@ -272,7 +273,7 @@ func statSource(p string) (dir bool, err error) {
 	case st.Mode().IsRegular():
 		return false, nil
 	}
-	return false, fmt.Errorf("%s is a %s; use a regular file or a directory", p, typeName(st.Mode()))
+	return false, fmt.Errorf("%s is a %s; use a regular file or a directory", p, filekind.Name(st.Mode()))
 }
 
 // sortedKeys returns listed when it names exactly the keys of m (the

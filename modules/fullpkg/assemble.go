@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/relcue/release/internal/filekind"
 	"github.com/relcue/release/modules/pkgmanifest"
 	"github.com/relcue/release/modules/pkgzip"
 	"github.com/relcue/release/pipeline/digest"
@@ -152,7 +153,7 @@ func walkLayer(l Layer, li int, root, label string) ([]treeFile, error) {
 		return []treeFile{{name: layerPath(l, ""), src: root, mode: layerMode(l, st.Mode()), size: st.Size(), owner: label, layer: li}}, nil
 	}
 	if !st.IsDir() {
-		return nil, fmt.Errorf("input %s: %s is a %s; inputs are directories or regular files", l.Source, root, typeName(st.Mode()))
+		return nil, fmt.Errorf("input %s: %s is a %s; inputs are directories or regular files", l.Source, root, filekind.Name(st.Mode()))
 	}
 	var files []treeFile
 	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -163,7 +164,7 @@ func walkLayer(l Layer, li int, root, label string) ([]treeFile, error) {
 			return nil
 		}
 		if !d.Type().IsRegular() {
-			return fmt.Errorf("input %s: %s is a %s; packages hold regular files only, so replace it with a copy of the file", l.Source, p, typeName(d.Type()))
+			return fmt.Errorf("input %s: %s is a %s; packages hold regular files only, so replace it with a copy of the file", l.Source, p, filekind.Name(d.Type()))
 		}
 		info, err := d.Info()
 		if err != nil {
@@ -192,20 +193,6 @@ func layerMode(l Layer, fileMode fs.FileMode) fs.FileMode {
 		return pkgzip.NormalMode(fs.FileMode(l.Mode))
 	}
 	return pkgzip.NormalMode(fileMode.Perm())
-}
-
-func typeName(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeSymlink != 0:
-		return "symbolic link"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	}
-	return "special file (" + m.Type().String() + ")"
 }
 
 // writePackage writes the zip: the tree, VERSION unless a layer provides

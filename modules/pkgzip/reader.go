@@ -18,6 +18,7 @@ import (
 
 	"github.com/klauspost/compress/flate"
 
+	"github.com/relcue/release/internal/filekind"
 	"github.com/relcue/release/internal/parallel"
 	"github.com/relcue/release/modules/pkgzip/internal/layout"
 )
@@ -175,7 +176,7 @@ func newEntry(zipPath string, f *zip.File, src io.ReaderAt) (*Entry, error) {
 		return nil, nil
 	}
 	if t := mode.Type(); t != 0 {
-		return nil, fmt.Errorf("is a %s, not a regular file; packages may contain regular files only", describeType(t))
+		return nil, fmt.Errorf("is a %s, not a regular file; packages may contain regular files only", filekind.Name(t))
 	}
 	if f.Flags&0x1 != 0 {
 		return nil, errors.New("is encrypted; packages must not be encrypted")
@@ -205,20 +206,6 @@ func entryMode(f *zip.File) os.FileMode {
 		return NormalMode(os.FileMode(f.ExternalAttrs >> 16))
 	}
 	return ModeFile
-}
-
-func describeType(t os.FileMode) string {
-	switch {
-	case t&os.ModeSymlink != 0:
-		return "symbolic link"
-	case t&os.ModeNamedPipe != 0:
-		return "named pipe"
-	case t&os.ModeSocket != 0:
-		return "socket"
-	case t&os.ModeDevice != 0:
-		return "device"
-	}
-	return "special file (" + t.String() + ")"
 }
 
 // Close releases the zip file.

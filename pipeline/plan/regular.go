@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+
+	"github.com/relcue/release/internal/filekind"
 )
 
 // checkRegular refuses anything at path but a regular file, without
@@ -15,23 +17,14 @@ func checkRegular(path string) error {
 		return err
 	}
 	if m := info.Mode(); !m.IsRegular() {
-		return fmt.Errorf("is a %s, not a regular file; inputs are regular files or directories, so give the file itself", kindOf(m))
+		return fmt.Errorf("is a %s, not a regular file; inputs are regular files or directories, so give the file itself", kind(m))
 	}
 	return nil
 }
 
-func kindOf(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
+func kind(m fs.FileMode) string {
+	if m.IsDir() {
 		return "directory (use dir: for a tree)"
-	case m&fs.ModeSymlink != 0:
-		return "symbolic link"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe (FIFO)"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeDevice != 0:
-		return "device"
 	}
-	return "special file (" + m.Type().String() + ")"
+	return filekind.Name(m)
 }
