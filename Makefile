@@ -43,7 +43,7 @@ vet:
 RELEASE_TOOLS ?= $(HOME)/.cache/release-tools
 STATICCHECK   ?= $(RELEASE_TOOLS)/bin/staticcheck
 DEADCODE      ?= $(RELEASE_TOOLS)/bin/deadcode
-TEST_HELPERS  := internal/k8sschema|modules/pkgzip/ziptest|internal/peers|pipeline/config/configtest|modules/codesign/codesigntest|modules/delta/deltatest|modules/nodepkg/nodepkgtest|internal/winetest
+TEST_HELPERS  := internal/k8sschema|modules/pkgzip/ziptest|internal/peers|pipeline/config/configtest|modules/codesign/codesigntest|modules/delta/deltatest|modules/nodepkg/nodepkgtest|internal/winetest|internal/netx/netxtest
 lint:
 	@for t in $(STATICCHECK) $(DEADCODE); do \
 	  [ -x "$$t" ] || { echo "$$t is missing: run make tools"; exit 1; }; done

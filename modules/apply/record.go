@@ -95,7 +95,7 @@ func (r *Record) validate() error {
 		return fmt.Errorf("RecordVersion %d, this release reads %d", r.RecordVersion, recordVersion)
 	}
 	if r.Version == "" || strings.ContainsAny(r.Version, "\r\n\x00") {
-		return fmt.Errorf("Version %q is not one non-empty line", r.Version)
+		return fmt.Errorf("field Version %q is not one non-empty line", r.Version)
 	}
 	for p, d := range r.Files {
 		if err := delta.CheckPath(p); err != nil {
@@ -110,7 +110,7 @@ func (r *Record) validate() error {
 			continue
 		}
 		if err := delta.CheckPath(d); err != nil {
-			return fmt.Errorf("Unlisted: %w", err)
+			return fmt.Errorf("field Unlisted: %w", err)
 		}
 	}
 	return nil

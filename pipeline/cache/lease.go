@@ -89,14 +89,6 @@ func (s *Store) takeLease() (string, *os.File, error) {
 // lock (tests play a gc there).
 var leaseCreated func(path string)
 
-// releaseLease gives the lease up as if the process had ended (tests).
-func (s *Store) releaseLease() {
-	if s.lease.f != nil {
-		unlockFile(s.lease.f)
-		s.lease.f.Close()
-	}
-}
-
 // MkdirTemp makes a directory in TempDir under this Store's lease;
 // pattern is as for os.MkdirTemp.
 func (s *Store) MkdirTemp(pattern string) (string, error) {

@@ -9,23 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
-
-// within runs fn and fails the test if it has not returned after limit:
-// the bug this guards against is a call that never returns.
-func within[T any](t *testing.T, limit time.Duration, fn func() T) T {
-	t.Helper()
-	done := make(chan T, 1)
-	go func() { done <- fn() }()
-	select {
-	case v := <-done:
-		return v
-	case <-time.After(limit):
-		t.Fatalf("still running after %s", limit)
-		panic("unreachable")
-	}
-}
 
 func TestFileHashesAcrossChunks(t *testing.T) {
 	dir := t.TempDir()
