@@ -147,7 +147,7 @@ rollout: suc: window: {days: ["Saturday"], start: "22:00", end: "04:00"}
 		k.Namespace != "default" || k.ServiceAccount != "" || !k.Kairos.UpgradeActive || k.Kairos.UpgradeRecovery {
 		t.Errorf("defaults: %+v / %+v", s, k)
 	}
-	if g := s.Server; g.Concurrency != 1 || !g.Cordon || g.NodeSelector.MatchExpressions[0].Key != plans.ControlPlaneLabel || g.NodeSelector.MatchExpressions[0].Operator != "In" {
+	if g := s.Server; g.Concurrency != 1 || !g.Cordon || g.NodeSelector.MatchExpressions[0].Key != plans.ControlPlaneLabel || g.NodeSelector.MatchExpressions[0].Operator != "Exists" {
 		t.Errorf("server: %+v", g)
 	}
 	if g := s.Agent; g.Concurrency != 1 || g.NodeSelector.MatchExpressions[0].Operator != "DoesNotExist" || g.Drain.Timeout != 90*time.Second || !g.Drain.IgnoreDaemonSets || !g.Drain.DeleteEmptydirData {

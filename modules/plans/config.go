@@ -60,6 +60,12 @@ const (
 // Default node selection: k3s's and K2s's control-plane label.
 const ControlPlaneLabel = "node-role.kubernetes.io/control-plane"
 
+// OSLabel is the kubelet's operating-system label. Every plan selects
+// Linux nodes unless its selector names an OS itself: a K2s cluster has a
+// Windows node, which must never get the Linux upgrade image nor hold up
+// the agent plan's Jobs.
+const OSLabel = "kubernetes.io/os"
+
 // The raw types of rollout mirror cue/schema/rollout.cue, which documents them.
 type rawRollout struct {
 	Engine         string                     `json:"engine"`
@@ -399,7 +405,11 @@ func (b decoder) rolloutGroup(p cue.Path, raw *rawRolloutGroup, server, suc bool
 		g.NodeSelector = *raw.NodeSelector
 		b.selector(config.Join(p, "nodeSelector"), &g.NodeSelector)
 	case server:
-		g.NodeSelector = LabelSelector{MatchExpressions: []LabelRequirement{{Key: ControlPlaneLabel, Operator: "In", Values: []string{"true"}}}}
+		// Exists, not In (true): kubeadm labels its control planes with
+		// an empty value (k3s writes "true"), and a selector that missed
+		// them would leave the servers alone while the plan reports
+		// Complete.
+		g.NodeSelector = LabelSelector{MatchExpressions: []LabelRequirement{{Key: ControlPlaneLabel, Operator: "Exists"}}}
 	default:
 		g.NodeSelector = LabelSelector{MatchExpressions: []LabelRequirement{{Key: ControlPlaneLabel, Operator: "DoesNotExist"}}}
 	}

@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	upgradev1 "github.com/rancher/system-upgrade-controller/pkg/apis/upgrade.cattle.io/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 
 	"github.com/relcue/release/internal/k8sschema"
@@ -365,4 +367,59 @@ func writeTemp(t *testing.T, data []byte) string {
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// TestPlansSelectTheRightNodes matches the rendered plans' selectors
+// against a K2s-like fleet the way system-upgrade-controller does
+// (pkg/upgrade/plan/plan.go, SelectConcurrentNodeNames:
+// metav1.LabelSelectorAsSelector(plan.Spec.NodeSelector), then List):
+// a k3s server ("true") and a kubeadm server (empty value) by the server
+// plan, the canary by the canary plan, the other Linux agents by the agent
+// plan, and the Windows node by none, so it neither gets the Linux image
+// nor holds up the agent plan's Jobs.
+func TestPlansSelectTheRightNodes(t *testing.T) {
+	const path = "plans/1.5.0/from-1.4.1/cluster.yaml"
+	got := planFiles(build(t, sample, "plans/1.5.0"))
+	pls := decodePlans(t, path, got[path])
+	base := map[string]string{plans.VersionLabel: "1.4.1"}
+	node := func(extra ...string) labels.Set {
+		l := labels.Set{}
+		for k, v := range base {
+			l[k] = v
+		}
+		for i := 0; i < len(extra); i += 2 {
+			l[extra[i]] = extra[i+1]
+		}
+		return l
+	}
+	linux, cp := "kubernetes.io/os", plans.ControlPlaneLabel
+	fleet := map[string]struct {
+		labels labels.Set
+		plan   string // suffix of the one plan that must select it; "" none
+	}{
+		"k3s-server":     {node(linux, "linux", cp, "true"), "-server"},
+		"kubeadm-server": {node(linux, "linux", cp, ""), "-server"},
+		"canary":         {node(linux, "linux", "release.relcue.dev/canary", "true"), "-agent-canary"},
+		"agent":          {node(linux, "linux"), "-agent"},
+		"windows":        {node(linux, "windows"), ""},
+		"other-base":     {labels.Set{linux: "linux", plans.VersionLabel: "1.4.0"}, ""},
+	}
+	for name, n := range fleet {
+		var selected []string
+		for _, pl := range pls {
+			sel, err := metav1.LabelSelectorAsSelector(pl.Spec.NodeSelector)
+			if err != nil {
+				t.Fatalf("%s: %v", pl.Name, err)
+			}
+			if sel.Matches(n.labels) {
+				selected = append(selected, pl.Name)
+			}
+		}
+		switch {
+		case n.plan == "" && len(selected) != 0:
+			t.Errorf("node %s is selected by %v, want none", name, selected)
+		case n.plan != "" && (len(selected) != 1 || !strings.HasSuffix(selected[0], n.plan)):
+			t.Errorf("node %s is selected by %v, want exactly the *%s plan", name, selected, n.plan)
+		}
+	}
 }

@@ -191,6 +191,10 @@ func sucPlans(s *Spec, p *Policy, img string, pkg Pinned, from string) []*upgrad
 	}
 	baseSel := func(g *RolloutGroup) metav1.LabelSelector {
 		sel := selector(g.NodeSelector)
+		if !namesOS(sel) {
+			sel.MatchExpressions = append(sel.MatchExpressions, metav1.LabelSelectorRequirement{
+				Key: OSLabel, Operator: metav1.LabelSelectorOpIn, Values: []string{"linux"}})
+		}
 		if from != "" {
 			sel.MatchExpressions = append(sel.MatchExpressions, metav1.LabelSelectorRequirement{
 				Key: VersionLabel, Operator: metav1.LabelSelectorOpIn, Values: []string{labelValue(from)}})
@@ -216,6 +220,20 @@ func sucPlans(s *Spec, p *Policy, img string, pkg Pinned, from string) []*upgrad
 		waitFor = canary
 	}
 	return append(out, plan(prefix+"-agent", a, rest, a.Concurrency, waitFor))
+}
+
+// namesOS reports whether a selector already says which operating system
+// it selects.
+func namesOS(sel metav1.LabelSelector) bool {
+	if _, ok := sel.MatchLabels[OSLabel]; ok {
+		return true
+	}
+	for _, e := range sel.MatchExpressions {
+		if e.Key == OSLabel {
+			return true
+		}
+	}
+	return false
 }
 
 // kairosUpgrades are the NodeOpUpgrades of one policy: servers, then
