@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -319,6 +321,17 @@ func TestImageChangeChangesPlanDigest(t *testing.T) {
 	if a == b {
 		t.Fatalf("the upgrade image changed but the plan still references %s", a)
 	}
+	// The version stays 1.5.0, so only the digest annotation makes SUC
+	// run the plan again on nodes it already upgraded: the hash input it
+	// adds must change with the image.
+	pb := decodePlans(t, "cluster.yaml", before["plans/1.5.0/cluster.yaml"])
+	pa := decodePlans(t, "cluster.yaml", after["plans/1.5.0/cluster.yaml"])
+	for i := range pb {
+		ib, ia := sucDigestInput(t, pb[i]), sucDigestInput(t, pa[i])
+		if pb[i].Spec.Version != pa[i].Spec.Version || ib == ia {
+			t.Errorf("%s: SUC's hash input is the same after the image changed:\n%s", pb[i].Name, ib)
+		}
+	}
 	// External images are referenced as written; the edge plan is unchanged.
 	if !bytes.Equal(before["plans/1.5.0/edge.yaml"], after["plans/1.5.0/edge.yaml"]) {
 		t.Error("edge.yaml changed with an image it does not use")
@@ -422,4 +435,39 @@ func TestPlansSelectTheRightNodes(t *testing.T) {
 			t.Errorf("node %s is selected by %v, want exactly the *%s plan", name, selected, n.plan)
 		}
 	}
+}
+
+// sucDigestInput is what system-upgrade-controller adds to a plan's hash
+// for its upgrade.cattle.io/digest annotation (pkg/upgrade/plan/plan.go,
+// addToHashFromAnnotation): the plan converted to a generic map, and for
+// each comma-separated entry the value at its dotted path, as a string.
+// Every entry must name a field the plan has.
+func sucDigestInput(t *testing.T, pl upgradev1.Plan) string {
+	t.Helper()
+	fields := pl.Annotations[plans.DigestAnnotation]
+	if fields == "" {
+		t.Fatalf("%s has no %s annotation", pl.Name, plans.DigestAnnotation)
+	}
+	raw, err := json.Marshal(pl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, entry := range strings.Split(fields, ",") {
+		var v any = m
+		for _, k := range strings.Split(entry, ".") {
+			obj, _ := v.(map[string]any)
+			v = obj[k]
+		}
+		if v == nil {
+			t.Fatalf("%s: %s names %s, which the plan does not have", pl.Name, plans.DigestAnnotation, entry)
+		}
+		fmt.Fprint(&b, v)
+		b.WriteString("\n")
+	}
+	return b.String()
 }

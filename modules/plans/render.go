@@ -20,6 +20,14 @@ import (
 // select the nodes whose label names the delta's base.
 const VersionLabel = "release.relcue.dev/version"
 
+// DigestAnnotation and DigestFields make system-upgrade-controller include
+// the upgrade image (pinned by digest) and the package's env (file and
+// sha256) in the hash that decides whether a node must run a plan again.
+const (
+	DigestAnnotation = "upgrade.cattle.io/digest"
+	DigestFields     = "spec.upgrade.image,spec.upgrade.envs"
+)
+
 // Environment of the upgrade container: what it installs, pinned.
 const (
 	EnvProduct       = "RELEASE_PRODUCT"
@@ -187,6 +195,12 @@ func sucPlans(s *Spec, p *Policy, img string, pkg Pinned, from string) []*upgrad
 		if waitFor != "" {
 			pl.Spec.Prepare = &upgradev1.ContainerSpec{Image: img, Args: []string{"prepare", waitFor}}
 		}
+		// SUC re-runs a plan on a node only when the plan's hash changes,
+		// and hashes the version, not the image: a rebuilt upgrade image
+		// (or another package) under the same version would never reach
+		// nodes already upgraded. The annotation adds these fields to the
+		// hash (pkg/upgrade/plan/plan.go, addToHashFromAnnotation).
+		pl.Annotations = map[string]string{DigestAnnotation: DigestFields}
 		return pl
 	}
 	baseSel := func(g *RolloutGroup) metav1.LabelSelector {

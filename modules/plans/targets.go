@@ -23,8 +23,9 @@ const (
 	Kind         = "plans"
 	ArtifactKind = "plans"
 	// StepVersion changes whenever Run's bytes could change for the same
-	// spec and inputs.
-	StepVersion = "1"
+	// spec and inputs. 2: every SUC plan selects Linux nodes and carries
+	// the upgrade.cattle.io/digest annotation.
+	StepVersion = "2"
 )
 
 // TargetID is the ID of the plans of one release.
