@@ -188,17 +188,22 @@ func TestSamplePlansAcceptedByAPIServer(t *testing.T) {
 // for the canary plans, the other workers for the agent plans, and for a
 // from-<base> plan only the nodes still labelled with that base version.
 // (system-upgrade-controller itself is not served by the Go proxy, so the
-// selection is judged by the apiserver's own label selector.)
+// selection is judged by the apiserver's own label selector.) Every node
+// carries kubernetes.io/os, as the kubelet labels it; server-2 is a kubeadm
+// control plane (the label's value is empty) and win-1 a K2s Windows node,
+// which no plan may select.
 func checkPlanSelection(t *testing.T, cp *peers.ControlPlane, dir string, files []string) {
 	t.Helper()
-	const cpLabel, canary, version = "node-role.kubernetes.io/control-plane", "release.relcue.dev/canary", "release.relcue.dev/version"
+	const cpLabel, canary, version, osLabel = "node-role.kubernetes.io/control-plane", "release.relcue.dev/canary", "release.relcue.dev/version", "kubernetes.io/os"
 	nodes := map[string]map[string]string{
-		"server-1": {cpLabel: "true", version: "1.4.0"},
-		"canary-1": {canary: "true", version: "1.4.0"},
-		"agent-1":  {version: "1.4.0"},
-		"agent-2":  {version: "1.4.1"},
-		"agent-3":  {canary: "false", version: "1.4.1"},
-		"edge-1":   {"kairos.io/managed": "true"},
+		"server-1": {cpLabel: "true", version: "1.4.0", osLabel: "linux"},
+		"server-2": {cpLabel: "", version: "1.4.0", osLabel: "linux"},
+		"canary-1": {canary: "true", version: "1.4.0", osLabel: "linux"},
+		"agent-1":  {version: "1.4.0", osLabel: "linux"},
+		"agent-2":  {version: "1.4.1", osLabel: "linux"},
+		"agent-3":  {canary: "false", version: "1.4.1", osLabel: "linux"},
+		"edge-1":   {"kairos.io/managed": "true", osLabel: "linux"},
+		"win-1":    {version: "1.4.0", osLabel: "windows"},
 	}
 	for name, labels := range nodes {
 		l, _ := json.Marshal(labels)
@@ -206,22 +211,22 @@ func checkPlanSelection(t *testing.T, cp *peers.ControlPlane, dir string, files 
 	}
 	agents := "agent-1 agent-2 agent-3 edge-1"
 	want := map[string]string{
-		"1.4.0/cluster.yaml k2s-cluster-server":                  "server-1",
+		"1.4.0/cluster.yaml k2s-cluster-server":                  "server-1 server-2",
 		"1.4.0/cluster.yaml k2s-cluster-agent-canary":            "canary-1",
 		"1.4.0/cluster.yaml k2s-cluster-agent":                   agents,
-		"1.4.1/cluster.yaml k2s-cluster-server":                  "server-1",
+		"1.4.1/cluster.yaml k2s-cluster-server":                  "server-1 server-2",
 		"1.4.1/cluster.yaml k2s-cluster-agent-canary":            "canary-1",
 		"1.4.1/cluster.yaml k2s-cluster-agent":                   agents,
-		"1.5.0/cluster.yaml k2s-cluster-server":                  "server-1",
+		"1.5.0/cluster.yaml k2s-cluster-server":                  "server-1 server-2",
 		"1.5.0/cluster.yaml k2s-cluster-agent-canary":            "canary-1",
 		"1.5.0/cluster.yaml k2s-cluster-agent":                   agents,
-		"1.5.0/from-1.4.0/cluster.yaml k2s-cluster-server":       "server-1",
+		"1.5.0/from-1.4.0/cluster.yaml k2s-cluster-server":       "server-1 server-2",
 		"1.5.0/from-1.4.0/cluster.yaml k2s-cluster-agent-canary": "canary-1",
 		"1.5.0/from-1.4.0/cluster.yaml k2s-cluster-agent":        "agent-1",
 		"1.5.0/from-1.4.1/cluster.yaml k2s-cluster-server":       "",
 		"1.5.0/from-1.4.1/cluster.yaml k2s-cluster-agent-canary": "",
 		"1.5.0/from-1.4.1/cluster.yaml k2s-cluster-agent":        "agent-2 agent-3",
-		"1.5.0/edge.yaml k2s-edge-server":                        "server-1",
+		"1.5.0/edge.yaml k2s-edge-server":                        "server-1 server-2",
 		"1.5.0/edge.yaml k2s-edge-agent":                         "edge-1",
 	}
 	seen := map[string]bool{}
