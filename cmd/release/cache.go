@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/relcue/release/internal/units"
 	"github.com/relcue/release/pipeline/cache"
 	"github.com/relcue/release/pipeline/progress"
 )
@@ -111,7 +112,7 @@ func newCacheGC(open openStore) *cobra.Command {
 				return err
 			}
 			if maxSize != "" {
-				n, err := parseSize(maxSize)
+				n, err := units.ParseBytes(maxSize)
 				if err != nil {
 					return usageError{fmt.Errorf("--max-size: %w", err)}
 				}
@@ -150,21 +151,4 @@ func printGCReport(w io.Writer, rep *cache.GCReport, dryRun bool) {
 		fmt.Fprintf(w, "; %d in use by a running build", len(rep.SkippedInUse))
 	}
 	fmt.Fprintln(w)
-}
-
-func parseSize(s string) (int64, error) {
-	var n float64
-	var unit string
-	if _, err := fmt.Sscanf(s, "%g%s", &n, &unit); err != nil {
-		if _, err2 := fmt.Sscanf(s, "%g", &n); err2 != nil {
-			return 0, fmt.Errorf("%q is not a size like 20GiB", s)
-		}
-	}
-	mult := map[string]float64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
-		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
-	m, ok := mult[unit]
-	if !ok || n < 0 {
-		return 0, fmt.Errorf("%q is not a size like 20GiB", s)
-	}
-	return int64(n * m), nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/relcue/release/internal/units"
 	"github.com/relcue/release/pipeline/config"
 )
 
@@ -45,7 +46,7 @@ func (l *limitFlags) limits() (config.Limits, error) {
 		return out, usageError{fmt.Errorf("%s %q: want a positive duration such as 2m", where, v)}
 	}
 	v, where = l.value("max-config-bytes", envMaxConfigBytes, l.maxBytes)
-	n, err := parseSize(v)
+	n, err := units.ParseBytes(v)
 	if err != nil || n <= 0 {
 		return out, usageError{fmt.Errorf("%s %q: want a positive size such as 32MiB", where, v)}
 	}

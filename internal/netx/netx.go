@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/relcue/release/internal/units"
 )
 
 // Defaults. Generous enough for a slow registry on the far side of the
@@ -126,15 +128,11 @@ func envDuration(getenv func(string) string, name string) (time.Duration, error)
 // ParseRate reads a transfer rate in bytes per second: "1024", "1KiB",
 // "64KB", optionally ending in "/s". It must be at least one byte.
 func ParseRate(s string) (int64, error) {
-	v := strings.TrimSuffix(strings.TrimSpace(s), "/s")
-	num := strings.TrimRight(v, "KMGiBb")
-	unit := v[len(num):]
-	mult := map[string]int64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[unit]
-	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
-	if err != nil || mult == 0 || n*float64(mult) < 1 {
+	n, err := units.ParseBytes(strings.TrimSuffix(strings.TrimSpace(s), "/s"))
+	if err != nil || n < 1 {
 		return 0, fmt.Errorf("%q is not a rate of at least one byte per second, such as 1KiB or 512", s)
 	}
-	return int64(n * float64(mult)), nil
+	return n, nil
 }
 
 // Wait sleeps before attempt number attempt (1 for the second try), or

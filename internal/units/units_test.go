@@ -9,3 +9,16 @@ func TestBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"512": 512, "20GiB": 20 << 30, "1.5MB": 1500000, "16MiB": 16 << 20, " 2KiB ": 2048, "0": 0, "3B": 3, "1TB": 1e12} {
+		if got, err := ParseBytes(in); err != nil || got != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "GiB", "-1MiB", "1XB", "1 GiB/s", "abc"} {
+		if _, err := ParseBytes(bad); err == nil {
+			t.Errorf("ParseBytes(%q) succeeded", bad)
+		}
+	}
+}
